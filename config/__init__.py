@@ -1,0 +1,1 @@
+"""Settings schema, sources and validation (being built; see issue 3)."""

@@ -1,0 +1,1 @@
+"""The threaded WSGI server: sockets, threads, signals and logs live here."""
