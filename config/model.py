@@ -1,0 +1,60 @@
+# The result of loading: a frozen, typed record with one attribute per setting of the schema
+# (config/schema.py), plus where each value came from. The field list is spelled out so that
+# mypy and readers see the types; tests/unit/config checks it matches the schema exactly.
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from types import MappingProxyType
+
+__all__ = ["Config"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """The effective settings. Build one with ``config.load``; never mutate it.
+
+    Paths are absolute (relative ones were resolved against the directory treadle was started
+    in). ``sources[name]`` says where each value came from: ``"default"``,
+    ``"file treadle.toml"``, ``"env TREADLE_BIND"`` or ``"command line --bind"``.
+    """
+
+    config: str | None = None
+    wsgi_app: str | None = None
+    chdir: str | None = None
+    raw_env: tuple[str, ...] = ()
+    root_path: str = ""
+    bind: tuple[str, ...] = ("127.0.0.1:8000",)
+    backlog: int = 2048
+    reuse_port: bool = False
+    threads: int = 8
+    worker_connections: int = 1000
+    keepalive: float = 5.0
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    graceful_timeout: float = 30.0
+    limit_request_line: int = 4094
+    limit_request_fields: int = 100
+    limit_request_field_size: int = 8190
+    limit_request_head_size: int = 65536
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
+    server_header: bool = True
+    accesslog: str | None = None
+    access_log_format: str = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+    errorlog: str = "-"
+    loglevel: str = "info"
+    pidfile: str | None = None
+    user: str | None = None
+    group: str | None = None
+    umask: int | None = None
+    check_config: bool = False
+    print_config: bool = False
+    sources: Mapping[str, str] = field(
+        default_factory=lambda: _all_default(), compare=False, hash=False, repr=False
+    )
+
+
+def _all_default() -> Mapping[str, str]:
+    """Sources of a Config built directly (in tests): every value is the default."""
+    names = [item.name for item in fields(Config) if item.name != "sources"]
+    return MappingProxyType(dict.fromkeys(names, "default"))

@@ -1,0 +1,304 @@
+# The one declarative schema: a frozen record per setting. Everything else is generated from
+# it: the command line (config/cli.py), environment and TOML parsing (config/sources.py),
+# --print-config (config/render.py) and docs/settings.md (config/docs.py). gunicorn's registry
+# idea kept as data: names, units, flags and defaults follow gunicorn unless noted.
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import validators as v
+
+__all__ = ["ENV_PREFIX", "SECTIONS", "SETTINGS", "Setting", "by_name", "default_display"]
+
+ENV_PREFIX = "TREADLE_"
+
+SECTIONS = (
+    "Config file",
+    "Application",
+    "Server socket",
+    "Workers",
+    "Timeouts",
+    "Request limits",
+    "Proxies and headers",
+    "Logging",
+    "Process",
+    "Debugging",
+)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: its name (the TOML key and Config attribute) and how each source spells it.
+
+    ``flags`` take a value, or none when ``switch`` (then they set true and ``negative_flags``
+    set false); ``repeat`` flags build a list, one item per use. ``positional`` names the
+    positional argument instead. The first long flag names the source in messages.
+    """
+
+    name: str
+    section: str
+    validator: v.Validator
+    default: object
+    help: str
+    flags: tuple[str, ...] = ()
+    metavar: str | None = None
+    switch: bool = False
+    negative_flags: tuple[str, ...] = ()
+    repeat: bool = False
+    positional: str | None = None
+    in_file: bool = True
+    in_env: bool = True
+    default_text: str | None = None
+    details: str = ""
+    gunicorn: str = ""
+
+    @property
+    def env(self) -> str | None:
+        """The environment variable, or None for settings only the command line can give."""
+        return ENV_PREFIX + self.name.upper() if self.in_env else None
+
+    @property
+    def flag(self) -> str:
+        """The flag that names this setting in messages (the first long one)."""
+        if self.positional:
+            return self.positional
+        longs = [flag for flag in self.flags if flag.startswith("--")]
+        return longs[0] if longs else self.flags[0]
+
+
+_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting(
+        "config", "Config file", v.optional(v.path()), None,
+        "TOML settings file.",
+        flags=("-c", "--config"), metavar="PATH", in_file=False,
+        default_text="treadle.toml in the working directory if present, "
+        "else the [tool.treadle] table of pyproject.toml if present",
+        details="Settings go at the top level of the file, named as in this reference. "
+        "A file named pyproject.toml is read from its [tool.treadle] table. "
+        "An empty value turns the search for a default file off.",
+        gunicorn="gunicorn reads a Python file (gunicorn.conf.py); treadle reads TOML, "
+        "so a settings file never runs code.",
+    ),
+    Setting(
+        "wsgi_app", "Application", v.optional(v.wsgi_app()), None,
+        "The WSGI application: module:attr, module:factory() or module (attr 'application').",
+        positional="APP", metavar="APP",
+        details="`module:factory()` calls `factory` and serves what it returns; literal "
+        "arguments are allowed (`module:create_app(\"prod\", debug=False)`), as in "
+        "gunicorn. Required to serve; optional with --check-config and --print-config.",
+    ),
+    Setting(
+        "chdir", "Application", v.optional(v.path()), None,
+        "Change to this directory (and put it first on sys.path) before loading the app.",
+        flags=("--chdir",), metavar="DIR",
+        gunicorn="gunicorn's default is the current directory, which has the same effect.",
+    ),
+    Setting(
+        "raw_env", "Application", v.string_list(v.raw_env_item(), "KEY=VALUE items"), (),
+        "Set an environment variable before loading the app (repeat the flag for more).",
+        flags=("-e", "--env"), metavar="KEY=VALUE", repeat=True,
+        details="In TOML: `raw_env = [\"FOO=1\", \"BAR=2\"]`. In the environment the items "
+        "are comma-separated, so a value that holds a comma needs the file or the flag.",
+    ),
+    Setting(
+        "root_path", "Application", v.root_path(), "",
+        "The URL path the app is mounted at, given to it as SCRIPT_NAME.",
+        flags=("--root-path",), metavar="PATH",
+        details="Empty, or a path that starts with '/' and does not end with '/' "
+        "(for example /api).",
+        gunicorn="gunicorn has it for ASGI only (the ASGI root_path); here it is SCRIPT_NAME.",
+    ),
+    Setting(
+        "bind", "Server socket", v.string_list(v.bind_address(), "addresses"),
+        ("127.0.0.1:8000",),
+        "A socket to listen on (repeat the flag for more).",
+        flags=("-b", "--bind"), metavar="ADDRESS", repeat=True,
+        details="`HOST:PORT`, `[::1]:PORT` (IPv6), `:PORT` (every interface), "
+        "`unix:/path` (a Unix socket) or `fd://N` (an inherited listening socket). "
+        "A bare `HOST` means port 8000, as in gunicorn. Port 0 picks a free port; the "
+        "server logs the real address.",
+        gunicorn="gunicorn's default becomes 0.0.0.0:$PORT when PORT is set; treadle "
+        "does not read PORT (use TREADLE_BIND).",
+    ),
+    Setting(
+        "backlog", "Server socket", v.integer(1, 65535), 2048,
+        "The maximum number of pending connections (the listen() backlog).",
+        flags=("--backlog",), metavar="INT",
+    ),
+    Setting(
+        "reuse_port", "Server socket", v.boolean(), False,
+        "Set SO_REUSEPORT on the listening sockets.",
+        flags=("--reuse-port",), switch=True, negative_flags=("--no-reuse-port",),
+    ),
+    Setting(
+        "threads", "Workers", v.integer(1), 8,
+        "The number of worker threads that run the application.",
+        flags=("--threads",), metavar="INT",
+        details="Each thread runs one request at a time. Idle keep-alive connections are "
+        "held by the poller, not by a thread, so threads only bound concurrent requests.",
+        gunicorn="gunicorn's default is 1 because its default worker is sync and processes "
+        "give it parallelism; treadle is one threaded process, and 8 threads keep a "
+        "blocking request from stalling everyone else out of the box.",
+    ),
+    Setting(
+        "worker_connections", "Workers", v.integer(1), 1000,
+        "The maximum number of open client connections; beyond it the server stops "
+        "accepting until one closes.",
+        flags=("--worker-connections",), metavar="INT",
+    ),
+    Setting(
+        "keepalive", "Timeouts", v.seconds(), 5.0,
+        "Seconds an idle keep-alive connection is kept open waiting for the next request.",
+        flags=("--keep-alive",), metavar="SECONDS",
+        details="0 closes the connection after each response.",
+        gunicorn="gunicorn's default is 2 (an integer): its idle connections may hold a "
+        "worker. Here an idle connection holds no thread, so a longer wait is cheap and "
+        "saves clients reconnecting; 5 is also what many proxies expect. Fractions allowed.",
+    ),
+    Setting(
+        "header_timeout", "Timeouts", v.seconds(zero_allowed=False), 10.0,
+        "Seconds a client has to send a whole request head (stops slowloris).",
+        flags=("--header-timeout",), metavar="SECONDS",
+        gunicorn="new: gunicorn has no head timeout separate from its worker timeout.",
+    ),
+    Setting(
+        "body_timeout", "Timeouts", v.seconds(zero_allowed=False), 30.0,
+        "Seconds to wait for the next bytes of a request body before giving up.",
+        flags=("--body-timeout",), metavar="SECONDS",
+        gunicorn="new.",
+    ),
+    Setting(
+        "graceful_timeout", "Timeouts", v.seconds(), 30.0,
+        "Seconds in-flight requests get to finish after SIGTERM before the server exits.",
+        flags=("--graceful-timeout",), metavar="SECONDS",
+        gunicorn="Same default; fractions allowed.",
+    ),
+    Setting(
+        "limit_request_line", "Request limits", v.integer(0), 4094,
+        "The maximum size of the request line in bytes (beyond it: 414).",
+        flags=("--limit-request-line",), metavar="INT",
+        details="0 leaves only the whole-head cap (limit_request_head_size).",
+        gunicorn="gunicorn caps it at 8190 and 0 means unlimited; here the head cap "
+        "always applies, so there is no separate maximum.",
+    ),
+    Setting(
+        "limit_request_fields", "Request limits", v.integer(1, 32768), 100,
+        "The maximum number of header fields in a request (beyond it: 431).",
+        flags=("--limit-request-fields",), metavar="INT",
+    ),
+    Setting(
+        "limit_request_field_size", "Request limits", v.integer(0), 8190,
+        "The maximum size of one header field line in bytes (beyond it: 431).",
+        flags=("--limit-request-field-size", "--limit-request-field_size"), metavar="INT",
+        details="0 leaves only the whole-head cap (limit_request_head_size). "
+        "--limit-request-field_size is gunicorn's spelling, accepted as well.",
+    ),
+    Setting(
+        "limit_request_head_size", "Request limits", v.integer(1024), 65536,
+        "The maximum size of a whole request head in bytes (beyond it: 431).",
+        flags=("--limit-request-head-size",), metavar="INT",
+        gunicorn="new: gunicorn bounds only the line and each field.",
+    ),
+    Setting(
+        "forwarded_allow_ips", "Proxies and headers",
+        v.string_list(v.ip_or_network(), "IP addresses or CIDR networks"), ("127.0.0.1", "::1"),
+        "Peers (IPs or CIDR networks, comma-separated; '*' = all) whose X-Forwarded-* and "
+        "Forwarded headers are trusted.",
+        flags=("--forwarded-allow-ips",), metavar="IPS",
+        details="Those headers from any other peer are removed before the application sees "
+        "them. A network must not have host bits set (10.0.0.0/8, not 10.0.0.1/8).",
+        gunicorn="gunicorn takes one comma-separated string and defaults to "
+        "$FORWARDED_ALLOW_IPS; treadle takes a list (a comma-separated string works too) and "
+        "reads TREADLE_FORWARDED_ALLOW_IPS.",
+    ),
+    Setting(
+        "server_header", "Proxies and headers", v.boolean(), True,
+        "Send 'Server: treadle' in responses.",
+        flags=("--server-header",), switch=True, negative_flags=("--no-server-header",),
+        gunicorn="new: gunicorn always sends its Server header.",
+    ),
+    Setting(
+        "accesslog", "Logging", v.optional(v.log_target("stdout")), None,
+        "The access log: '-' for stdout, or a file path. Off when unset.",
+        flags=("--access-logfile",), metavar="FILE",
+    ),
+    Setting(
+        "access_log_format", "Logging", v.access_log_format(), _LOG_FORMAT,
+        "The access log line format, with gunicorn's %(atom)s names.",
+        flags=("--access-logformat",), metavar="FORMAT",
+        details="The default names: h remote address, l '-', u user, t time, r request line, "
+        "s status, b response length, f referer, a user agent.",
+    ),
+    Setting(
+        "errorlog", "Logging", v.log_target("stderr"), "-",
+        "The error log: '-' for stderr, or a file path.",
+        flags=("--error-logfile", "--log-file"), metavar="FILE",
+    ),
+    Setting(
+        "loglevel", "Logging", v.choice("debug", "info", "warning", "error", "critical"),
+        "info",
+        "The error log level: debug, info, warning, error or critical.",
+        flags=("--log-level",), metavar="LEVEL",
+    ),
+    Setting(
+        "pidfile", "Process", v.optional(v.path()), None,
+        "Write the process id to this file while serving.",
+        flags=("-p", "--pid"), metavar="FILE",
+    ),
+    Setting(
+        "user", "Process", v.optional(v.user_or_group("user")), None,
+        "Switch to this user (name or uid) after binding the sockets.",
+        flags=("-u", "--user"), metavar="USER",
+        gunicorn="gunicorn's default is the current user, which means the same: no switch.",
+    ),
+    Setting(
+        "group", "Process", v.optional(v.user_or_group("group")), None,
+        "Switch to this group (name or gid) after binding the sockets.",
+        flags=("-g", "--group"), metavar="GROUP",
+        gunicorn="gunicorn's default is the current group, which means the same: no switch.",
+    ),
+    Setting(
+        "umask", "Process", v.optional(v.umask()), None,
+        "Set this umask (0o22, 022 or 18) for files the server creates; unset leaves it.",
+        flags=("-m", "--umask"), metavar="INT",
+        details="It applies to Unix sockets, the pid file and log files.",
+        gunicorn="gunicorn's default 0 makes every file it creates writable by everyone; "
+        "treadle leaves the inherited umask alone unless asked.",
+    ),
+    Setting(
+        "check_config", "Debugging", v.boolean(), False,
+        "Check the settings, the files they name and that the app imports; exit 0 or 2.",
+        flags=("--check-config",), switch=True, in_file=False, in_env=False,
+    ),
+    Setting(
+        "print_config", "Debugging", v.boolean(), False,
+        "Print the effective settings as TOML, each with its source, and exit.",
+        flags=("--print-config",), switch=True, in_file=False, in_env=False,
+        gunicorn="gunicorn's also implies --check-config; here it only prints.",
+    ),
+)
+
+_BY_NAME = {setting.name: setting for setting in SETTINGS}
+
+
+def by_name(name: str) -> Setting:
+    """The setting called ``name`` (KeyError if there is none)."""
+    return _BY_NAME[name]
+
+
+def default_display(setting: Setting) -> str:
+    """The default as help and docs show it."""
+    value = setting.default
+    if setting.default_text is not None:
+        return setting.default_text
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ", ".join(value) if value else "none"
+    if value == "":
+        return "empty"
+    return f"{value:g}" if isinstance(value, float) else str(value)
