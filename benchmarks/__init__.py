@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.peers` measures treadle against its peers."""

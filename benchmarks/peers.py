@@ -1,0 +1,385 @@
+"""Benchmark treadle against the WSGI servers it means to beat, in one run, on one machine.
+
+    python -m benchmarks.peers [--duration 5] [--rounds 3] [--threads 8] [--servers a,b]
+
+Every server (treadle and each peer found installed: gunicorn gthread, waitress, cheroot,
+hypercorn, granian) runs as one process pinned to one core (`--server-cpu`), with the same
+worker-thread count where it has one; wrk and this script run on another (`--client-cpu`).
+Each (round, load, server) gets a fresh server process on a fresh port, so one load's
+leftovers (a starved backlog, a grown heap) never colour the next, and the servers take
+turns within each round so that drift on the machine touches them all alike.
+Figures are medians over rounds; results go to benchmarks/results/ (JSON, chart, logs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+REPO = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import report  # noqa: E402
+from benchmarks.idle_clients import IdleClients  # noqa: E402
+
+APPS_MODULE = "benchmarks.apps"
+READY_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+RSS_SAMPLE_S = 0.05
+WRK_TIMEOUT_S = 2
+
+# wrk's done() hook prints one JSON line: robust to parse, unlike wrk's human summary.
+WRK_SCRIPT = r"""
+function init(args)
+  local body_bytes = tonumber(args[1] or "0")
+  if body_bytes > 0 then
+    wrk.method = "POST"
+    wrk.body = string.rep("x", body_bytes)
+    wrk.headers["Content-Type"] = "application/octet-stream"
+  end
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'PEERS-JSON {"requests": %d, "duration_us": %d, "bytes": %d, "connect": %d, ' ..
+    '"read": %d, "write": %d, "status": %d, "timeout": %d, "p50_us": %d, ' ..
+    '"p99_us": %d, "max_us": %d}\n',
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write,
+    e.status, e.timeout, latency:percentile(50), latency:percentile(99), latency.max))
+end
+"""
+
+
+@dataclass(frozen=True)
+class Server:
+    name: str
+    module: str  # importable when the server is installed
+    pure_python: bool
+    command: Callable[[str, int, int], list[str]]  # (app "module:attr", port, threads)
+
+
+@dataclass(frozen=True)
+class Load:
+    name: str
+    description: str
+    app: str  # callable in benchmarks.apps
+    connections: int = 50
+    headers: tuple[str, ...] = ()
+    body_bytes: int = 0
+    idle_connections: int = 0  # held by IdleClients while wrk drives `connections`
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+SERVERS = (
+    Server("treadle", "server", True, lambda app, port, threads: _python(
+        "-m", "server", app, "--bind", f"127.0.0.1:{port}", "--threads", str(threads))),
+    Server("gunicorn", "gunicorn", True, lambda app, port, threads: _python(
+        "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1",
+        "--threads", str(threads), "--bind", f"127.0.0.1:{port}", app)),
+    Server("waitress", "waitress", True, lambda app, port, threads: _python(
+        "-m", "waitress", f"--listen=127.0.0.1:{port}", f"--threads={threads}", app)),
+    Server("cheroot", "cheroot", True, lambda app, port, threads: _python(
+        "-m", "benchmarks.run_cheroot", "--bind", f"127.0.0.1:{port}",
+        "--threads", str(threads), app)),
+    # hypercorn runs WSGI calls on asyncio's default executor: no thread-count setting.
+    Server("hypercorn", "hypercorn", True, lambda app, port, threads: _python(
+        "-m", "hypercorn", "--workers", "1", "--bind", f"127.0.0.1:{port}", f"wsgi:{app}")),
+    Server("granian", "granian", False, lambda app, port, threads: _python(
+        "-m", "granian", "--interface", "wsgi", "--workers", "1",
+        "--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port),
+        app)),
+)
+
+LOADS = (
+    Load("keepalive", "keep-alive hello world, 50 connections", "hello"),
+    Load("close", "a new connection per request, 50 at a time", "hello",
+         headers=("Connection: close",)),
+    Load("64k", "64 KiB responses, keep-alive, 50 connections", "big"),
+    Load("upload-1m", "1 MiB POST bodies, keep-alive, 50 connections", "upload",
+         body_bytes=1 << 20),
+    Load("idle-500", "450 idle keep-alive connections asking ~1/s + wrk on 50", "hello",
+         idle_connections=450),
+)
+
+
+def server_available(server: Server) -> bool:
+    if server.name == "treadle":
+        return (REPO / "server" / "__main__.py").exists()
+    return find_spec(server.module) is not None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def pin_to(cpu: int | None) -> Callable[[], None] | None:
+    if cpu is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+def answers_http(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as sock:
+            sock.sendall(b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n")
+            return sock.recv(16).startswith(b"HTTP/1.")
+    except OSError:
+        return False
+
+
+class RunningServer:
+    """One server process (and its children) under test, with a peak-RSS sampler."""
+
+    def __init__(self, server: Server, load: Load, threads: int, cpu: int | None, log: Path):
+        self.port = free_port()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        self._log = log.open("wb")
+        self.process = subprocess.Popen(
+            server.command(f"{APPS_MODULE}:{load.app}", self.port, threads),
+            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin_to(cpu))
+        self.peak_rss_bytes = 0
+        self._sampling = threading.Event()
+        self._sampler: threading.Thread | None = None
+
+    def wait_ready(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"exited with status {self.process.returncode} on start")
+            if answers_http(self.port):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"no HTTP answer within {READY_TIMEOUT_S:.0f} s")
+
+    def rss_bytes(self) -> int:
+        try:
+            root = psutil.Process(self.process.pid)
+            processes = [root, *root.children(recursive=True)]
+        except psutil.Error:
+            return 0
+        total = 0
+        for process in processes:
+            try:
+                total += process.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def start_sampling(self) -> None:
+        def sample() -> None:
+            while not self._sampling.wait(RSS_SAMPLE_S):
+                self.peak_rss_bytes = max(self.peak_rss_bytes, self.rss_bytes())
+
+        self.peak_rss_bytes = self.rss_bytes()
+        self._sampler = threading.Thread(target=sample, name="rss-sampler", daemon=True)
+        self._sampler.start()
+
+    def stop(self) -> None:
+        """Stop sampling, then the whole process group; safe to call twice."""
+        if self._log.closed:
+            return
+        self._sampling.set()
+        if self._sampler is not None:
+            self._sampler.join(timeout=2)
+        for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, STOP_TIMEOUT_S)):
+            try:
+                os.killpg(self.process.pid, sig)  # our own session: the server and its children
+            except ProcessLookupError:
+                break
+            try:
+                self.process.wait(timeout=wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        self._log.close()
+
+
+def run_wrk(wrk: str, script: Path, port: int, load: Load,
+            args: argparse.Namespace) -> dict[str, Any]:
+    command = [wrk, "-t", str(args.wrk_threads), "-c", str(load.connections),
+               "-d", f"{args.duration}s", "--timeout", f"{WRK_TIMEOUT_S}s", "-s", str(script)]
+    for header in load.headers:
+        command += ["-H", header]
+    command += [f"http://127.0.0.1:{port}/", "--", str(load.body_bytes)]
+    completed = subprocess.run(
+        command, capture_output=True, text=True, timeout=args.duration + 60,
+        preexec_fn=pin_to(args.client_cpu))
+    for line in completed.stdout.splitlines():
+        if line.startswith("PEERS-JSON "):
+            parsed: dict[str, Any] = json.loads(line[len("PEERS-JSON "):])
+            return parsed
+    raise RuntimeError(f"wrk gave no summary: {completed.stderr.strip() or completed.stdout}")
+
+
+def measure(server: Server, load: Load, args: argparse.Namespace, wrk: str, script: Path,
+            log: Path) -> dict[str, Any]:
+    """One server process, one load: wrk's figures, the idle clients' counts, peak RSS."""
+    running = RunningServer(server, load, args.threads, args.server_cpu, log)
+    idle = None
+    try:
+        running.wait_ready()
+        running.start_sampling()
+        if load.idle_connections:
+            idle = IdleClients(running.port, load.idle_connections)
+            idle.start()
+            deadline = time.monotonic() + 3.0  # let them connect and be served once
+            while time.monotonic() < deadline and idle.served_count() < load.idle_connections:
+                time.sleep(0.05)
+        wrk_result = run_wrk(wrk, script, running.port, load, args)
+        idle_stats = idle.stop() if idle is not None else None
+        idle = None
+    finally:
+        if idle is not None:
+            idle.stop()
+        running.stop()
+    seconds = wrk_result["duration_us"] / 1e6
+    result: dict[str, Any] = {
+        "rps": wrk_result["requests"] / seconds if seconds else 0.0,
+        "requests": wrk_result["requests"],
+        "p50_ms": wrk_result["p50_us"] / 1000,
+        "p99_ms": wrk_result["p99_us"] / 1000,
+        "max_ms": wrk_result["max_us"] / 1000,
+        "errors": sum(wrk_result[key] for key in ("connect", "read", "write", "status")),
+        "timeouts": wrk_result["timeout"],
+        "wrk": wrk_result,
+        "peak_rss_mib": running.peak_rss_bytes / (1 << 20),
+    }
+    if idle_stats is not None:
+        result["idle"] = vars(idle_stats)
+        result["errors"] += idle_stats.errors
+        result["timeouts"] += idle_stats.timeouts
+    return result
+
+
+def median_results(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{load: {server: median of each figure over the rounds that succeeded}}."""
+    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for run in runs:
+        if "error" not in run:
+            grouped.setdefault((run["load"], run["server"]), []).append(run)
+    medians: dict[str, dict[str, dict[str, Any]]] = {}
+    for (load, server), group in grouped.items():
+        figures = {key: statistics.median(run[key] for run in group)
+                   for key in ("rps", "p50_ms", "p99_ms", "errors", "timeouts", "peak_rss_mib")}
+        if "idle" in group[0]:
+            figures["idle"] = {key: statistics.median(run["idle"][key] for run in group)
+                               for key in group[0]["idle"]}
+        figures["rounds"] = len(group)
+        medians.setdefault(load, {})[server] = figures
+    return medians
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    names = [server.name for server in SERVERS]
+    loads = [load.name for load in LOADS]
+    parser.add_argument("--duration", type=int, default=5, help="whole seconds per load (5)")
+    parser.add_argument("--rounds", type=int, default=3, help="runs per server and load (3)")
+    parser.add_argument("--threads", type=int, default=8, help="worker threads per server (8)")
+    parser.add_argument("--servers", default=",".join(names), help=f"subset of {names}")
+    parser.add_argument("--loads", default=",".join(loads), help=f"subset of {loads}")
+    parser.add_argument("--wrk-threads", type=int, default=1)
+    parser.add_argument("--server-cpu", type=int, default=0, help="core for servers (0)")
+    parser.add_argument("--client-cpu", type=int, default=1, help="core for wrk and us (1)")
+    parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
+    args = parser.parse_args(argv)
+    args.servers = [name for name in args.servers.split(",") if name]
+    args.loads = [name for name in args.loads.split(",") if name]
+    unknown = set(args.servers) - set(names) | set(args.loads) - set(loads)
+    if unknown:
+        parser.error(f"unknown server or load: {', '.join(sorted(unknown))}")
+    if len(os.sched_getaffinity(0)) < 2:
+        print("warning: fewer than 2 usable cores; not pinning", file=sys.stderr)
+        args.server_cpu = args.client_cpu = None
+    return args
+
+
+def raise_fd_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 4096 <= hard or soft < hard < 4096:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+
+
+def run_all(args: argparse.Namespace, wrk: str) -> list[dict[str, Any]]:
+    servers = [s for s in SERVERS if s.name in args.servers and server_available(s)]
+    missing = [name for name in args.servers if name not in {s.name for s in servers}]
+    if missing:
+        print(f"not installed, skipped: {', '.join(missing)}", file=sys.stderr)
+    loads = [load for load in LOADS if load.name in args.loads]
+    logs = args.output / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    runs: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as scratch:
+        script = Path(scratch) / "report.lua"
+        script.write_text(WRK_SCRIPT)
+        for round_index in range(args.rounds):
+            for load in loads:
+                for server in servers:
+                    log = logs / f"{server.name}-{load.name}-{round_index}.log"
+                    entry: dict[str, Any] = {"server": server.name, "load": load.name,
+                                             "round": round_index}
+                    try:
+                        entry.update(measure(server, load, args, wrk, script, log))
+                    except Exception as error:  # a server that fails must not end the run
+                        entry["error"] = f"{type(error).__name__}: {error} (log: {log})"
+                    runs.append(entry)
+                    print(report.progress_line(entry), flush=True)
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        print("error: this benchmark needs wrk (apt-get install wrk)", file=sys.stderr)
+        return 2
+    raise_fd_limit()
+    if args.client_cpu is not None:
+        os.sched_setaffinity(0, {args.client_cpu})
+    started = time.time()
+    runs = run_all(args, wrk)
+    medians = median_results(runs)
+    meta = report.metadata(args, started, {load.name: load.description for load in LOADS},
+                           {server.name: server.pure_python for server in SERVERS})
+    print()
+    print(report.tables(medians, meta))
+    args.output.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
+    json_path = args.output / f"peers-{stamp}.json"
+    json_path.write_text(json.dumps({"meta": meta, "median": medians, "runs": runs}, indent=2))
+    chart_path = report.chart(medians, meta, args.output / f"peers-{stamp}")
+    print(f"\nresults: {json_path}\nchart:   {chart_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
