@@ -107,22 +107,32 @@ def _choose_file(cli: _Layer, env: _Layer, cwd: Path) -> _FileChoice:
     return _FileChoice(None, "", "default")
 
 
-def _read_toml(choice: _FileChoice) -> dict[str, Any]:
+def _read_text(choice: _FileChoice) -> str:
     assert choice.path is not None
     try:
-        with open(choice.path, "rb") as stream:
-            document: dict[str, Any] = tomllib.load(stream)
-            return document
+        return choice.path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{choice.chosen_by}: no such file: {choice.display}") from None
     except IsADirectoryError:
         raise ConfigError(f"{choice.chosen_by}: {choice.display} is a directory") from None
-    except PermissionError:
-        raise ConfigError(f"{choice.chosen_by}: cannot read {choice.display}") from None
-    except UnicodeDecodeError:
-        raise ConfigError(f"file {choice.display}: not UTF-8 text") from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(f"{choice.chosen_by}: cannot read {choice.display}: {reason}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"file {choice.display}: not UTF-8 text (line {line})") from None
+
+
+def _read_toml(choice: _FileChoice) -> dict[str, Any]:
+    text = _read_text(choice)
+    try:
+        document: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"file {choice.display}: invalid TOML: {exc}") from None
+        message = " ".join(str(exc).split())
+        if "line " not in message:  # tomllib says "(at end of document)" without a line
+            message += f" (line {text.count(chr(10)) + 1})"
+        raise ConfigError(f"file {choice.display}: invalid TOML: {message}") from None
+    return document
 
 
 def _settings_table(choice: _FileChoice, document: dict[str, Any]) -> dict[str, Any] | None:
@@ -145,9 +155,9 @@ def _unknown_key(label: str, key: str, value: object) -> ConfigError:
         return ConfigError(f"{label}: '{key}' is an action for the command line only")
     if key == "config":
         return ConfigError(f"{label}: 'config' goes on the command line or in TREADLE_CONFIG")
+    if isinstance(value, dict):  # no setting takes a table: a misplaced section
+        return ConfigError(f"{label}: unknown table [{key}] (settings go at the top level)")
     hint = _suggest(key.replace("-", "_").lower(), _FILE_NAMES)
-    if not hint and isinstance(value, dict):
-        hint = " (settings go at the top level, not in tables)"
     return ConfigError(f"{label}: unknown setting {key!r}{hint}")
 
 
