@@ -1,0 +1,214 @@
+# The events an HTTP/1.1 conversation is made of, with h11's fields, constructors and
+# checks. Events are frozen dataclasses; the ones the parser builds are made through the
+# `parsed_*` functions, which skip the checks the parser has already done on the bytes.
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from .errors import LocalProtocolError
+from .headers import TOKEN_FULLMATCH, Headers, HeaderTypes, bytesify, normalize_and_validate
+
+__all__ = [
+    "Event",
+    "Request",
+    "InformationalResponse",
+    "Response",
+    "Data",
+    "EndOfMessage",
+    "ConnectionClosed",
+]
+
+_TARGET_FULLMATCH = re.compile(rb"[\x21-\x7e]+").fullmatch
+_set = object.__setattr__
+
+
+class Event:
+    """Base class of the events; do not subclass the events themselves."""
+
+    __slots__ = ()
+
+
+def _headers_of(headers: HeaderTypes) -> Headers:
+    if isinstance(headers, Headers):
+        return headers
+    return normalize_and_validate(headers)
+
+
+@dataclass(init=False, frozen=True)
+class Request(Event):
+    """The start of a request: `method`, `target`, `headers`, `http_version` (bytes).
+
+    An HTTP/1.1 request needs exactly one Host field, as in h11.
+    """
+
+    __slots__ = ("method", "headers", "target", "http_version")
+
+    method: bytes
+    headers: Headers
+    target: bytes
+    http_version: bytes
+
+    def __init__(
+        self,
+        *,
+        method: bytes | str,
+        headers: HeaderTypes,
+        target: bytes | str,
+        http_version: bytes | str = b"1.1",
+    ) -> None:
+        super().__init__()
+        _set(self, "headers", _headers_of(headers))
+        _set(self, "method", bytesify(method))
+        _set(self, "target", bytesify(target))
+        _set(self, "http_version", bytesify(http_version))
+        host_count = 0
+        for name, _ in self.headers:
+            if name == b"host":
+                host_count += 1
+        if self.http_version == b"1.1" and host_count == 0:
+            raise LocalProtocolError("Missing mandatory Host: header")
+        if host_count > 1:
+            raise LocalProtocolError("Found multiple Host: headers")
+        if TOKEN_FULLMATCH(self.method) is None:
+            raise LocalProtocolError("Illegal method characters")
+        if _TARGET_FULLMATCH(self.target) is None:
+            raise LocalProtocolError("Illegal target characters")
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(init=False, frozen=True)
+class _ResponseBase(Event):
+    __slots__ = ("headers", "http_version", "reason", "status_code")
+
+    headers: Headers
+    http_version: bytes
+    reason: bytes
+    status_code: int
+
+    def __init__(
+        self,
+        *,
+        headers: HeaderTypes,
+        status_code: int,
+        http_version: bytes | str = b"1.1",
+        reason: bytes | str = b"",
+    ) -> None:
+        super().__init__()
+        _set(self, "headers", _headers_of(headers))
+        _set(self, "reason", bytesify(reason))
+        _set(self, "http_version", bytesify(http_version))
+        if not isinstance(status_code, int):
+            raise LocalProtocolError("status code must be integer")
+        # IntEnum members are ints but print differently: store a plain int.
+        _set(self, "status_code", int(status_code))
+        self.__post_init__()
+
+    def __post_init__(self) -> None:
+        pass
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(init=False, frozen=True)
+class InformationalResponse(_ResponseBase):
+    """A 1xx response: `status_code` in [100, 200), `headers`, `http_version`, `reason`."""
+
+    def __post_init__(self) -> None:
+        if not (100 <= self.status_code < 200):
+            raise LocalProtocolError(
+                "InformationalResponse status_code should be in range "
+                f"[100, 200), not {self.status_code}"
+            )
+
+    __hash__ = None
+
+
+@dataclass(init=False, frozen=True)
+class Response(_ResponseBase):
+    """The start of a final response: `status_code` in [200, 1000), `headers`, ..."""
+
+    def __post_init__(self) -> None:
+        if not (200 <= self.status_code < 1000):
+            raise LocalProtocolError(
+                f"Response status_code should be in range [200, 1000), not {self.status_code}"
+            )
+
+    __hash__ = None
+
+
+@dataclass(init=False, frozen=True)
+class Data(Event):
+    """Part of a message body. `chunk_start`/`chunk_end` mark chunked-coding chunk edges on
+    received data and are ignored by send()."""
+
+    __slots__ = ("data", "chunk_start", "chunk_end")
+
+    data: bytes
+    chunk_start: bool
+    chunk_end: bool
+
+    def __init__(self, data: bytes, chunk_start: bool = False, chunk_end: bool = False) -> None:
+        _set(self, "data", data)
+        _set(self, "chunk_start", chunk_start)
+        _set(self, "chunk_end", chunk_end)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(init=False, frozen=True)
+class EndOfMessage(Event):
+    """The end of a message, with its trailer fields (only with chunked coding)."""
+
+    __slots__ = ("headers",)
+
+    headers: Headers
+
+    def __init__(self, *, headers: HeaderTypes | None = None) -> None:
+        super().__init__()
+        if headers is None:
+            headers = Headers([])
+        _set(self, "headers", _headers_of(headers))
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class ConnectionClosed(Event):
+    """The peer closed its sending side (or we close ours, when passed to send())."""
+
+
+# Constructors for events built from bytes the parser has already checked.
+
+def parsed_request(method: bytes, target: bytes, headers: Headers, version: bytes) -> Request:
+    event = Request.__new__(Request)
+    _set(event, "method", method)
+    _set(event, "headers", headers)
+    _set(event, "target", target)
+    _set(event, "http_version", version)
+    return event
+
+
+def parsed_response(
+    status_code: int, reason: bytes, headers: Headers, version: bytes
+) -> InformationalResponse | Response:
+    event: InformationalResponse | Response
+    if status_code < 200:
+        event = InformationalResponse.__new__(InformationalResponse)
+    else:
+        event = Response.__new__(Response)
+    _set(event, "headers", headers)
+    _set(event, "http_version", version)
+    _set(event, "reason", reason)
+    _set(event, "status_code", status_code)
+    return event
+
+
+def parsed_end_of_message(headers: Headers) -> EndOfMessage:
+    event = EndOfMessage.__new__(EndOfMessage)
+    _set(event, "headers", headers)
+    return event
+
+
+EMPTY_END_OF_MESSAGE_HEADERS = Headers([])

@@ -1,0 +1,307 @@
+# Parsing a complete head: the request line or status line, the field lines, and the
+# framing facts picked out of them; also trailer sections. The receive buffer finds the
+# blank line once; here the block is split once, checked as a whole (bare CR/LF by
+# counting, control bytes by one regex search), and each field line is touched once.
+#
+# Where this is stricter than h11, the rule's function says so (see docs/engine.md).
+from __future__ import annotations
+
+import re
+
+from .errors import RemoteProtocolError, bad_input
+from .events import Request, parsed_request
+from .headers import (
+    CONTENT_LENGTH_MAX_DIGITS,
+    NAME_CACHE_GET,
+    OWS,
+    TOKEN_FULLMATCH,
+    Headers,
+    RawItem,
+    lower_name,
+)
+from .limits import Limits
+
+# Control bytes in a head other than HTAB, CR and LF (CR/LF are checked by counting).
+CTL_IN_HEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]").search
+TARGET_FULLMATCH = re.compile(rb"[\x21-\x7e]+").fullmatch
+ABSOLUTE_FORM_MATCH = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://").match
+AUTHORITY_FORM_FULLMATCH = re.compile(
+    rb"(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-._~%!$&'()*+,;=]+):[0-9]{1,5}"
+).fullmatch
+TCHAR_BYTES = frozenset(
+    b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+)
+KNOWN_METHODS = frozenset(
+    (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE")
+)
+# Fields whose values decide framing, keep-alive, 100-continue, switching or routing.
+SPECIAL_FIELDS = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
+)
+# Trailer fields that would change framing, routing or scheme if applied (HARDENING 18).
+FORBIDDEN_TRAILERS = frozenset(
+    (b"content-length", b"transfer-encoding", b"host", b"forwarded")
+)
+
+
+class HeadFacts:
+    """What a head says about its body and connection, found while splitting it."""
+
+    __slots__ = ("content_length", "chunked", "close", "expect_continue", "upgrade")
+
+    def __init__(self) -> None:
+        self.content_length: int | None = None
+        self.chunked = False
+        self.close = False
+        self.expect_continue = False
+        self.upgrade = False
+
+
+PLAIN_FACTS = HeadFacts()  # shared by heads without special fields; never mutated
+
+
+def parse_version(version: bytes, line: bytes, state: str) -> bytes:
+    """`HTTP/D.D` exactly; major 1 only (505 otherwise); 1.2-1.9 are served as 1.1.
+
+    Stricter than h11, which accepts any HTTP/D.D; h11 also reports 1.2-1.9 as received.
+    """
+    if version == b"HTTP/1.1":
+        return b"1.1"
+    if version == b"HTTP/1.0":
+        return b"1.0"
+    if (
+        len(version) != 8
+        or not version.startswith(b"HTTP/")
+        or version[6] != 0x2E
+        or not version[5:6].isdigit()
+        or not version[7:8].isdigit()
+    ):
+        raise bad_input("malformed HTTP version", state, line)
+    if version[5] != 0x31:
+        raise bad_input("unsupported HTTP version", state, line, 505)
+    return b"1.1"
+
+
+def check_field_limits(lines: list[bytes], limits: Limits, state: str) -> None:
+    """More fields than allowed, or one field line too long -> 431 (lines[0] is the
+    start line, bounded separately)."""
+    count = len(lines) - 1
+    if count > limits.field_count:
+        raise bad_input(
+            f"too many fields ({count} > {limits.field_count})", state, lines[-1], 431
+        )
+    if count and max(map(len, lines)) > limits.field_size:
+        for line in lines[1:]:
+            if len(line) > limits.field_size:
+                raise bad_input(
+                    f"field line longer than {limits.field_size} bytes", state, line, 431
+                )
+
+
+def check_controls(head: bytes, state: str) -> None:
+    """Control bytes (other than HTAB) anywhere in a head -> 400.
+
+    Stricter than h11, which lets \\x01-\\x08, \\x0e-\\x1f and \\x7f through in values."""
+    found = CTL_IN_HEAD(head)
+    if found is not None:
+        at = found.start()
+        line_start = head.rfind(b"\n", 0, at) + 1
+        line_end = head.find(b"\r", at)
+        raise bad_input(
+            f"control byte {head[at:at + 1]!r} in head", state,
+            head[line_start : line_end if line_end >= 0 else len(head)],
+        )
+
+
+def _bad_name(line: bytes, state: str) -> RemoteProtocolError:
+    """Why a field line has no valid name. obs-fold and whitespace before the colon are
+    named (h11 unfolds obs-fold; both are 400 here, RFC 9112 5.1, 5.2)."""
+    if line[:1] in (b" ", b"\t"):
+        return bad_input("obsolete line folding", state, line)
+    name, colon, _ = line.partition(b":")
+    if not colon:
+        return bad_input("field line without a colon", state, line)
+    if not name:
+        return bad_input("empty field name", state, line)
+    if name[-1:] in (b" ", b"\t"):
+        return bad_input("whitespace between field name and colon", state, line)
+    return bad_input("illegal field name", state, line)
+
+
+def parse_fields(
+    lines: list[bytes], first: int, state: str
+) -> tuple[Headers, list[tuple[bytes, bytes]] | None]:
+    """Headers from lines[first:], and the (name, value) pairs of SPECIAL_FIELDS."""
+    items: list[RawItem] = []
+    append = items.append
+    special: list[tuple[bytes, bytes]] | None = None
+    for index in range(first, len(lines)):
+        name, colon, value = lines[index].partition(b":")
+        lname = NAME_CACHE_GET(name)
+        if lname is None or not colon:
+            lname = lower_name(name)
+            if lname is None or not colon:
+                raise _bad_name(lines[index], state)
+        value = value.strip(OWS)
+        append((name, lname, value))
+        if lname in SPECIAL_FIELDS:
+            if special is None:
+                special = [(lname, value)]
+            else:
+                special.append((lname, value))
+    return Headers(items), special
+
+
+def parse_content_length(value: bytes, state: str) -> int:
+    """1*DIGIT, at most 18 digits. Stricter than h11: no lists (`10, 10`), no 19-20 digit
+    values (HARDENING 11)."""
+    if not value.isdigit() or len(value) > CONTENT_LENGTH_MAX_DIGITS:
+        raise bad_input("malformed Content-Length", state, value)
+    return int(value)
+
+
+def parse_transfer_encoding(value: bytes, state: str) -> None:
+    """Only `chunked`, once and last. Empty elements, repeated or non-final chunked, or
+    anything that is not a token -> 400; another coding before chunked -> 501 (we do not
+    implement it). h11 answers 501 to everything but `chunked`."""
+    elements = [element.strip(OWS).lower() for element in value.split(b",")]
+    for element in elements:
+        if not element or TOKEN_FULLMATCH(element) is None:
+            raise bad_input("malformed Transfer-Encoding", state, value)
+    if elements[-1] != b"chunked" or elements.count(b"chunked") != 1:
+        raise bad_input("Transfer-Encoding must end with a single chunked", state, value)
+    if len(elements) != 1:
+        raise bad_input("unsupported transfer coding", state, value, 501)
+
+
+def comma_elements(value: bytes) -> list[bytes]:
+    return [e for e in (e.strip(OWS) for e in value.lower().split(b",")) if e]
+
+
+def head_facts(
+    special: list[tuple[bytes, bytes]], version: bytes, state: str, is_request: bool
+) -> tuple[HeadFacts, int]:
+    """Framing and connection facts from the special fields; also the Host count.
+
+    Stricter than h11: Content-Length with Transfer-Encoding, two Content-Length fields
+    (even equal) or two Transfer-Encoding fields -> 400; Transfer-Encoding on HTTP/1.0 ->
+    400 (RFC 9112 6.1, 6.3; HARDENING 11-14)."""
+    facts = HeadFacts()
+    hosts = 0
+    saw_te = False
+    for name, value in special:
+        if name == b"host":
+            hosts += 1
+        elif name == b"content-length":
+            if facts.content_length is not None:
+                raise bad_input("more than one Content-Length field", state, value)
+            facts.content_length = parse_content_length(value, state)
+        elif name == b"transfer-encoding":
+            if saw_te:
+                raise bad_input("more than one Transfer-Encoding field", state, value)
+            saw_te = True
+            parse_transfer_encoding(value, state)
+            facts.chunked = True
+        elif name == b"connection":
+            if b"close" in comma_elements(value):
+                facts.close = True
+        elif name == b"expect":
+            if b"100-continue" in comma_elements(value):
+                facts.expect_continue = True
+        elif comma_elements(value):  # upgrade
+            facts.upgrade = True
+    if saw_te and facts.content_length is not None:
+        raise bad_input("both Transfer-Encoding and Content-Length", state, b"")
+    if saw_te and version == b"1.0":
+        raise bad_input("Transfer-Encoding in an HTTP/1.0 message", state, b"")
+    return facts, hosts
+
+
+def check_target(method: bytes, target: bytes, line: bytes, state: str) -> None:
+    """The request-target's form must fit the method (RFC 9112 3.2): origin-form or
+    absolute-form (`scheme://...`), `*` only for OPTIONS, authority-form (`host:port`) only
+    and always for CONNECT. h11 accepts any visible bytes here."""
+    if TARGET_FULLMATCH(target) is None:
+        raise bad_input("illegal request target", state, line)
+    if method == b"CONNECT":
+        if AUTHORITY_FORM_FULLMATCH(target) is None:
+            raise bad_input("CONNECT needs an authority-form target", state, line)
+    elif target[0] != 0x2F:  # "/"
+        if target == b"*":
+            if method != b"OPTIONS":
+                raise bad_input("asterisk-form target outside OPTIONS", state, line)
+        elif ABSOLUTE_FORM_MATCH(target) is None:
+            raise bad_input("illegal request target form", state, line)
+
+
+def check_host(
+    special: list[tuple[bytes, bytes]] | None, hosts: int, version: bytes, state: str,
+    line: bytes,
+) -> None:
+    """HTTP/1.1 needs exactly one Host; a Host holding a list or whitespace -> 400
+    (h11 rejects a missing or repeated Host too, not a list)."""
+    if hosts == 0:
+        if version == b"1.1":
+            raise bad_input("missing Host field", state, line)
+        return
+    if hosts > 1:
+        raise bad_input("more than one Host field", state, line)
+    assert special is not None
+    for name, value in special:
+        if name == b"host" and (b"," in value or b" " in value or b"\t" in value):
+            raise bad_input("malformed Host field", state, value)
+
+
+def parse_request(
+    head: bytes, lines: list[bytes], limits: Limits, state: str
+) -> tuple[Request, HeadFacts]:
+    """The Request in a complete head whose size, line endings and request-line length
+    the reader has already checked."""
+    check_field_limits(lines, limits, state)
+    check_controls(head, state)
+    line = lines[0]
+    parts = line.split(b" ")
+    if len(parts) != 3:
+        raise bad_input("illegal request line", state, line)
+    method, target, version = parts
+    if method not in KNOWN_METHODS and TOKEN_FULLMATCH(method) is None:
+        raise bad_input("illegal method", state, line)
+    check_target(method, target, line, state)
+    http_version = parse_version(version, line, state)
+    headers, special = parse_fields(lines, 1, state)
+    if special is None:
+        facts = PLAIN_FACTS
+        hosts = 0
+    else:
+        facts, hosts = head_facts(special, http_version, state, True)
+    check_host(special, hosts, http_version, state, line)
+    return parsed_request(method, target, headers, http_version), facts
+
+
+def parse_status_line(line: bytes, state: str) -> tuple[bytes, int, bytes]:
+    """`HTTP/D.D SP 3DIGIT [SP reason]` -> (version, status, reason); the reason may be
+    missing, as h11 allows."""
+    version = parse_version(line[:8], line, state)
+    code = line[9:12]
+    if line[8:9] != b" " or len(code) != 3 or not code.isdigit():
+        raise bad_input("illegal status line", state, line)
+    rest = line[12:]
+    if rest and rest[:1] != b" ":
+        raise bad_input("illegal status line", state, line)
+    status = int(code)
+    if status < 100:
+        raise bad_input("status code below 100", state, line)
+    return version, status, rest[1:]
+
+
+def parse_trailers(head: bytes, lines: list[bytes], limits: Limits, state: str) -> Headers:
+    """Trailer fields. Fields that would change framing, routing or scheme if applied
+    (Content-Length, Transfer-Encoding, Host, Forwarded, X-Forwarded-*) are rejected with
+    400, never passed on (HARDENING 18; h11 passes them on)."""
+    check_field_limits([b""] + lines, limits, state)
+    check_controls(head, state)
+    headers, _ = parse_fields(lines, 0, state)
+    for raw, name, _value in headers._full_items:
+        if name in FORBIDDEN_TRAILERS or name.startswith(b"x-forwarded-"):
+            raise bad_input("field not allowed in a trailer section", state, raw)
+    return headers

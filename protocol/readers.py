@@ -1,0 +1,361 @@
+# Readers turn the receive buffer into events, one reader per (role, state), and for bodies
+# one per framing: Content-Length, chunked, or read-until-close (HTTP/1.0 style). A reader
+# returns an event, or None when it needs more bytes, or raises RemoteProtocolError;
+# read_eof() says what the end of the stream means in its state.
+#
+# Heads are found with one search that remembers how far it looked. Errors that a prefix
+# of the bytes already shows (first byte, bare CR or LF, request line too long, head too
+# large) are reported as soon as that prefix has arrived, and the earliest one wins, so a
+# head gives the same answer whole, byte by byte or in any pieces.
+from __future__ import annotations
+
+import re
+
+from .errors import RemoteProtocolError, bad_input
+from .events import (
+    ConnectionClosed,
+    Data,
+    EndOfMessage,
+    Event,
+    parsed_end_of_message,
+    parsed_response,
+)
+from .head import (
+    PLAIN_FACTS,
+    TCHAR_BYTES,
+    HeadFacts,
+    check_controls,
+    check_field_limits,
+    head_facts,
+    parse_fields,
+    parse_request,
+    parse_status_line,
+    parse_trailers,
+)
+from .headers import Headers
+from .limits import Limits
+from .receivebuffer import ReceiveBuffer
+
+MAX_LEADING_EMPTY_LINES = 8
+
+# chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 7.1.1); BWS around ";" and "=", and
+# trailing whitespace after the size as h11 allows; a size of at most 16 hex digits.
+_QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
+_TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
+CHUNK_LINE_FULLMATCH = re.compile(
+    rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*" + _TOKEN
+    + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*[ \t]*"
+).fullmatch
+
+
+class Reader:
+    """Base: a reader that needs nothing; EOF is a ConnectionClosed."""
+
+    __slots__ = ()
+
+    def __call__(self, buf: ReceiveBuffer) -> Event | None:
+        raise NotImplementedError
+
+    def read_eof(self) -> Event:
+        return ConnectionClosed()
+
+
+def _first_bare_cr_or_lf(buf: ReceiveBuffer, start: int, end: int) -> int:
+    """Index of the first byte in [start, end) showing a bare CR or LF, or -1. A CR at
+    end-1 is not judged yet; a bare CR shows at the byte after it."""
+    lf = buf.find(b"\n", start, end)
+    while lf >= 0 and lf > 0 and buf.byte_at(lf - 1) == 0x0D:
+        lf = buf.find(b"\n", lf + 1, end)
+    cr = buf.find(b"\r", start - 1 if start > 0 else 0, end - 1)
+    while cr >= 0 and buf.byte_at(cr + 1) == 0x0A:
+        cr = buf.find(b"\r", cr + 1, end - 1)
+    found = [at for at in (lf, cr + 1 if cr >= 0 else -1) if at >= 0]
+    return min(found) if found else -1
+
+
+class HeadScanner:
+    """Finds a complete head (or trailer section) in the buffer and reports the prefix
+    errors in order of where they show."""
+
+    __slots__ = ("limits", "state", "what", "line_limit", "check_first_byte", "_line_seen")
+
+    def __init__(
+        self, limits: Limits, state: str, what: str, line_limit: int | None,
+        check_first_byte: bool,
+    ) -> None:
+        self.limits = limits
+        self.state = state
+        self.what = what
+        self.line_limit = line_limit
+        self.check_first_byte = check_first_byte
+        self._line_seen = False
+
+    def take(self, buf: ReceiveBuffer) -> tuple[bytes, list[bytes]] | None:
+        """(head, lines) once the blank line has arrived; None while more is needed."""
+        end = buf.find_head_end()
+        if end < 0:
+            self._check_prefix(buf, buf.new_bytes_start(), len(buf), False)
+            return None
+        head = buf.take_head(end, 4)
+        self._line_seen = False
+        lines = head.split(b"\r\n")
+        crlfs = len(lines) - 1
+        line_limit = self.line_limit
+        if (
+            end + 4 > self.limits.head
+            or head.count(b"\n") != crlfs
+            or head.count(b"\r") != crlfs
+            or (line_limit is not None and len(lines[0]) > line_limit)
+            or (self.check_first_byte and head[0] not in TCHAR_BYTES)
+        ):
+            whole = ReceiveBuffer()
+            whole.feed(head + b"\r\n\r\n")
+            self._check_prefix(whole, 0, len(whole), True)
+            raise bad_input(f"malformed {self.what}", self.state, head)  # pragma: no cover
+        return head, lines
+
+    def _check_prefix(
+        self, buf: ReceiveBuffer, new_start: int, size: int, complete: bool
+    ) -> None:
+        errors: list[tuple[int, RemoteProtocolError]] = []
+        state = self.state
+        if self.check_first_byte and new_start == 0 and size and (
+            buf.byte_at(0) not in TCHAR_BYTES
+        ):
+            errors.append((0, bad_input(f"illegal {self.what}", state, buf.peek(48))))
+        bare = _first_bare_cr_or_lf(buf, new_start, size)
+        if bare >= 0:
+            errors.append((bare, bad_input(f"bare CR or LF in {self.what}", state,
+                                           buf.peek(bare + 1)[-48:])))
+        limit = self.line_limit
+        if limit is not None and not self._line_seen:
+            if buf.find(b"\r\n", max(new_start - 1, 0), min(size, limit + 2)) >= 0:
+                self._line_seen = True
+            elif size >= limit + 2:
+                errors.append((limit + 1, bad_input(
+                    f"start line longer than {limit} bytes", state, buf.peek(48), 414)))
+        if size > self.limits.head or (size == self.limits.head and not complete):
+            errors.append((self.limits.head - 1, bad_input(
+                f"{self.what} larger than {self.limits.head} bytes", state, buf.peek(48), 431)))
+        if errors:
+            raise min(errors, key=lambda pair: pair[0])[1]
+
+
+class RequestHeadReader(Reader):
+    """Reads a Request in the client's IDLE state. Up to 8 empty lines (CRLF) before the
+    request line are skipped (RFC 9112 2.2); h11 rejects them."""
+
+    __slots__ = ("limits", "scanner", "facts", "_empty_lines")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.scanner = HeadScanner(limits, "IDLE", "request head", limits.line, True)
+        self.facts: HeadFacts = PLAIN_FACTS
+        self._empty_lines = 0
+
+    def __call__(self, buf: ReceiveBuffer) -> Event | None:
+        if buf.startswith(b"\r") or buf.startswith(b"\n"):
+            if not self._skip_empty_lines(buf):
+                return None
+        found = self.scanner.take(buf)
+        if found is None:
+            return None
+        self._empty_lines = 0
+        head, lines = found
+        event, self.facts = parse_request(head, lines, self.limits, "IDLE")
+        return event
+
+    def _skip_empty_lines(self, buf: ReceiveBuffer) -> bool:
+        while buf.startswith(b"\r\n"):
+            self._empty_lines += 1
+            if self._empty_lines > MAX_LEADING_EMPTY_LINES:
+                raise bad_input("too many empty lines before the request line", "IDLE",
+                                buf.peek(48))
+            buf.skip(2)
+        if buf.startswith(b"\n") or (len(buf) > 1 and buf.startswith(b"\r")):
+            raise bad_input("bare CR or LF before the request line", "IDLE", buf.peek(48))
+        return len(buf) > 0 and not buf.startswith(b"\r")
+
+
+class ResponseHeadReader(Reader):
+    """Reads an InformationalResponse or Response (client side)."""
+
+    __slots__ = ("limits", "scanner", "facts", "state")
+
+    def __init__(self, limits: Limits, state: str) -> None:
+        self.limits = limits
+        self.state = state
+        self.scanner = HeadScanner(limits, state, "response head", limits.line, True)
+        self.facts: HeadFacts = PLAIN_FACTS
+
+    def __call__(self, buf: ReceiveBuffer) -> Event | None:
+        if buf.startswith(b"\r") or buf.startswith(b"\n"):
+            raise bad_input("no response line received", self.state, buf.peek(48))
+        found = self.scanner.take(buf)
+        if found is None:
+            return None
+        head, lines = found
+        state = self.state
+        check_field_limits(lines, self.limits, state)
+        check_controls(head, state)
+        version, status, reason = parse_status_line(lines[0], state)
+        headers, special = parse_fields(lines, 1, state)
+        if special is None:
+            self.facts = PLAIN_FACTS
+        else:
+            self.facts = head_facts(special, version, state, False)[0]
+        return parsed_response(status, reason, headers, version)
+
+
+class ExpectNothing(Reader):
+    """DONE, MUST_CLOSE, CLOSED: bytes here are an error (PAUSED covers pipelining)."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+    def __call__(self, buf: ReceiveBuffer) -> Event | None:
+        if buf:
+            raise bad_input("Got data when expecting EOF", self.state, buf.peek(48))
+        return None
+
+
+class ContentLengthReader(Reader):
+    __slots__ = ("_length", "_remaining")
+
+    def __init__(self, length: int) -> None:
+        self._length = length
+        self._remaining = length
+
+    def __call__(self, buf: ReceiveBuffer) -> Event | None:
+        remaining = self._remaining
+        if remaining == 0:
+            return EndOfMessage()
+        data = buf.take(remaining)
+        if data is None:
+            return None
+        self._remaining = remaining - len(data)
+        return Data(data)
+
+    def read_eof(self) -> Event:
+        raise RemoteProtocolError(
+            "peer closed connection without sending complete message body "
+            f"(received {self._length - self._remaining} bytes, expected {self._length})"
+        )
+
+
+class ChunkedReader(Reader):
+    """Chunked coding, strictly: chunk-size 1*HEXDIG (at most 16), chunk-ext by the RFC
+    grammar, exactly CRLF after chunk data (h11 accepts any chunk-ext bytes and up to 20
+    hex digits). chunk_start is set on the first Data of every chunk, also when its size
+    line and its data arrive apart (h11 then drops the flag)."""
+
+    __slots__ = ("limits", "_remaining", "_crlf_left", "_fresh", "_trailer", "_line_searched")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self._remaining = 0  # bytes of chunk data still to come
+        self._crlf_left = b""  # what is left of the CRLF after chunk data
+        self._fresh = False  # no Data of the current chunk given out yet
+        self._trailer: HeadScanner | None = None
+        self._line_searched = 0
+
+    def __call__(self, buf: ReceiveBuffer) -> Event | None:
+        if self._trailer is not None:
+            return self._read_trailer(buf)
+        if self._crlf_left:
+            if not self._take_crlf(buf):
+                return None
+        if self._remaining == 0:
+            size = self._read_size_line(buf)
+            if size is None:
+                return None
+            if size == 0:
+                self._trailer = HeadScanner(
+                    self.limits, "SEND_BODY", "trailer section", None, False
+                )
+                return self._read_trailer(buf)
+            self._remaining = size
+            self._fresh = True
+        data = buf.take(self._remaining)
+        if data is None:
+            return None
+        self._remaining -= len(data)
+        start = self._fresh
+        self._fresh = False
+        if self._remaining == 0:
+            self._crlf_left = b"\r\n"
+            return Data(data, start, True)
+        return Data(data, start, False)
+
+    def _take_crlf(self, buf: ReceiveBuffer) -> bool:
+        expected = self._crlf_left
+        got = buf.peek(len(expected))
+        if got != expected[: len(got)]:
+            raise bad_input("chunk data not followed by CRLF", "SEND_BODY", buf.peek(48))
+        if not got:
+            return False
+        buf.skip(len(got))
+        self._crlf_left = expected[len(got) :]
+        return not self._crlf_left
+
+    def _read_size_line(self, buf: ReceiveBuffer) -> int | None:
+        limit = self.limits.field_size
+        searched = self._line_searched
+        lf = buf.find(b"\n", searched, limit + 2)
+        if lf < 0:
+            size = len(buf)
+            cr = buf.find(b"\r", max(searched - 1, 0), size - 1)
+            if cr >= 0:
+                raise bad_input("bare CR in chunk size line", "SEND_BODY", buf.peek(48))
+            if size >= limit + 2:
+                raise bad_input("chunk size line too long", "SEND_BODY", buf.peek(48))
+            self._line_searched = size
+            return None
+        self._line_searched = 0
+        if lf == 0 or buf.byte_at(lf - 1) != 0x0D:
+            raise bad_input("bare LF in chunk size line", "SEND_BODY", buf.peek(lf + 1))
+        line = buf.take_head(lf - 1, 2)
+        match = CHUNK_LINE_FULLMATCH(line)
+        if match is None:
+            raise bad_input("illegal chunk size line", "SEND_BODY", line)
+        return int(match.group(1), 16)
+
+    def _read_trailer(self, buf: ReceiveBuffer) -> Event | None:
+        scanner = self._trailer
+        assert scanner is not None
+        if buf.startswith(b"\r\n"):
+            buf.skip(2)
+            return EndOfMessage()
+        if not buf or buf.startswith(b"\r"):
+            if len(buf) > 1:
+                raise bad_input("bare CR in trailer section", "SEND_BODY", buf.peek(48))
+            return None
+        found = scanner.take(buf)
+        if found is None:
+            return None
+        head, lines = found
+        headers: Headers = parse_trailers(head, lines, self.limits, "SEND_BODY")
+        return parsed_end_of_message(headers)
+
+    def read_eof(self) -> Event:
+        raise RemoteProtocolError(
+            "peer closed connection without sending complete message body "
+            "(incomplete chunked read)"
+        )
+
+
+class Http10Reader(Reader):
+    """A body delimited by the end of the stream (responses without length)."""
+
+    __slots__ = ()
+
+    def __call__(self, buf: ReceiveBuffer) -> Event | None:
+        data = buf.take(len(buf))
+        if data is None:
+            return None
+        return Data(data)
+
+    def read_eof(self) -> Event:
+        return EndOfMessage()

@@ -1,0 +1,118 @@
+# Writers turn events we send into bytes: heads are built in one join, body framing
+# bytes (chunk sizes, CRLFs) are written around the data directly. Output is byte for
+# byte what h11 writes for the same events.
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import LocalProtocolError
+from .events import InformationalResponse, Request, Response
+from .headers import Headers, RawItem
+
+
+def encode_fields(items: list[RawItem]) -> list[bytes]:
+    """Field lines plus the blank line; Host first (RFC 9110 7.2 says a user agent
+    SHOULD), the rest in order."""
+    out: list[bytes] = []
+    hosts = 0
+    for raw, name, value in items:
+        if name == b"host":
+            out.insert(hosts, b"%s: %s\r\n" % (raw, value))
+            hosts += 1
+        else:
+            out.append(b"%s: %s\r\n" % (raw, value))
+    out.append(b"\r\n")
+    return out
+
+
+def write_request(request: Request) -> bytes:
+    if request.http_version != b"1.1":
+        raise LocalProtocolError("I only send HTTP/1.1")
+    out = encode_fields(request.headers._full_items)
+    out.insert(0, b"%s %s HTTP/1.1\r\n" % (request.method, request.target))
+    return b"".join(out)
+
+
+def write_response(response: InformationalResponse | Response) -> bytes:
+    if response.http_version != b"1.1":
+        raise LocalProtocolError("I only send HTTP/1.1")
+    out = encode_fields(response.headers._full_items)
+    out.insert(0, b"HTTP/1.1 %d %s\r\n" % (response.status_code, response.reason))
+    return b"".join(out)
+
+
+class BodyWriter:
+    """Frames body data; `data_parts` keeps the caller's data object as one piece."""
+
+    __slots__ = ()
+
+    def data(self, data: Any) -> bytes:
+        return b"".join(self.data_parts(data))
+
+    def data_parts(self, data: Any) -> list[Any]:
+        raise NotImplementedError
+
+    def end(self, headers: Headers) -> bytes:
+        raise NotImplementedError
+
+
+class ContentLengthWriter(BodyWriter):
+    __slots__ = ("_left",)
+
+    def __init__(self, length: int) -> None:
+        self._left = length
+
+    def data(self, data: Any) -> bytes:
+        self._count(data)
+        return data if type(data) is bytes else b"".join((data,))
+
+    def data_parts(self, data: Any) -> list[Any]:
+        self._count(data)
+        return [data]
+
+    def _count(self, data: Any) -> None:
+        self._left -= len(data)
+        if self._left < 0:
+            raise LocalProtocolError("Too much data for declared Content-Length")
+
+    def end(self, headers: Headers) -> bytes:
+        if self._left != 0:
+            raise LocalProtocolError("Too little data for declared Content-Length")
+        if headers:
+            raise LocalProtocolError("Content-Length and trailers don't mix")
+        return b""
+
+
+class ChunkedWriter(BodyWriter):
+    __slots__ = ()
+
+    def data(self, data: Any) -> bytes:
+        if not data:
+            return b""
+        return b"%x\r\n%s\r\n" % (len(data), data)
+
+    def data_parts(self, data: Any) -> list[Any]:
+        # An empty chunk would read as the end of the body: write nothing.
+        if not data:
+            return []
+        return [b"%x\r\n" % len(data), data, b"\r\n"]
+
+    def end(self, headers: Headers) -> bytes:
+        return b"".join([b"0\r\n", *encode_fields(headers._full_items)])
+
+
+class Http10Writer(BodyWriter):
+    """Body delimited by closing the connection (HTTP/1.0 peers, unknown length)."""
+
+    __slots__ = ()
+
+    def data(self, data: Any) -> bytes:
+        return data if type(data) is bytes else b"".join((data,))
+
+    def data_parts(self, data: Any) -> list[Any]:
+        return [data]
+
+    def end(self, headers: Headers) -> bytes:
+        if headers:
+            raise LocalProtocolError("can't send trailers to HTTP/1.0 client")
+        return b""
