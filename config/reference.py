@@ -9,7 +9,7 @@ from .schema import ENV_PREFIX, SECTIONS, SETTINGS, Setting, default_display
 
 __all__ = ["DOCS_PATH", "REGENERATE", "settings_markdown"]
 
-DOCS_PATH = Path(__file__).resolve().parent.parent / "docs" / "settings.md"
+DOCS_PATH = Path(__file__).parent.parent / "docs" / "settings.md"  # in a checkout
 REGENERATE = "python -m config.docs"
 
 _INTRO = f"""\
@@ -26,6 +26,8 @@ Every setting can come from four places; a later one wins:
    lists are comma-separated, booleans `true`/`false`, `1`/`0` or `yes`/`no`, and an empty
    value unsets an optional setting;
 4. the command line.
+
+A list given by a later source replaces the earlier list; it does not add to it.
 
 Names, units and flags follow gunicorn, so a gunicorn setting carries over by name; where a
 default or a rule differs, the entry says why. Relative paths are resolved against the

@@ -111,7 +111,7 @@ SETTINGS: tuple[Setting, ...] = (
         gunicorn="gunicorn has it for ASGI only (the ASGI root_path); here it is SCRIPT_NAME.",
     ),
     Setting(
-        "bind", "Server socket", v.string_list(v.bind_address(), "addresses"),
+        "bind", "Server socket", v.string_list(v.bind_address(), "addresses", at_least_one=True),
         ("127.0.0.1:8000",),
         "A socket to listen on (repeat the flag for more).",
         flags=("-b", "--bind"), metavar="ADDRESS", repeat=True,

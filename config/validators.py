@@ -151,12 +151,14 @@ def choice(*names: str) -> Validator:
     return Validator(expected, parse)
 
 
-def string_list(item: Validator, what: str) -> Validator:
+def string_list(item: Validator, what: str, *, at_least_one: bool = False) -> Validator:
     """A TOML array of strings, or one string of comma-separated items; stored as a tuple.
 
     ``what`` names the items in plural for messages ("addresses"). A bad item is reported on
     its own, with the item's expected form.
     """
+    size = "a non-empty list" if at_least_one else "a list"
+    expected = f"{size} of {what} (or one comma-separated string)"
 
     def parse(value: object) -> object:
         if isinstance(value, str):
@@ -174,9 +176,11 @@ def string_list(item: Validator, what: str) -> Validator:
             except Invalid as exc:
                 expected = exc.expected or item.expected
                 raise Invalid(exc.detail, expected=expected, given=raw) from None
+        if at_least_one and not result:
+            raise Invalid()
         return tuple(result)
 
-    return Validator(f"a list of {what} (or one comma-separated string)", parse)
+    return Validator(expected, parse)
 
 
 # --- checks for particular settings -------------------------------------------------------

@@ -252,9 +252,9 @@ def test_environment_values_are_parsed_by_the_validators(tmp_path: Path) -> None
 
 def test_empty_environment_value_unsets_an_optional_setting(tmp_path: Path) -> None:
     (tmp_path / "treadle.toml").write_text('accesslog = "-"\npidfile = "t.pid"\n')
-    cfg = load([], {"TREADLE_ACCESSLOG": "", "TREADLE_BIND": ""}, tmp_path)
+    cfg = load([], {"TREADLE_ACCESSLOG": "", "TREADLE_RAW_ENV": ""}, tmp_path)
     assert cfg.accesslog is None and cfg.sources["accesslog"] == "env TREADLE_ACCESSLOG"
-    assert cfg.bind == ()
+    assert cfg.raw_env == ()
     assert cfg.pidfile == str(tmp_path / "t.pid")
 
 
