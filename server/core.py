@@ -1,0 +1,436 @@
+"""The Server: an accepting poller thread, a bounded pool of workers, and a graceful stop.
+
+One poller thread owns the selector: the listening sockets (the accept loop), every idle or
+arriving connection, and a deadline-ordered expiry heap. It reads request heads itself, so a
+slow client never holds a worker, and hands each connection with a complete head to the
+worker pool through a queue. Workers run the exchange, serve already-buffered pipelined
+requests at once, and hand connections back through a list plus a wake-up pipe (one write per
+poller wake-up however many come back: hand-offs are coalesced); they never touch the selector.
+
+No global state: everything lives on the Server, which a parent process can build in a child
+with listeners it created (pre-forked workers). Shared counters sit behind one lock, so the
+code stays correct on free-threaded CPython.
+"""
+
+from __future__ import annotations
+
+import errno
+import heapq
+import itertools
+import logging
+import os
+import queue
+import selectors
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any
+
+from server.http1 import CLOSE, DISPATCH, HEAD, IDLE, LINGER, WAIT, HTTP1Connection
+from server.listeners import Listener
+from server.logs import access_atoms, error_stream, format_access
+from server.wsgi import FileWrapper, TrustedProxies
+
+ACCEPT_BATCH = 64  # accepts per readiness event, so arrivals cannot starve parked clients
+ACCEPT_RETRY_S = 0.5  # pause after running out of file descriptors
+SERVER_SOFTWARE = "treadle"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the engine may receive (constructor keywords of protocol.Connection)."""
+
+    head_size: int
+    request_line: int
+    field_count: int
+    field_size: int
+
+
+class Server:
+    """Serves a WSGI application on already-bound listeners; start(), stop(), close()."""
+
+    def __init__(
+        self,
+        app: Callable[..., Any],
+        cfg: Any,
+        listeners: Iterable[Listener],
+        error_log: logging.Logger,
+        access_log: logging.Logger | None = None,
+        multiprocess: bool = False,
+    ) -> None:
+        self.app = app
+        self.listeners = list(listeners)
+        self.error_log = error_log
+        self.access_log = access_log
+        self.access_log_format: str = cfg.access_log_format
+        self.thread_count: int = cfg.threads
+        self.max_connections: int = cfg.worker_connections
+        self.keepalive_s: float = cfg.keepalive
+        self.header_timeout_s: float = cfg.header_timeout
+        self.body_timeout_s: float = cfg.body_timeout
+        self.root_path: str = cfg.root_path
+        self.server_header: bool = cfg.server_header
+        self.trusted_proxies = TrustedProxies(cfg.forwarded_allow_ips)
+        head = cfg.limit_request_head_size
+        self.limits = Limits(
+            head_size=head,
+            request_line=cfg.limit_request_line or head,
+            field_count=cfg.limit_request_fields,
+            field_size=cfg.limit_request_field_size or head,
+        )
+        self.sendfile_ok = hasattr(os, "sendfile")
+        self.stopping = False
+        self._environ_common: dict[str, Any] = {
+            "wsgi.version": (1, 0),
+            "wsgi.url_scheme": "http",
+            "wsgi.errors": error_stream(error_log),
+            "wsgi.multithread": True,
+            "wsgi.multiprocess": multiprocess,
+            "wsgi.run_once": False,
+            "wsgi.input_terminated": True,
+            "wsgi.file_wrapper": FileWrapper,
+            "SERVER_SOFTWARE": SERVER_SOFTWARE,
+            "SCRIPT_NAME": cfg.root_path,
+        }
+        self._lock = threading.Lock()
+        self._handbacks: list[HTTP1Connection] = []
+        self._wake_pending = False
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._jobs: queue.SimpleQueue[HTTP1Connection | None] = queue.SimpleQueue()
+        self._open = 0
+        self._accept_paused = False
+        self._exit = False
+        self._all_closed = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._date: tuple[int, bytes] = (0, b"")
+        self._poller = _Poller(self)
+
+    # -- life cycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the poller and the worker threads; returns at once."""
+        poller = threading.Thread(target=self._poller.run, name="treadle-poller", daemon=True)
+        self._threads.append(poller)
+        for number in range(self.thread_count):
+            worker = threading.Thread(target=self._work, name=f"treadle-worker-{number}",
+                                      daemon=True)
+            self._threads.append(worker)
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout_s: float) -> bool:
+        """Graceful stop: stop accepting, close idle connections, let requests in flight
+        finish. True when every connection closed within `timeout_s`."""
+        self.begin_stop()
+        return self._all_closed.wait(timeout_s)
+
+    def begin_stop(self) -> None:
+        with self._lock:
+            self.stopping = True
+            if self._open == 0:
+                self._all_closed.set()
+        self._wake()
+
+    def wait_stopped(self, timeout_s: float) -> bool:
+        return self._all_closed.wait(timeout_s)
+
+    def close(self, join_timeout_s: float = 1.0) -> None:
+        """Stop at once: close every connection the poller holds and end the threads.
+
+        Workers still inside the application are daemon threads and are left behind."""
+        self.stopping = True
+        self._exit = True
+        self._wake()
+        for _ in range(self.thread_count):
+            self._jobs.put(None)
+        deadline = time.monotonic() + join_timeout_s
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if not self._threads[0].is_alive():
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+
+    @property
+    def open_connections(self) -> int:
+        with self._lock:
+            return self._open
+
+    # -- shared with connections (any thread) ------------------------------------------------
+
+    def park(self, conn: HTTP1Connection) -> None:
+        """A worker gives a connection back to the poller."""
+        if conn.phase == IDLE:
+            conn.deadline = time.monotonic() + self.keepalive_s
+        with self._lock:
+            self._handbacks.append(conn)
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self._write_wake()
+
+    def connection_closed(self, conn: HTTP1Connection) -> None:
+        with self._lock:
+            self._open -= 1
+            remaining = self._open
+            if self.stopping and remaining == 0:
+                self._all_closed.set()
+        if self._accept_paused and remaining < self.max_connections:
+            self._wake()
+
+    def connection_opened(self) -> int:
+        with self._lock:
+            self._open += 1
+            return self._open
+
+    def _wake(self) -> None:
+        with self._lock:
+            wake = not self._wake_pending
+            self._wake_pending = True
+        if wake:
+            self._write_wake()
+
+    def _write_wake(self) -> None:
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # full (so already readable) or closed during shutdown
+
+    def take_handbacks(self) -> list[HTTP1Connection]:
+        try:
+            os.read(self._wake_r, 4096)
+        except (BlockingIOError, OSError):
+            pass
+        with self._lock:
+            items, self._handbacks = self._handbacks, []
+            self._wake_pending = False
+        return items
+
+    def dispatch(self, conn: HTTP1Connection) -> None:
+        self._jobs.put(conn)
+
+    def http_date(self) -> bytes:
+        """The Date header value, formatted at most once a second."""
+        now = int(time.time())
+        cached = self._date
+        if cached[0] != now:
+            cached = (now, formatdate(now, usegmt=True).encode("ascii"))
+            self._date = cached
+        return cached[1]
+
+    def environ_base(self, conn: HTTP1Connection) -> dict[str, Any]:
+        """The environ entries that stay the same for every request on `conn`."""
+        base = self._environ_common.copy()
+        base["REMOTE_ADDR"] = conn.peer_host or ""
+        base["REMOTE_PORT"] = conn.peer_port
+        base["SERVER_NAME"] = conn.listener_name
+        base["SERVER_PORT"] = str(conn.listener_port)
+        return base
+
+    def log_access(self, environ: dict[str, Any], status: str,
+                   headers: list[tuple[bytes, bytes]], sent: int, duration_s: float) -> None:
+        if self.access_log is None:
+            return
+        try:
+            atoms = access_atoms(environ, status, headers, sent, duration_s)
+            self.access_log.info(format_access(self.access_log_format, atoms))
+        except Exception:
+            self.error_log.exception("writing the access log failed")
+
+    def _work(self) -> None:
+        get = self._jobs.get
+        while True:
+            conn = get()
+            if conn is None:
+                return
+            conn.serve()
+
+
+class _Poller:
+    """The poller thread's state: the selector and the expiry heap. Only it touches them."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.selector = selectors.DefaultSelector()
+        self.expiry: list[tuple[float, int, HTTP1Connection]] = []
+        self.sequence = itertools.count()
+        self.accepting = False
+        self.resume_at = 0.0
+        self.locals: dict[int, tuple[str, int]] = {}
+        for listener in server.listeners:
+            self.locals[listener.sock.fileno()] = _local_address(listener.sock)
+
+    def run(self) -> None:
+        server = self.server
+        selector = self.selector
+        selector.register(server._wake_r, selectors.EVENT_READ, None)
+        self.set_accepting(True)
+        try:
+            while not server._exit:
+                timeout = self.next_timeout()
+                for key, _mask in selector.select(timeout):
+                    target = key.data
+                    if type(target) is HTTP1Connection:
+                        self.route(target, target.on_readable())
+                    elif target is None:
+                        self.on_wake()
+                    else:
+                        self.accept(target)
+                if self.expiry and self.expiry[0][0] <= time.monotonic():
+                    self.expire()
+                if self.resume_at and self.resume_at <= time.monotonic():
+                    self.resume_at = 0.0
+                    if not server.stopping:
+                        self.set_accepting(True)
+        except Exception:
+            server.error_log.exception("the poller failed; no more connections are served")
+        finally:
+            self.close_all()
+
+    def next_timeout(self) -> float | None:
+        deadlines = []
+        if self.expiry:
+            deadlines.append(self.expiry[0][0])
+        if self.resume_at:
+            deadlines.append(self.resume_at)
+        if not deadlines:
+            return None
+        return max(0.0, min(deadlines) - time.monotonic())
+
+    def route(self, conn: HTTP1Connection, action: int) -> None:
+        if action == DISPATCH:
+            self.unregister(conn)
+            self.server.dispatch(conn)
+        elif action == CLOSE:
+            self.unregister(conn)
+            conn._close_now()
+        else:
+            if not conn.registered:
+                self.selector.register(conn.sock, selectors.EVENT_READ, conn)
+                conn.registered = True
+            self.schedule(conn)
+
+    def unregister(self, conn: HTTP1Connection) -> None:
+        if conn.registered:
+            conn.registered = False
+            self.selector.unregister(conn.sock)
+
+    def schedule(self, conn: HTTP1Connection) -> None:
+        """Keep one heap entry per connection, at or before its deadline."""
+        queued = conn.heap_deadline
+        if queued is None or conn.deadline < queued:
+            conn.heap_deadline = conn.deadline
+            heapq.heappush(self.expiry, (conn.deadline, next(self.sequence), conn))
+
+    def expire(self) -> None:
+        now = time.monotonic()
+        expiry = self.expiry
+        while expiry and expiry[0][0] <= now:
+            deadline, _, conn = heapq.heappop(expiry)
+            if conn.heap_deadline != deadline:
+                continue  # superseded by an earlier entry
+            conn.heap_deadline = None
+            if not conn.registered or conn.closed:
+                continue
+            if conn.deadline <= now:
+                if conn.phase == HEAD:
+                    self.server.error_log.debug("closing %s: request head not received in "
+                                                "time", conn.peer_host)
+                self.unregister(conn)
+                conn._close_now()
+            else:
+                self.schedule(conn)
+
+    def on_wake(self) -> None:
+        server = self.server
+        for conn in server.take_handbacks():
+            if conn.closed:
+                continue
+            if server.stopping and conn.phase != LINGER:
+                conn._close_now()
+                continue
+            self.route(conn, WAIT)
+        if server.stopping:
+            self.begin_stop()
+        elif not self.accepting and not self.resume_at:
+            if server.open_connections < server.max_connections:
+                self.set_accepting(True)
+
+    def begin_stop(self) -> None:
+        self.set_accepting(False)
+        for key in list(self.selector.get_map().values()):
+            conn = key.data
+            if type(conn) is HTTP1Connection and conn.phase != LINGER:
+                if conn.on_readable() == DISPATCH:
+                    self.route(conn, DISPATCH)  # a whole request is here: answer it
+                else:
+                    self.unregister(conn)
+                    conn._close_now()
+
+    def set_accepting(self, on: bool) -> None:
+        if on == self.accepting:
+            return
+        self.accepting = on
+        self.server._accept_paused = not on
+        for listener in self.server.listeners:
+            if on:
+                self.selector.register(listener.sock, selectors.EVENT_READ, listener)
+            else:
+                self.selector.unregister(listener.sock)
+
+    def accept(self, listener: Listener) -> None:
+        server = self.server
+        local = self.locals[listener.sock.fileno()]
+        for _ in range(ACCEPT_BATCH):
+            if server.open_connections >= server.max_connections:
+                self.set_accepting(False)
+                return
+            try:
+                sock, peer = listener.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self.accept_failed(exc)
+                return
+            self.adopt(sock, peer, local)
+
+    def adopt(self, sock: socket.socket, peer: Any, local: tuple[str, int]) -> None:
+        server = self.server
+        sock.setblocking(False)
+        if sock.family != socket.AF_UNIX:
+            try:
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            except OSError:
+                pass
+        conn = HTTP1Connection(server, sock, peer, local)
+        server.connection_opened()
+        conn.phase = HEAD
+        conn.deadline = time.monotonic() + server.header_timeout_s
+        self.route(conn, conn.on_readable())
+
+    def accept_failed(self, exc: OSError) -> None:
+        if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+            self.server.error_log.error("cannot accept connections: %s; pausing", exc.strerror)
+            self.set_accepting(False)
+            self.resume_at = time.monotonic() + ACCEPT_RETRY_S
+        elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
+            self.server.error_log.error("accept() failed: %s", exc)
+
+    def close_all(self) -> None:
+        for key in list(self.selector.get_map().values()):
+            conn = key.data
+            if type(conn) is HTTP1Connection:
+                self.unregister(conn)
+                conn._close_now()
+        self.selector.close()
+
+
+def _local_address(sock: socket.socket) -> tuple[str, int]:
+    address = sock.getsockname()
+    if isinstance(address, tuple):
+        return str(address[0]), int(address[1])
+    return "localhost", 80

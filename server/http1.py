@@ -1,0 +1,292 @@
+"""The HTTP/1.1 driver: one client connection, engine events <-> socket bytes.
+
+A connection lives in one of two places: parked in the poller (waiting for a request head,
+idle between requests, or lingering after an error) or held by one worker thread that runs
+the WSGI exchange (server/exchange.py) and then looks for the next request. The poller reads
+heads (so a slow client never holds a worker); the worker serves pipelined requests that are
+already buffered, tries one non-blocking read for the next request, and only then parks.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import protocol
+from server.errors import ClientGone, RequestBodyError, is_client_gone
+from server.sockio import lingering_ok, recv_some, send_all
+
+if TYPE_CHECKING:
+    from server.core import Server
+
+RECV_SIZE = 65536
+LINGER_S = 2.0  # how long a rejected connection is read (and discarded) before the close
+LINGER_MAX_BYTES = 1 << 20
+
+# What the poller (or a worker) should do with a connection next.
+DISPATCH = 1  # a whole request head is here: give it to a worker
+WAIT = 2  # keep it (or put it) in the poller
+CLOSE = 3  # close it now
+
+# Where a parked connection is; decides which timeout applies.
+IDLE = 0  # between requests: keepalive
+HEAD = 1  # a request head is arriving (or a new connection): header_timeout
+LINGER = 2  # answered with an error and shut for writing: LINGER_S
+
+_Request = protocol.Request
+_LINGER_RESET = struct.pack("ii", 1, 0)
+_NEED_DATA = protocol.NEED_DATA
+_DONE = protocol.DONE
+_SEND_BODY = protocol.SEND_BODY
+
+
+def error_response(code: int, date: bytes, server_header: bool, with_body: bool = True) -> bytes:
+    """The one answer to a bad request or a failed application: short, `Connection: close`."""
+    reason = HTTPStatus(code).phrase
+    body = f"{code} {reason}\n".encode("ascii")
+    head = (
+        f"HTTP/1.1 {code} {reason}\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n"
+        f"Content-Length: {len(body)}\r\n"
+        "Connection: close\r\n"
+    ).encode("ascii")
+    head += b"Date: " + date + b"\r\n"
+    if server_header:
+        head += b"Server: treadle\r\n"
+    return head + b"\r\n" + (body if with_body else b"")
+
+
+class HTTP1Connection:
+    """One client connection and its engine; see the module comment for who holds it when."""
+
+    __slots__ = (
+        "server",
+        "sock",
+        "fd",
+        "peer_host",
+        "peer_port",
+        "listener_name",
+        "listener_port",
+        "engine",
+        "request",
+        "phase",
+        "deadline",
+        "heap_deadline",
+        "registered",
+        "lingered_bytes",
+        "environ_base",
+        "trusted_proxy",
+        "expecting_continue",
+        "sent_continue",
+        "body_consumed",
+        "body_error",
+        "closed",
+    )
+
+    def __init__(self, server: Server, sock: socket.socket, peer: Any, local: tuple[str, int]):
+        self.server = server
+        self.sock = sock
+        self.fd = sock.fileno()
+        if isinstance(peer, tuple):
+            self.peer_host: str | None = peer[0]
+            self.peer_port = str(peer[1])
+        else:
+            self.peer_host = None
+            self.peer_port = ""
+        self.listener_name, self.listener_port = local
+        limits = server.limits
+        self.engine = protocol.Connection(
+            protocol.SERVER,
+            max_incomplete_event_size=limits.head_size,
+            max_request_line_size=limits.request_line,
+            max_field_count=limits.field_count,
+            max_field_size=limits.field_size,
+        )
+        self.request: Any = None
+        self.phase = HEAD
+        self.deadline = 0.0
+        self.heap_deadline: float | None = None
+        self.registered = False
+        self.lingered_bytes = 0
+        self.environ_base: dict[str, Any] | None = None
+        self.trusted_proxy = server.trusted_proxies.trusts(self.peer_host)
+        self.expecting_continue = False
+        self.sent_continue = False
+        self.body_consumed = 0
+        self.body_error: RequestBodyError | None = None
+        self.closed = False
+
+    # -- in the poller ------------------------------------------------------------------
+
+    def on_readable(self) -> int:
+        """Read what arrived; DISPATCH when a whole head is here. Never blocks."""
+        try:
+            data = self.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return WAIT
+        except OSError:
+            return CLOSE
+        if self.phase == LINGER:
+            self.lingered_bytes += len(data)
+            return WAIT if data and self.lingered_bytes < LINGER_MAX_BYTES else CLOSE
+        self.engine.receive_data(data)
+        action = self.next_request()
+        if action == WAIT and self.phase == IDLE:
+            self.phase = HEAD  # the first bytes of a head: header_timeout from now
+            self.deadline = time.monotonic() + self.server.header_timeout_s
+        return action
+
+    def next_request(self) -> int:
+        """Ask the engine for the next request: DISPATCH, WAIT (need bytes) or CLOSE."""
+        try:
+            event = self.engine.next_event()
+        except protocol.RemoteProtocolError as exc:
+            return self.reject(exc.error_status_hint, str(exc))
+        if type(event) is _Request:
+            self.request = event
+            return DISPATCH
+        if event is _NEED_DATA:
+            return WAIT
+        return CLOSE  # ConnectionClosed (or PAUSED after a protocol switch we never agree to)
+
+    def reject(self, code: int, why: str) -> int:
+        """Answer a bad request once, stop reading requests, linger so the answer arrives."""
+        self.server.error_log.debug("bad request from %s: %s -> %d", self.peer_host, why, code)
+        try:
+            self.sock.send(error_response(code, self.server.http_date(), self.server.server_header))
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return CLOSE
+        self.phase = LINGER
+        self.deadline = time.monotonic() + LINGER_S
+        return WAIT
+
+    # -- in a worker --------------------------------------------------------------------
+
+    def serve(self) -> None:
+        """Serve the dispatched request and any that follow at once; then park or close."""
+        from server.exchange import run_exchange
+
+        server = self.server
+        try:
+            while True:
+                request, self.request = self.request, None
+                if not run_exchange(self, request):
+                    return
+                action = self.next_request()
+                if action == WAIT:
+                    action = self._read_more()
+                if action == DISPATCH:
+                    continue
+                if action == WAIT:
+                    server.park(self)
+                else:
+                    self.close()
+                return
+        except BaseException as exc:
+            if is_client_gone(exc):
+                server.error_log.debug("client %s went away: %s", self.peer_host, exc)
+            else:
+                server.error_log.exception("unexpected error on a connection")
+            self.abort()
+            if not isinstance(exc, Exception):
+                raise
+
+    def _read_more(self) -> int:
+        """One non-blocking read before parking: the next request may already be here."""
+        if self.server.stopping:
+            return CLOSE
+        self.phase = IDLE
+        while True:
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                return WAIT
+            if not data:
+                return CLOSE
+            self.engine.receive_data(data)
+            if self.phase == IDLE:
+                self.phase = HEAD
+                self.deadline = time.monotonic() + self.server.header_timeout_s
+            action = self.next_request()
+            if action != WAIT:
+                return action
+
+    def read_body_chunk(self) -> bytes | None:
+        """The next piece of the request body for wsgi.input; None at its end.
+
+        Raises RequestBodyError when the body is cut short, malformed or too slow.
+        """
+        engine = self.engine
+        if self.expecting_continue and not self.sent_continue:
+            self.sent_continue = True
+            if engine.they_are_waiting_for_100_continue:
+                continue_bytes = engine.send(protocol.InformationalResponse(status_code=100,
+                                                                             headers=[]))
+                send_all(self.sock, continue_bytes or b"", self.server.body_timeout_s)
+        while True:
+            try:
+                event = engine.next_event()
+            except protocol.RemoteProtocolError as exc:
+                raise self._body_failed(str(exc), exc.error_status_hint) from None
+            kind = type(event)
+            if kind is protocol.Data:
+                self.body_consumed += len(event.data)
+                return bytes(event.data)
+            if kind is protocol.EndOfMessage:
+                return None
+            if event is not _NEED_DATA:
+                raise self._body_failed("the connection closed before the body ended", 400)
+            try:
+                data = recv_some(self.sock, RECV_SIZE, self.server.body_timeout_s)
+            except ClientGone as exc:
+                raise self._body_failed(f"reading the request body: {exc}", 408) from None
+            except OSError as exc:
+                raise self._body_failed(f"reading the request body: {exc}", 400) from None
+            engine.receive_data(data)
+
+    def _body_failed(self, why: str, status_hint: int) -> RequestBodyError:
+        error = RequestBodyError(f"request body incomplete or malformed: {why}", status_hint)
+        self.body_error = error
+        return error
+
+    # -- closing ------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close after a complete response; linger first if unread bytes would cause a reset."""
+        if self.closed:
+            return
+        if lingering_ok(self.sock):
+            self._close_now()
+            return
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            self._close_now()
+            return
+        self.phase = LINGER
+        self.deadline = time.monotonic() + LINGER_S
+        self.server.park(self)
+
+    def abort(self, reset: bool = False) -> None:
+        """Drop the connection mid-response; `reset` sends RST so no close looks complete."""
+        if self.closed:
+            return
+        if reset:
+            try:
+                self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+            except OSError:
+                pass
+        self._close_now()
+
+    def _close_now(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.sock.close()
+        finally:
+            self.server.connection_closed(self)

@@ -1,0 +1,104 @@
+"""Blocking-with-deadline reads and writes on non-blocking sockets.
+
+Every connection socket stays non-blocking (timeout 0): the fast path is one plain
+send/recv system call; only when the kernel says "would block" do we wait with poll() under
+a deadline. (A socket timeout would cost a poll() before every call.)
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import time
+
+from server.errors import BodyTimeout, ClientGone
+
+_HAS_POLL = hasattr(select, "poll")
+
+
+def wait_ready(sock: socket.socket, for_write: bool, deadline: float) -> None:
+    """Wait until `sock` is readable (or writable); BodyTimeout once `deadline` passes."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise BodyTimeout("timed out waiting for the client")
+    if _HAS_POLL:
+        poller = select.poll()
+        flags = select.POLLOUT if for_write else select.POLLIN
+        poller.register(sock.fileno(), flags)
+        ready = poller.poll(remaining * 1000.0)
+    else:  # pragma: no cover - Windows has no poll()
+        fds = [sock]
+        ready_r, ready_w, _ = select.select(
+            [] if for_write else fds, fds if for_write else [], [], remaining
+        )
+        ready = ready_w or ready_r
+    if not ready:
+        raise BodyTimeout("timed out waiting for the client")
+
+
+def send_all(sock: socket.socket, data: bytes | bytearray | memoryview, timeout_s: float) -> None:
+    """Send every byte of `data`; each wait for the socket to drain is bounded by timeout_s."""
+    try:
+        sent = sock.send(data)
+    except BlockingIOError:
+        sent = 0
+    if sent == len(data):
+        return
+    view = memoryview(data)[sent:]
+    deadline = time.monotonic() + timeout_s
+    while view:
+        wait_ready(sock, True, deadline)
+        try:
+            sent = sock.send(view)
+        except BlockingIOError:
+            continue
+        view = view[sent:]
+        deadline = time.monotonic() + timeout_s
+
+
+def recv_some(sock: socket.socket, size: int, timeout_s: float) -> bytes:
+    """Receive up to `size` bytes (b"" at EOF), waiting at most timeout_s for them."""
+    try:
+        return sock.recv(size)
+    except BlockingIOError:
+        pass
+    deadline = time.monotonic() + timeout_s
+    while True:
+        wait_ready(sock, False, deadline)
+        try:
+            return sock.recv(size)
+        except BlockingIOError:
+            continue
+
+
+def send_file(
+    sock: socket.socket, file_fd: int, offset: int, count: int, timeout_s: float
+) -> int:
+    """Send `count` bytes of a file with os.sendfile; returns how many went (less at EOF)."""
+    total = 0
+    deadline = time.monotonic() + timeout_s
+    while total < count:
+        try:
+            sent = os.sendfile(sock.fileno(), file_fd, offset + total, count - total)
+        except BlockingIOError:
+            wait_ready(sock, True, deadline)
+            continue
+        if sent == 0:
+            break
+        total += sent
+        deadline = time.monotonic() + timeout_s
+    return total
+
+
+def lingering_ok(sock: socket.socket) -> bool:
+    """True when nothing unread is pending, so close() will not reset the connection."""
+    try:
+        return sock.recv(1, socket.MSG_PEEK) == b""
+    except BlockingIOError:
+        return True
+    except OSError:
+        return True
+
+
+__all__ = ["ClientGone", "lingering_ok", "recv_some", "send_all", "send_file", "wait_ready"]

@@ -1,0 +1,314 @@
+"""The WSGI side of a request (PEP 3333): environ, wsgi.input, start_response checks.
+
+The HTTP/1.1 driver (server/http1.py) owns the socket and the engine; this module turns an
+engine Request into an environ, reads the body for the application through a `BodySource`
+(the driver), validates what the application passes to start_response, and wraps files.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any, Protocol
+from urllib.parse import unquote_to_bytes
+
+# Headers a proxy sets. From peers outside forwarded_allow_ips they are removed from the
+# environ entirely, so an application (or ProxyFix) can never trust a forged one.
+FORWARDED_HEADERS: frozenset[bytes] = frozenset(
+    {
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-protocol",
+        b"x-forwarded-scheme",
+        b"x-forwarded-ssl",
+        b"x-forwarded-host",
+        b"x-forwarded-port",
+        b"x-forwarded-prefix",
+        b"x-forwarded-server",
+        b"x-real-ip",
+        b"x-scheme",
+        b"x-url-scheme",
+        b"x-script-name",
+        b"front-end-https",
+    }
+)
+HOP_BY_HOP: frozenset[str] = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+_DROP = ""
+_SPECIAL_KEYS = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
+_ENVIRON_KEYS: dict[bytes, str] = {}  # header name -> environ key; a bounded cache
+_ENVIRON_KEYS_MAX = 1024
+_STATUS_RE = re.compile(r"([2-5][0-9][0-9]) ([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
+_TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|\A[ \t]|[ \t]\Z")
+_HEADER_NAMES: dict[str, bytes] = {}  # validated name -> its lower-case bytes; bounded
+_HEADER_NAMES_MAX = 1024
+
+
+class TrustedProxies:
+    """The forwarded_allow_ips setting: "*", addresses and CIDR networks."""
+
+    def __init__(self, entries: Iterable[str]) -> None:
+        self.everyone = False
+        self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        for entry in entries:
+            entry = entry.strip()
+            if entry == "*":
+                self.everyone = True
+            elif entry:
+                self.networks.append(ipaddress.ip_network(entry, strict=False))
+
+    def trusts(self, peer_host: str | None) -> bool:
+        """Unix-socket peers (no address) are local, so trusted, as gunicorn does."""
+        if self.everyone or peer_host is None:
+            return True
+        try:
+            address = ipaddress.ip_address(peer_host.partition("%")[0])
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+
+def environ_key(name: bytes) -> str:
+    """`HTTP_X_THING` for b"x-thing"; "" (drop) for names with "_" (they would collide)."""
+    key = _ENVIRON_KEYS.get(name)
+    if key is not None:
+        return key
+    if b"_" in name:
+        key = _DROP
+    else:
+        key = _SPECIAL_KEYS.get(name) or "HTTP_" + name.decode("latin-1").upper().replace("-", "_")
+    if len(_ENVIRON_KEYS) < _ENVIRON_KEYS_MAX:
+        _ENVIRON_KEYS[name] = key
+    return key
+
+
+def build_environ(
+    base: dict[str, Any],
+    method: bytes,
+    target: bytes,
+    http_version: bytes,
+    headers: Iterable[tuple[bytes, bytes]],
+    root_path: str,
+    trusted_proxy: bool,
+) -> dict[str, Any]:
+    """A fresh environ for one request, from a per-connection `base` holding the constants."""
+    environ = base.copy()
+    path, _, query = target.partition(b"?")
+    if path[:1] != b"/" and b"://" in path:  # absolute-form: keep only the path
+        path = b"/" + path.split(b"://", 1)[1].partition(b"/")[2]
+    if b"%" in path:
+        path = unquote_to_bytes(path)
+    path_info = path.decode("latin-1")
+    if root_path and (path_info == root_path or path_info.startswith(root_path + "/")):
+        path_info = path_info[len(root_path) :]
+    environ["REQUEST_METHOD"] = method.decode("latin-1")
+    environ["PATH_INFO"] = path_info
+    environ["QUERY_STRING"] = query.decode("latin-1")
+    environ["RAW_URI"] = target.decode("latin-1")
+    environ["SERVER_PROTOCOL"] = "HTTP/1.1" if http_version == b"1.1" else "HTTP/" + (
+        http_version.decode("latin-1")
+    )
+    forwarded = False
+    for name, value in headers:
+        key = environ_key(name)
+        if not key:
+            continue
+        if name in FORWARDED_HEADERS:
+            if not trusted_proxy:
+                continue
+            forwarded = True
+        text = value.decode("latin-1")
+        if key in environ:
+            environ[key] = environ[key] + ", " + text
+        else:
+            environ[key] = text
+    if forwarded:
+        scheme = forwarded_scheme(environ)
+        if scheme:
+            environ["wsgi.url_scheme"] = scheme
+    return environ
+
+
+def forwarded_scheme(environ: dict[str, Any]) -> str | None:
+    """The scheme a trusted proxy says the client used, if it says one we know."""
+    proto = environ.get("HTTP_X_FORWARDED_PROTO")
+    if proto:
+        proto = proto.split(",", 1)[0].strip().lower()
+        return proto if proto in ("http", "https") else None
+    forwarded = environ.get("HTTP_FORWARDED")
+    if forwarded:
+        for pair in forwarded.split(",", 1)[0].split(";"):
+            key, _, value = pair.partition("=")
+            if key.strip().lower() == "proto":
+                value = value.strip().strip('"').lower()
+                return value if value in ("http", "https") else None
+    if environ.get("HTTP_X_FORWARDED_SSL", "").lower() == "on":
+        return "https"
+    return None
+
+
+def parse_status(status: object) -> tuple[int, bytes]:
+    """`"200 OK"` -> (200, b"OK"); ValueError/TypeError for anything PEP 3333 forbids."""
+    if type(status) is not str:
+        raise TypeError(f"start_response: status must be str, got {type(status).__name__}")
+    match = _STATUS_RE.match(status)
+    if match is None:
+        raise ValueError(f"start_response: bad status {status[:80]!r} (expected 'NNN reason')")
+    return int(match.group(1)), match.group(2).encode("latin-1")
+
+
+def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
+    """Check start_response headers and return them as (lower-case name, value) bytes."""
+    if type(headers) is not list and not isinstance(headers, (list, tuple)):
+        raise TypeError(f"start_response: headers must be a list, got {type(headers).__name__}")
+    encoded = []
+    for item in headers:
+        if type(item) is not tuple or len(item) != 2:
+            raise TypeError(f"start_response: header {item!r} is not a (name, value) tuple")
+        name, value = item
+        name_bytes = _HEADER_NAMES.get(name) if type(name) is str else None
+        if name_bytes is None:
+            name_bytes = _check_name(name)
+        if type(value) is not str:
+            raise TypeError(f"start_response: value of {name!r} must be str, got "
+                            f"{type(value).__name__}")
+        if _BAD_VALUE_RE.search(value):
+            raise ValueError(f"start_response: value of {name!r} has control characters or "
+                             "surrounding whitespace")
+        try:
+            encoded.append((name_bytes, value.encode("latin-1")))
+        except UnicodeEncodeError:
+            raise ValueError(f"start_response: value of {name!r} is not latin-1") from None
+    return encoded
+
+
+def _check_name(name: object) -> bytes:
+    if type(name) is not str:
+        raise TypeError(f"start_response: header name {name!r} must be str")
+    if _TOKEN_RE.match(name) is None:
+        raise ValueError(f"start_response: bad header name {name[:80]!r}")
+    lowered = name.lower()
+    if lowered in HOP_BY_HOP:
+        raise ValueError(f"start_response: hop-by-hop header {name!r} is the server's business")
+    name_bytes = lowered.encode("ascii")
+    if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
+        _HEADER_NAMES[name] = name_bytes
+    return name_bytes
+
+
+class BodySource(Protocol):
+    def read_body_chunk(self) -> bytes | None: ...
+
+
+class InputStream:
+    """wsgi.input: the request body as the application reads it, never all held at once."""
+
+    __slots__ = ("_source", "_buffer", "_done")
+
+    def __init__(self, source: BodySource) -> None:
+        self._source = source
+        self._buffer = b""
+        self._done = False
+
+    def _fill(self) -> bool:
+        """Append the next chunk to the buffer; False at the end of the body."""
+        while not self._done:
+            chunk = self._source.read_body_chunk()
+            if chunk is None:
+                self._done = True
+                return False
+            if chunk:
+                self._buffer = self._buffer + chunk if self._buffer else chunk
+                return True
+        return False
+
+    def read(self, size: int | None = -1) -> bytes:
+        if size is None or size < 0:
+            while self._fill():
+                pass
+            data, self._buffer = self._buffer, b""
+            return data
+        while len(self._buffer) < size and self._fill():
+            pass
+        data, self._buffer = self._buffer[:size], self._buffer[size:]
+        return data
+
+    def readline(self, size: int | None = -1) -> bytes:
+        limit = -1 if size is None else size
+        searched = 0
+        while True:
+            end = self._buffer.find(b"\n", searched)
+            if end >= 0:
+                cut = end + 1
+                break
+            if 0 <= limit <= len(self._buffer):
+                cut = limit
+                break
+            searched = len(self._buffer)
+            if not self._fill():
+                cut = len(self._buffer)
+                break
+        if 0 <= limit < cut:
+            cut = limit
+        line, self._buffer = self._buffer[:cut], self._buffer[cut:]
+        return line
+
+    def readlines(self, hint: int | None = -1) -> list[bytes]:
+        lines = []
+        total = 0
+        for line in self:
+            lines.append(line)
+            total += len(line)
+            if hint is not None and 0 < hint <= total:
+                break
+        return lines
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        line = self.readline()
+        if not line:
+            raise StopIteration
+        return line
+
+
+class FileWrapper:
+    """wsgi.file_wrapper: the driver sends regular files with os.sendfile when it can."""
+
+    def __init__(self, filelike: IO[bytes], blksize: int = 65536) -> None:
+        self.filelike = filelike
+        self.blksize = blksize
+        if hasattr(filelike, "close"):
+            self.close = filelike.close
+
+    def __iter__(self) -> Iterator[bytes]:
+        read = self.filelike.read
+        while True:
+            block = read(self.blksize)
+            if not block:
+                return
+            yield block
+
+
+def header_value(headers: Sequence[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    for key, value in headers:
+        if key == name:
+            return value
+    return None
