@@ -143,12 +143,14 @@ def parse_fields(
             if lname is None or not colon:
                 raise _bad_name(lines[index], state)
         value = value.strip(OWS)
-        append((name, lname, value))
         if lname in SPECIAL_FIELDS:
+            if lname == b"transfer-encoding":
+                value = value.lower()  # as h11 stores it
             if special is None:
                 special = [(lname, value)]
             else:
                 special.append((lname, value))
+        append((name, lname, value))
     return Headers(items), special
 
 
