@@ -174,8 +174,11 @@ def _raise_after(environ: Environ, start_response: StartResponse) -> Iterator[by
 
 
 def _length_mismatch(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
-    declared = 5 if environ["PATH_INFO"] == "/cl-long" else 100
+    path = environ["PATH_INFO"]
+    declared = 5 if path.startswith("/cl-long") else 100
     start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(declared))])
+    if path.endswith("-stream"):  # the server cannot know the total before sending
+        return iter([b"01234", b"56789"])
     return [b"0123456789"]
 
 
@@ -187,6 +190,8 @@ RAW_ROUTES = {
     "/raise-after-chunked": _raise_after,
     "/cl-long": _length_mismatch,
     "/cl-short": _length_mismatch,
+    "/cl-long-stream": _length_mismatch,
+    "/cl-short-stream": _length_mismatch,
 }
 
 
@@ -243,10 +248,12 @@ class ServerProcess:
     def log_since(self, mark: int) -> str:
         return self.log()[mark:]
 
-    def wait_for_log(self, pattern: str, timeout_s: float = 5.0) -> re.Match[str] | None:
+    def wait_for_log(self, pattern: str, timeout_s: float = 5.0,
+                     since: int = 0) -> re.Match[str] | None:
+        """The first match of `pattern` in the log after offset `since`, waiting for it."""
         deadline = time.monotonic() + timeout_s
         while True:
-            found = re.search(pattern, self.log())
+            found = re.search(pattern, self.log_since(since))
             if found or time.monotonic() > deadline:
                 return found
             time.sleep(0.05)
