@@ -191,9 +191,12 @@ def head_facts(
     facts = HeadFacts()
     hosts = 0
     saw_te = False
+    te_value = b""
     for name, value in special:
         if name == b"host":
             hosts += 1
+            if hosts > 1 and is_request:
+                raise bad_input("more than one Host field", state, value)
         elif name == b"content-length":
             if facts.content_length is not None:
                 raise bad_input("more than one Content-Length field", state, value)
@@ -202,6 +205,7 @@ def head_facts(
             if saw_te:
                 raise bad_input("more than one Transfer-Encoding field", state, value)
             saw_te = True
+            te_value = value
             parse_transfer_encoding(value, state)
             facts.chunked = True
         elif name == b"connection":
@@ -213,9 +217,9 @@ def head_facts(
         elif comma_elements(value):  # upgrade
             facts.upgrade = True
     if saw_te and facts.content_length is not None:
-        raise bad_input("both Transfer-Encoding and Content-Length", state, b"")
+        raise bad_input("both Transfer-Encoding and Content-Length", state, te_value)
     if saw_te and version == b"1.0":
-        raise bad_input("Transfer-Encoding in an HTTP/1.0 message", state, b"")
+        raise bad_input("Transfer-Encoding in an HTTP/1.0 message", state, te_value)
     return facts, hosts
 
 
