@@ -47,7 +47,7 @@ def describe(event: Any) -> list[Any]:
 
 
 def _answer(conn: protocol.Connection) -> None:
-    """Serve an empty 404 (not 2xx: no CONNECT switch) so that the next pipelined request can be read."""
+    """Serve an empty 404 (not a 2xx: no CONNECT switch) so pipelined requests are read."""
     if conn.our_state is protocol.SEND_RESPONSE:
         conn.send(protocol.Response(status_code=404, headers=[("Content-Length", "0")]))
         conn.send(protocol.EndOfMessage())
@@ -100,7 +100,8 @@ def splittings(raw: bytes, name: str) -> dict[str, list[bytes]]:
     ways = {"whole": [raw], "bytewise": [raw[i : i + 1] for i in range(len(raw))]}
     for attempt in range(4):
         cuts = sorted(rng.sample(range(1, len(raw)), min(len(raw) - 1, rng.randint(1, 6))))
-        ways[f"random{attempt}"] = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)])]
+        bounds = [0, *cuts, len(raw)]
+        ways[f"random{attempt}"] = [raw[bounds[i] : bounds[i + 1]] for i in range(len(cuts) + 1)]
     return ways
 
 
