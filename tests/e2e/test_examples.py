@@ -1,0 +1,261 @@
+"""Every example in examples/ runs as documented, against the real server, with real clients.
+
+Each application example is served by `python -m server` (the e2e `serve` fixture, port 0);
+the deployment examples (Kubernetes, systemd) are parsed and their settings, command lines
+and probes are exercised the way the platform would use them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from tests.e2e.conftest import ROOT, START_TIMEOUT_S, RunningServer, server_env
+
+EXAMPLES = ROOT / "examples"
+SAFETY_TIMEOUT_S = 10.0
+
+
+def wait_for(condition, what: str, server: RunningServer) -> None:
+    """Poll `condition` until true; a safety net, not a timing assertion."""
+    deadline = time.monotonic() + SAFETY_TIMEOUT_S
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"never saw {what}:\n{server.log()}")
+        time.sleep(0.02)
+
+
+# -- applications ------------------------------------------------------------------------
+
+
+def test_hello_the_readme_command(serve) -> None:
+    server = serve("examples.hello:app")
+    response = httpx.get(server.url + "/", timeout=SAFETY_TIMEOUT_S)
+    assert (response.status_code, response.text) == (200, "Hello, world!\n")
+
+
+def test_flask_application(serve) -> None:
+    server = serve("examples.flask_app:app")
+    with httpx.Client(base_url=server.url, timeout=SAFETY_TIMEOUT_S) as client:
+        assert client.get("/").text == "Hello from Flask on treadle!\n"
+        assert client.get("/items/2").json() == {"id": 2, "name": "treadle"}
+        assert client.get("/items/9").status_code == 404
+        echoed = client.post("/echo", json={"a": [1, 2]})
+        assert echoed.json() == {"received": {"a": [1, 2]}, "scheme": "http"}
+        # 127.0.0.1 is in the default forwarded_allow_ips: its proxy headers are believed.
+        proxied = client.post("/echo", json=1, headers={"X-Forwarded-Proto": "https"})
+        assert proxied.json()["scheme"] == "https"
+
+
+def test_streaming_response_is_chunked(serve) -> None:
+    server = serve("examples.streaming:app")
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=SAFETY_TIMEOUT_S)
+    conn.request("GET", "/?count=3&interval=0")
+    response = conn.getresponse()
+    assert response.getheader("Transfer-Encoding") == "chunked"
+    assert response.getheader("Content-Length") is None
+    assert response.read() == b"tick 1 of 3\ntick 2 of 3\ntick 3 of 3\n"
+    conn.close()
+
+
+def test_streaming_response_arrives_before_the_generator_ends(serve) -> None:
+    # The second tick comes 60 s after the first: reading the first one within the safety
+    # timeout proves it was sent as soon as it was yielded, not buffered.
+    server = serve("examples.streaming:app", "--graceful-timeout", "0.5")
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=SAFETY_TIMEOUT_S)
+    conn.request("GET", "/?count=2&interval=60")
+    response = conn.getresponse()
+    assert response.status == 200
+    assert response.readline() == b"tick 1 of 2\n"
+    conn.close()
+
+
+def test_chunked_upload_is_consumed_as_it_arrives(serve) -> None:
+    server = serve("examples.upload:app")
+    first, rest = os.urandom(64 * 1024), os.urandom(100_000)
+
+    def body() -> Iterator[bytes]:
+        yield first
+        # The application reports progress before the rest of the body has been sent.
+        wait_for(lambda: "upload /up: 65536 bytes so far" in server.log(), "progress", server)
+        yield rest[:50_000]
+        yield rest[50_000:]
+
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=SAFETY_TIMEOUT_S)
+    conn.request("PUT", "/up", body=body(), encode_chunked=True,
+                 headers={"Transfer-Encoding": "chunked"})
+    response = conn.getresponse()
+    answer = json.loads(response.read())
+    conn.close()
+    assert response.status == 200
+    assert answer == {"bytes": len(first) + len(rest),
+                      "sha256": hashlib.sha256(first + rest).hexdigest()}
+    assert f"upload /up: {len(first) + len(rest)} bytes so far" in server.log()
+
+
+def test_files_with_wsgi_file_wrapper(serve, tmp_path: Path) -> None:
+    content = os.urandom(3 * 1024 * 1024 + 7)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "données.bin").write_bytes(content)
+    (tmp_path / "page.html").write_text("<p>hi</p>\n", encoding="utf-8")
+    server = serve("examples.files:app", env={"STATIC_ROOT": str(tmp_path)})
+    with httpx.Client(base_url=server.url, timeout=SAFETY_TIMEOUT_S) as client:
+        got = client.get("/sub/donn%C3%A9es.bin")
+        assert got.status_code == 200
+        assert got.headers["content-length"] == str(len(content))
+        assert got.content == content
+        page = client.get("/page.html")
+        assert (page.headers["content-type"], page.text) == ("text/html", "<p>hi</p>\n")
+        head = client.head("/page.html")
+        assert (head.status_code, head.headers["content-length"], head.content) == (
+            200, "10", b"")
+        for outside in ("/../etc/passwd", "/%2e%2e/etc/passwd", "/sub", "/nope", "/a%00b"):
+            assert client.get(outside).status_code == 404, outside
+
+
+def test_example_toml_serves_with_its_settings(serve) -> None:
+    # --bind (from the fixture) overrides the file's 127.0.0.1:8000; the rest comes from it.
+    server = serve(None, "--config", "examples/treadle.toml")
+    response = httpx.get(server.url + "/toml", timeout=SAFETY_TIMEOUT_S)
+    assert (response.status_code, response.text) == (200, "Hello, world!\n")
+    # accesslog = "-" in the file: one line per request on stdout.
+    wait_for(lambda: '"GET /toml HTTP/1.1" 200 14' in server.log(), "the access log", server)
+    assert "Serving examples.hello:app with 8 threads" in server.log()
+
+
+# -- Kubernetes ----------------------------------------------------------------------------
+
+
+def kubernetes_documents() -> list[dict]:
+    text = (EXAMPLES / "kubernetes" / "deployment.yaml").read_text(encoding="utf-8")
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def deployment_container() -> tuple[dict, dict]:
+    deployments = [d for d in kubernetes_documents() if d["kind"] == "Deployment"]
+    assert len(deployments) == 1
+    pod = deployments[0]["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    return pod, container
+
+
+def test_kubernetes_deployment_is_consistent() -> None:
+    pod, container = deployment_container()
+    env = {item["name"]: item["value"] for item in container["env"]}
+    assert all(name.startswith("TREADLE_") for name in env)
+    bind_port = int(env["TREADLE_BIND"].rsplit(":", 1)[1])
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("readinessProbe", "livenessProbe"):
+        port = container[probe]["httpGet"]["port"]
+        assert ports.get(port, port) == bind_port, f"{probe} does not probe the bound port"
+    # SIGTERM comes after preStop; the pod must not be killed before graceful_timeout ends.
+    pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
+    pre_stop_s = float(pre_stop[1]) if pre_stop[0] == "sleep" else 0.0
+    graceful_s = float(env["TREADLE_GRACEFUL_TIMEOUT"])
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop_s + graceful_s + 5
+    user = pod["securityContext"]
+    assert user["runAsNonRoot"] is True and user["runAsUser"] != 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert set(container["resources"]) == {"requests", "limits"}
+    services = [d for d in kubernetes_documents() if d["kind"] == "Service"]
+    assert [p["targetPort"] for p in services[0]["spec"]["ports"]] == ["http"]
+
+
+def test_kubernetes_settings_serve_the_probe_path(serve) -> None:
+    # The container's settings and args, run here; only the bind moves to a free port.
+    _, container = deployment_container()
+    env = {item["name"]: item["value"] for item in container["env"]}
+    server = serve(*container["args"], env=env)
+    path = container["readinessProbe"]["httpGet"]["path"]
+    response = httpx.get(server.url + path, timeout=SAFETY_TIMEOUT_S)
+    assert 200 <= response.status_code < 400  # what a Kubernetes httpGet probe accepts
+    assert "Serving examples.hello:app with 8 threads" in server.log()
+
+
+# -- systemd socket activation -------------------------------------------------------------
+
+# What systemd does before exec'ing ExecStart: the listening socket becomes fd 3.
+LAUNCHER = (
+    "import os, sys; fd = int(sys.argv[1]); "
+    "fd == 3 or (os.dup2(fd, 3), os.close(fd)); "
+    "os.environ.update(LISTEN_FDS='1', LISTEN_PID=str(os.getpid())); "
+    "os.execv(sys.executable, [sys.executable] + sys.argv[2:])"
+)
+
+
+def unit_entries(name: str) -> dict[str, list[str]]:
+    """`Key` -> every value it has in a unit file (Environment= may repeat)."""
+    entries: dict[str, list[str]] = {}
+    for line in (EXAMPLES / "systemd" / name).read_text(encoding="utf-8").splitlines():
+        if "=" in line and not line.startswith(("#", ";", "[")):
+            key, _, value = line.partition("=")
+            entries.setdefault(key.strip(), []).append(value.strip())
+    return entries
+
+
+def start_with_inherited_socket(listener: socket.socket, log_path: Path) -> RunningServer:
+    service = unit_entries("treadle.service")
+    argv = shlex.split(service["ExecStart"][0])
+    assert Path(argv[0]).name == "treadle" and "fd://3" in argv
+    env = dict(item.split("=", 1) for item in service["Environment"])
+    command = [sys.executable, "-c", LAUNCHER, str(listener.fileno()),
+               "-m", "server", *argv[1:]]
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=server_env(env), stdout=log,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   pass_fds=(listener.fileno(),))
+    server = RunningServer(process, log_path)
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while "Listening at:" not in server.log():
+        if process.poll() is not None or time.monotonic() > deadline:
+            server.stop()
+            raise AssertionError(f"server did not start:\n{server.log()}")
+        time.sleep(0.02)
+    return server
+
+
+def test_systemd_units_agree() -> None:
+    socket_unit, service = unit_entries("treadle.socket"), unit_entries("treadle.service")
+    assert socket_unit["ListenStream"] == ["127.0.0.1:8000"]
+    assert "treadle.socket" in service["Requires"][0]
+    env = dict(item.split("=", 1) for item in service["Environment"])
+    assert float(service["TimeoutStopSec"][0]) > float(env["TREADLE_GRACEFUL_TIMEOUT"])
+    assert service["KillSignal"] == ["SIGTERM"]
+
+
+@pytest.mark.timeout(60)
+def test_systemd_socket_activation_on_fd_3(tmp_path: Path) -> None:
+    listener = socket.create_server(("127.0.0.1", 0), backlog=16)  # systemd's socket
+    port = listener.getsockname()[1]
+    try:
+        server = start_with_inherited_socket(listener, tmp_path / "first.log")
+        assert f"Listening at: http://127.0.0.1:{port}" in server.log()
+        response = httpx.get(f"http://127.0.0.1:{port}/", timeout=SAFETY_TIMEOUT_S)
+        assert response.text == "Hello, world!\n"
+        assert server.stop() == 0
+        # Between two runs of the service the socket stays open: a client that connects
+        # now waits in the backlog and is answered by the next run.
+        waiting = http.client.HTTPConnection("127.0.0.1", port, timeout=SAFETY_TIMEOUT_S)
+        waiting.request("GET", "/queued")
+        again = start_with_inherited_socket(listener, tmp_path / "second.log")
+        answer = waiting.getresponse()
+        assert (answer.status, answer.read()) == (200, b"Hello, world!\n")
+        waiting.close()
+        assert again.stop() == 0
+        assert re.search(r"Listening at: http://127\.0\.0\.1:\d+", again.log())
+    finally:
+        listener.close()
