@@ -43,6 +43,43 @@ def _files(cfg: Config) -> Iterator[str]:
                 yield f"{_where(cfg, name)}: {problem}"
 
 
+def _readable(cfg: Config, name: str) -> Iterator[str]:
+    value = getattr(cfg, name)
+    if value is None:
+        return
+    if not os.path.isfile(value):
+        yield f"{_where(cfg, name)}: no such file: {value}"
+    elif not os.access(value, os.R_OK):
+        yield f"{_where(cfg, name)}: {value} is not readable"
+
+
+def _tls(cfg: Config) -> Iterator[str]:
+    """The certificate, key and CA files exist and load as the server will load them."""
+    problems = [*_readable(cfg, "certfile"), *_readable(cfg, "keyfile"),
+                *_readable(cfg, "ca_certs")]
+    yield from problems
+    if problems or cfg.certfile is None:
+        return
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cfg.certfile, cfg.keyfile, cfg.keyfile_password)
+    except ssl.SSLError as exc:
+        where = _where(cfg, "keyfile" if cfg.keyfile else "certfile")
+        hint = "" if cfg.keyfile else " (no keyfile: the key must be in certfile)"
+        if cfg.keyfile_password is not None:
+            hint += f" (or keyfile_password from {cfg.sources.get('keyfile_password')} is wrong)"
+        yield f"{where}: cannot load the certificate and key: {exc.reason or exc}{hint}"
+    except OSError as exc:
+        yield f"{_where(cfg, 'certfile')}: cannot load the certificate and key: {exc}"
+    if cfg.ca_certs is not None:
+        try:
+            context.load_verify_locations(cfg.ca_certs)
+        except (ssl.SSLError, OSError) as exc:
+            yield f"{_where(cfg, 'ca_certs')}: cannot load CA certificates: {exc}"
+
+
 def _fd_problem(number: int) -> str | None:
     try:
         mode = os.fstat(number).st_mode
@@ -89,7 +126,9 @@ def check_paths(cfg: Config) -> list[str]:
     """Problems with what the settings name outside the process; an empty list means fine.
 
     Covers chdir, the config file, the pid and log files (their directory must exist and be
-    writable), Unix socket directories, inherited fd:// sockets, and the user and group.
+    writable), the TLS certificate, key and CA files (loaded as the server will load them,
+    so a key that does not match or a wrong password shows here), Unix socket directories,
+    inherited fd:// sockets, and the user and group.
     Each problem is one line naming the setting and its source.
     """
-    return [*_files(cfg), *_sockets(cfg), *_accounts(cfg)]
+    return [*_files(cfg), *_tls(cfg), *_sockets(cfg), *_accounts(cfg)]

@@ -41,6 +41,8 @@ def to_toml(cfg: Config) -> str:
             source = cfg.sources.get(setting.name, "default")
             if value is None:
                 line = f"# {setting.name} is unset"
+            elif setting.secret:
+                line = f"# {setting.name} is set (not shown)"
             else:
                 shown = toml_value(value)
                 if setting.name == "umask" and isinstance(value, int):

@@ -20,6 +20,8 @@ SECTIONS = (
     "Timeouts",
     "Request limits",
     "Proxies and headers",
+    "TLS",
+    "HTTP/2",
     "Logging",
     "Process",
     "Debugging",
@@ -51,6 +53,7 @@ class Setting:
     default_text: str | None = None
     details: str = ""
     gunicorn: str = ""
+    secret: bool = False  # never printed by --print-config
 
     @property
     def env(self) -> str | None:
@@ -218,6 +221,126 @@ SETTINGS: tuple[Setting, ...] = (
         "Send 'Server: treadle' in responses.",
         flags=("--server-header",), switch=True, negative_flags=("--no-server-header",),
         gunicorn="new: gunicorn always sends its Server header.",
+    ),
+    Setting(
+        "certfile", "TLS", v.optional(v.path()), None,
+        "The server certificate (PEM; the chain may follow it). Setting it turns TLS on for "
+        "every listener.",
+        flags=("--certfile",), metavar="FILE",
+        details="The private key may be in the same file; otherwise give keyfile. "
+        "TLS 1.2 is the minimum (ssl_min_version), TLS compression and renegotiation are "
+        "off, and ALPN offers the protocols of http_protocols (h2 and http/1.1 by default). "
+        "The handshake runs on a worker thread under handshake_timeout, never on the thread "
+        "that accepts connections.",
+    ),
+    Setting(
+        "keyfile", "TLS", v.optional(v.path()), None,
+        "The private key of certfile (PEM), when it is not in certfile itself.",
+        flags=("--keyfile",), metavar="FILE",
+    ),
+    Setting(
+        "keyfile_password", "TLS", v.optional(v.text("a password")), None,
+        "The password of an encrypted private key.",
+        flags=("--keyfile-password",), metavar="PASSWORD", secret=True,
+        details="Prefer TREADLE_KEYFILE_PASSWORD (or the file) to the flag: command lines "
+        "are visible to other users of the machine. --print-config never shows it.",
+        gunicorn="new: gunicorn needs a custom ssl_context hook for an encrypted key.",
+    ),
+    Setting(
+        "ca_certs", "TLS", v.optional(v.path()), None,
+        "CA certificates (PEM) that client certificates are verified against (mTLS).",
+        flags=("--ca-certs",), metavar="FILE",
+    ),
+    Setting(
+        "cert_reqs", "TLS", v.cert_reqs(), "none",
+        "Client certificates: none (not asked for), optional (verified if sent) or "
+        "required (the handshake fails without a valid one).",
+        flags=("--cert-reqs",), metavar="MODE",
+        details="gunicorn's numbers are accepted too: 0 = none, 1 = optional, 2 = required. "
+        "optional and required need ca_certs. The verified certificate reaches the "
+        "application as environ['treadle.peercert'] (the dict of ssl.getpeercert()) and "
+        "environ['SSL_CLIENT_CERT'] (PEM), as docs/http2.md describes.",
+        gunicorn="gunicorn takes only the numbers 0, 1 and 2.",
+    ),
+    Setting(
+        "ciphers", "TLS", v.optional(v.ciphers()), None,
+        "The TLS 1.2 cipher list in OpenSSL's format; unset keeps Python's default list.",
+        flags=("--ciphers",), metavar="CIPHERS",
+        details="TLS 1.3 suites are not affected (OpenSSL configures them separately). "
+        "A list that selects no cipher is refused when the settings are loaded.",
+    ),
+    Setting(
+        "ssl_min_version", "TLS", v.tls_version(), "1.2",
+        "The oldest TLS version accepted: 1.2 or 1.3.",
+        flags=("--ssl-min-version",), metavar="VERSION",
+        gunicorn="new: gunicorn's ssl_version is deprecated and ignored; its minimum is "
+        "whatever Python's default context allows.",
+    ),
+    Setting(
+        "handshake_timeout", "TLS", v.seconds(zero_allowed=False), 10.0,
+        "Seconds a client has to complete the TLS handshake.",
+        flags=("--handshake-timeout",), metavar="SECONDS",
+        details="A connection waiting for the client's handshake bytes holds no thread; a "
+        "handshake that fails or never finishes costs one debug-level log line.",
+        gunicorn="new: gunicorn bounds the handshake only by its worker timeout.",
+    ),
+    Setting(
+        "http_protocols", "HTTP/2",
+        v.string_list(v.http_protocol(), "protocols (h1, h2)", at_least_one=True),
+        ("h2", "h1"),
+        "The HTTP versions served, in order of preference: h1 (HTTP/1.1) and h2 (HTTP/2).",
+        flags=("--http-protocols",), metavar="PROTOCOLS",
+        details="With TLS, ALPN offers them in this order (h2 as `h2`, h1 as `http/1.1`). "
+        "A client that negotiates nothing (or a cleartext client without h2c) is served "
+        "HTTP/1.1 whatever this says, as in gunicorn: h1 only decides whether ALPN offers "
+        "http/1.1. Without h2, HTTP/2 is never served. On cleartext listeners h2 needs "
+        "http2_cleartext.",
+        gunicorn="gunicorn's default is h1, so its HTTP/2 must be asked for. treadle's is "
+        "h2,h1: HTTP/2 costs nothing until a certificate is configured (or "
+        "http2_cleartext is on), and then clients should get it, as browsers expect. "
+        "Without TLS and http2_cleartext the default serves HTTP/1.1 only, as gunicorn's.",
+    ),
+    Setting(
+        "http2_cleartext", "HTTP/2", v.h2_cleartext(), "off",
+        "HTTP/2 without TLS (h2c): off, prior-knowledge (the connection starts with the "
+        "HTTP/2 preface), upgrade (an HTTP/1.1 'Upgrade: h2c' request) or both.",
+        flags=("--http2-cleartext",), metavar="MODE",
+        details="For deployments where a trusted proxy terminates TLS and speaks HTTP/2 "
+        "upstream; never expose an h2c port to the internet. With prior-knowledge, "
+        "connections that do not start with the preface are served HTTP/1.1 as usual. "
+        "Requires h2 in http_protocols and a cleartext listener (no certfile). true means "
+        "prior-knowledge and false off, as in gunicorn.",
+        gunicorn="gunicorn serves h2c only to peers in forwarded_allow_ips; treadle serves "
+        "it to any peer once enabled, and refuses it together with certfile instead of "
+        "ignoring it.",
+    ),
+    Setting(
+        "http2_max_concurrent_streams", "HTTP/2", v.integer(1, 2**31 - 1), 100,
+        "The most HTTP/2 streams a client may have open on one connection.",
+        flags=("--http2-max-concurrent-streams",), metavar="INT",
+        details="Each stream's WSGI call runs on the worker pool, so streams of one "
+        "connection are served concurrently, up to `threads` at once.",
+    ),
+    Setting(
+        "http2_initial_window_size", "HTTP/2", v.integer(1, 2**31 - 1), 65535,
+        "The flow-control window of each HTTP/2 stream the client sends on, in bytes.",
+        flags=("--http2-initial-window-size",), metavar="BYTES",
+        details="It bounds the request body held for a stream whose application has not read "
+        "it yet: data is acknowledged as the application reads wsgi.input. The connection "
+        "window is this times http2_max_concurrent_streams, at most 16 MiB (and never less "
+        "than this), so a stalled stream cannot block the others.",
+    ),
+    Setting(
+        "http2_max_frame_size", "HTTP/2", v.integer(16384, 16777215), 16384,
+        "The largest HTTP/2 frame payload accepted from clients, in bytes.",
+        flags=("--http2-max-frame-size",), metavar="BYTES",
+    ),
+    Setting(
+        "http2_max_header_list_size", "HTTP/2", v.integer(1024, 2**31 - 1), 65536,
+        "The largest HTTP/2 request header block, in bytes, both as received (before "
+        "decoding, which stops CONTINUATION floods) and once decoded.",
+        flags=("--http2-max-header-list-size",), metavar="BYTES",
+        gunicorn="gunicorn's 0 (unlimited) is not offered: a header block is always capped.",
     ),
     Setting(
         "accesslog", "Logging", v.optional(v.log_target("stdout")), None,

@@ -13,6 +13,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .cli import parse_command_line
+from .combined import check_combinations
 from .errors import ConfigError, Invalid
 from .model import Config
 from .schema import ENV_PREFIX, SETTINGS, Setting
@@ -27,7 +28,8 @@ __all__ = ["load"]
 
 _FILE_NAMES = tuple(setting.name for setting in SETTINGS if setting.in_file)
 _ENV_NAMES = {setting.env: setting for setting in SETTINGS if setting.env}
-_PATH_SETTINGS = ("config", "chdir", "pidfile", "accesslog", "errorlog")
+_PATH_SETTINGS = ("config", "chdir", "pidfile", "accesslog", "errorlog", "certfile", "keyfile",
+                  "ca_certs")
 
 
 @dataclass
@@ -229,4 +231,5 @@ def load(
     values["config"] = str(choice.path) if used else None
     sources["config"] = choice.chosen_by
     _resolve_paths(values, start)
+    check_combinations(values, sources)
     return Config(**values, sources=MappingProxyType(sources))  # type: ignore[arg-type]

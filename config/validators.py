@@ -17,7 +17,11 @@ __all__ = [
     "access_log_format",
     "bind_address",
     "boolean",
+    "cert_reqs",
     "choice",
+    "ciphers",
+    "h2_cleartext",
+    "http_protocol",
     "integer",
     "ip_or_network",
     "log_target",
@@ -28,6 +32,7 @@ __all__ = [
     "seconds",
     "string_list",
     "text",
+    "tls_version",
     "umask",
     "user_or_group",
     "wsgi_app",
@@ -54,11 +59,15 @@ _TRUE = frozenset({"true", "1", "yes"})
 _FALSE = frozenset({"false", "0", "no"})
 
 
+def _number_text(number: float) -> str:
+    return str(number) if isinstance(number, int) else f"{number:g}"  # 2147483647 in full
+
+
 def _range_text(minimum: float | None, maximum: float | None) -> str:
     if minimum is not None and maximum is not None:
-        return f" from {minimum:g} to {maximum:g}"
+        return f" from {_number_text(minimum)} to {_number_text(maximum)}"
     if minimum is not None:
-        return f" >= {minimum:g}"
+        return f" >= {_number_text(minimum)}"
     return ""
 
 
@@ -417,3 +426,82 @@ def _check_wsgi_app(value: str) -> str:
 
 def wsgi_app() -> Validator:
     return text("module:attr, module:factory() or module", _check_wsgi_app)
+
+
+# --- TLS and HTTP/2 -----------------------------------------------------------------------
+
+_CERT_REQS = {"none": "none", "optional": "optional", "required": "required",
+              "0": "none", "1": "optional", "2": "required"}
+
+
+def _parse_cert_reqs(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if isinstance(value, str) and value.strip().lower() in _CERT_REQS:
+        return _CERT_REQS[value.strip().lower()]
+    raise Invalid()
+
+
+def cert_reqs() -> Validator:
+    """none/optional/required, or gunicorn's 0/1/2 (ssl.CERT_NONE/OPTIONAL/REQUIRED)."""
+    return Validator("none, optional or required (or 0, 1, 2)", _parse_cert_reqs)
+
+
+def _check_ciphers(value: str) -> str:
+    import ssl  # stdlib, pure computation: does OpenSSL understand the list?
+
+    _no_controls(value, "the cipher list")
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).set_ciphers(value)
+    except ssl.SSLError:
+        raise Invalid("OpenSSL selects no cipher from it") from None
+    return value
+
+
+def ciphers() -> Validator:
+    return text("an OpenSSL cipher list", _check_ciphers)
+
+
+def _parse_tls_version(value: object) -> object:
+    if isinstance(value, float) and value in (1.2, 1.3):
+        return str(value)
+    if isinstance(value, str):
+        lowered = value.strip().lower().removeprefix("tlsv")
+        if lowered in ("1.2", "1.3"):
+            return lowered
+    raise Invalid()
+
+
+def tls_version() -> Validator:
+    """1.2 or 1.3 (also TLSv1.2, TLSv1.3); older versions are not offered."""
+    return Validator("1.2 or 1.3", _parse_tls_version)
+
+
+def _check_http_protocol(value: str) -> str:
+    lowered = value.strip().lower()
+    if lowered not in ("h1", "h2"):
+        raise Invalid("the protocols are h1 and h2")
+    return lowered
+
+
+def http_protocol() -> Validator:
+    return text("h1 or h2", _check_http_protocol)
+
+
+_H2_CLEARTEXT = ("off", "prior-knowledge", "upgrade", "both")
+
+
+def _parse_h2_cleartext(value: object) -> object:
+    if isinstance(value, bool):  # gunicorn's reading of a boolean
+        return "prior-knowledge" if value else "off"
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in _H2_CLEARTEXT:
+            return lowered
+        if lowered in _TRUE or lowered in _FALSE:
+            return "prior-knowledge" if lowered in _TRUE else "off"
+    raise Invalid()
+
+
+def h2_cleartext() -> Validator:
+    return Validator("off, prior-knowledge, upgrade or both", _parse_h2_cleartext)
