@@ -53,31 +53,28 @@ def _readable(cfg: Config, name: str) -> Iterator[str]:
         yield f"{_where(cfg, name)}: {value} is not readable"
 
 
+def _has_private_key(path: str) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return b"PRIVATE KEY-----" in handle.read(1 << 20)
+    except OSError:
+        return False
+
+
 def _tls(cfg: Config) -> Iterator[str]:
-    """The certificate, key and CA files exist and load as the server will load them."""
+    """The certificate, key and CA files exist; without keyfile the key is in certfile.
+
+    Whether they load (a key that does not match, a wrong password, a cipher list OpenSSL
+    selects nothing from) is found when the server builds its TLS context, which needs ssl:
+    config/ stays free of it.
+    """
     problems = [*_readable(cfg, "certfile"), *_readable(cfg, "keyfile"),
                 *_readable(cfg, "ca_certs")]
     yield from problems
-    if problems or cfg.certfile is None:
+    if problems or cfg.certfile is None or cfg.keyfile is not None:
         return
-    import ssl
-
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    try:
-        context.load_cert_chain(cfg.certfile, cfg.keyfile, cfg.keyfile_password)
-    except ssl.SSLError as exc:
-        where = _where(cfg, "keyfile" if cfg.keyfile else "certfile")
-        hint = "" if cfg.keyfile else " (no keyfile: the key must be in certfile)"
-        if cfg.keyfile_password is not None:
-            hint += f" (or keyfile_password from {cfg.sources.get('keyfile_password')} is wrong)"
-        yield f"{where}: cannot load the certificate and key: {exc.reason or exc}{hint}"
-    except OSError as exc:
-        yield f"{_where(cfg, 'certfile')}: cannot load the certificate and key: {exc}"
-    if cfg.ca_certs is not None:
-        try:
-            context.load_verify_locations(cfg.ca_certs)
-        except (ssl.SSLError, OSError) as exc:
-            yield f"{_where(cfg, 'ca_certs')}: cannot load CA certificates: {exc}"
+    if not _has_private_key(cfg.certfile):
+        yield f"{_where(cfg, 'certfile')}: {cfg.certfile} holds no private key; set keyfile"
 
 
 def _fd_problem(number: int) -> str | None:
@@ -126,8 +123,8 @@ def check_paths(cfg: Config) -> list[str]:
     """Problems with what the settings name outside the process; an empty list means fine.
 
     Covers chdir, the config file, the pid and log files (their directory must exist and be
-    writable), the TLS certificate, key and CA files (loaded as the server will load them,
-    so a key that does not match or a wrong password shows here), Unix socket directories,
+    writable), the TLS certificate, key and CA files (they exist; without keyfile the key is
+    in certfile), Unix socket directories,
     inherited fd:// sockets, and the user and group.
     Each problem is one line naming the setting and its source.
     """

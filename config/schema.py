@@ -267,7 +267,7 @@ SETTINGS: tuple[Setting, ...] = (
         "The TLS 1.2 cipher list in OpenSSL's format; unset keeps Python's default list.",
         flags=("--ciphers",), metavar="CIPHERS",
         details="TLS 1.3 suites are not affected (OpenSSL configures them separately). "
-        "A list that selects no cipher is refused when the settings are loaded.",
+        "A list that selects no cipher stops the server at start with exit status 2.",
     ),
     Setting(
         "ssl_min_version", "TLS", v.tls_version(), "1.2",

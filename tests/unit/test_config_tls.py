@@ -15,19 +15,11 @@ def ca() -> trustme.CA:
     return trustme.CA()
 
 
-def write_pair(ca: trustme.CA, where: Path, password: bytes | None = None) -> tuple[Path, Path]:
+def write_pair(ca: trustme.CA, where: Path) -> tuple[Path, Path]:
     cert = ca.issue_cert("localhost")
     cert_path, key_path = where / "cert.pem", where / "key.pem"
     cert.cert_chain_pems[0].write_to_path(str(cert_path))
-    if password is None:
-        cert.private_key_pem.write_to_path(str(key_path))
-    else:
-        from cryptography.hazmat.primitives import serialization
-
-        key = serialization.load_pem_private_key(cert.private_key_pem.bytes(), None)
-        key_path.write_bytes(key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(password)))
+    cert.private_key_pem.write_to_path(str(key_path))
     return cert_path, key_path
 
 
@@ -78,29 +70,20 @@ def test_tls_paths_are_resolved_and_checked(tmp_path: Path, ca: trustme.CA) -> N
     assert check_paths(cfg) == []
 
 
-def test_missing_and_mismatched_files_are_problems(tmp_path: Path, ca: trustme.CA) -> None:
-    cert, _key = write_pair(ca, tmp_path)
-    cfg = load(["--certfile", "nope.pem"], {}, tmp_path)
+def test_missing_files_and_a_certfile_without_its_key_are_problems(
+    tmp_path: Path, ca: trustme.CA
+) -> None:
+    cert, key = write_pair(ca, tmp_path)
+    cfg = load(["--certfile", "nope.pem", "--ca-certs", "ca.pem"], {}, tmp_path)
     assert check_paths(cfg) == [
-        f"certfile (command line --certfile): no such file: {tmp_path / 'nope.pem'}"]
-    other = trustme.CA().issue_cert("localhost")
-    other.private_key_pem.write_to_path(str(tmp_path / "other.pem"))
-    cfg = load(["--certfile", str(cert), "--keyfile", "other.pem"], {}, tmp_path)
-    [problem] = check_paths(cfg)
-    assert problem.startswith("keyfile (command line --keyfile): cannot load the certificate")
-    cfg = load(["--certfile", str(cert)], {}, tmp_path)  # the key is not in the cert file
-    [problem] = check_paths(cfg)
-    assert "the key must be in certfile" in problem
-
-
-def test_encrypted_key_needs_its_password(tmp_path: Path, ca: trustme.CA) -> None:
-    pytest.importorskip("cryptography")
-    cert, key = write_pair(ca, tmp_path, password=b"pw")
-    argv = ["--certfile", str(cert), "--keyfile", str(key)]
-    assert check_paths(load(argv, {"TREADLE_KEYFILE_PASSWORD": "pw"}, tmp_path)) == []
-    [problem] = check_paths(load(argv, {"TREADLE_KEYFILE_PASSWORD": "wrong"}, tmp_path))
-    assert problem.startswith("keyfile (command line --keyfile): cannot load the certificate")
-    assert problem.endswith("(or keyfile_password from env TREADLE_KEYFILE_PASSWORD is wrong)")
+        f"certfile (command line --certfile): no such file: {tmp_path / 'nope.pem'}",
+        f"ca_certs (command line --ca-certs): no such file: {tmp_path / 'ca.pem'}",
+    ]
+    cfg = load(["--certfile", str(cert)], {}, tmp_path)
+    assert check_paths(cfg) == [
+        f"certfile (command line --certfile): {cert} holds no private key; set keyfile"]
+    (tmp_path / "both.pem").write_bytes(cert.read_bytes() + key.read_bytes())
+    assert check_paths(load(["--certfile", "both.pem"], {}, tmp_path)) == []
 
 
 def test_print_config_never_shows_the_key_password(tmp_path: Path) -> None:
