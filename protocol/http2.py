@@ -1,0 +1,352 @@
+# HTTP/2 on top of the h2 package, sans-IO: the connection object the server drives, the
+# request header policy shared with HTTP/1.1 (HARDENING 5-11, 23), and a frame gate that
+# bounds what a peer can make us buffer or answer before h2 sees the bytes (HARDENING 25).
+# No sockets, threads or clocks: the server passes the time in.
+#
+# Why not h2's own inbound validation: h2 turns a malformed request (bad field, smuggled
+# content-length, pseudo-header misuse) into a connection error, ending every other stream
+# on the connection; RFC 9113 8.1.1 makes those stream errors. So h2 decodes and keeps
+# state, and this module judges each request alone; the server resets just that stream.
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from h2.config import H2Configuration
+from h2.connection import H2Connection
+from h2.settings import SettingCodes, Settings
+from h2.stream import H2Stream
+
+__all__ = [
+    "CONNECTION_SPECIFIC",
+    "PREFACE",
+    "FloodError",
+    "FrameGate",
+    "H2Limits",
+    "MalformedRequest",
+    "RequestHead",
+    "RequestLimits",
+    "check_trailers",
+    "new_server_connection",
+    "parse_request",
+]
+
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+CONNECTION_SPECIFIC: frozenset[bytes] = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+MAX_CONNECTION_WINDOW = 16 * 1024 * 1024
+_MAX_WINDOW = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class H2Limits:
+    """The HTTP/2 settings we announce (and enforce) for one connection."""
+
+    max_concurrent_streams: int = 100
+    initial_window_size: int = 65535
+    max_frame_size: int = 16384
+    max_header_list_size: int = 65536
+
+    @property
+    def connection_window(self) -> int:
+        """Room for every stream's window, capped: one stalled stream cannot block the rest."""
+        wanted = min(self.initial_window_size * self.max_concurrent_streams,
+                     MAX_CONNECTION_WINDOW)
+        return min(max(wanted, self.initial_window_size, 65535), _MAX_WINDOW)
+
+
+class _StreamWithoutLengthCheck(H2Stream):
+    """h2 ends the whole connection when DATA disagrees with content-length; the server
+    checks the length per stream instead (RequestHead.content_length) and resets only it."""
+
+    def _initialize_content_length(self, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        self._expected_content_length = None
+
+
+class ServerConnection(H2Connection):
+    """h2's connection with per-stream (not per-connection) content-length errors."""
+
+    def _begin_new_stream(self, stream_id: int, allowed_ids: object) -> H2Stream:
+        stream = super()._begin_new_stream(stream_id, allowed_ids)  # type: ignore[arg-type]
+        stream.__class__ = _StreamWithoutLengthCheck
+        return stream
+
+
+def new_server_connection(limits: H2Limits) -> ServerConnection:
+    """A server-side connection announcing `limits`; call initiate_connection() (or
+    initiate_upgrade_connection()) next. Headers stay bytes; outbound headers come from the
+    WSGI bridge, already validated, so h2 does not check them again."""
+    config = H2Configuration(
+        client_side=False,
+        header_encoding=None,
+        validate_inbound_headers=False,  # parse_request does it, per stream
+        normalize_inbound_headers=True,  # joins cookie crumbs
+        validate_outbound_headers=False,
+        normalize_outbound_headers=False,
+        split_outbound_cookies=False,
+    )
+    connection = ServerConnection(config=config)
+    connection.local_settings = Settings(
+        client=False,
+        initial_values={
+            SettingCodes.MAX_CONCURRENT_STREAMS: limits.max_concurrent_streams,
+            SettingCodes.INITIAL_WINDOW_SIZE: limits.initial_window_size,
+            SettingCodes.MAX_FRAME_SIZE: limits.max_frame_size,
+            SettingCodes.MAX_HEADER_LIST_SIZE: limits.max_header_list_size,
+            SettingCodes.ENABLE_PUSH: 0,
+        },
+    )
+    connection.max_inbound_frame_size = limits.max_frame_size
+    return connection
+
+
+# --- the request header policy ---------------------------------------------------------------
+
+
+class MalformedRequest(Exception):
+    """A request that must not reach the application.
+
+    `status` None: reset the stream with PROTOCOL_ERROR (a malformed message, RFC 9113
+    8.1.1). A number: answer with that status (a limit, like 431 on HTTP/1.1).
+    """
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class RequestLimits:
+    """The HTTP/1.1 limits that carry over: fields (431), one field (431), the path (414)."""
+
+    field_count: int = 100
+    field_size: int = 8190
+    path_size: int = 8190
+
+
+@dataclass(frozen=True)
+class RequestHead:
+    """A request that passed the policy. `headers` are the regular fields, lower-case, with
+    `host` set from :authority when the client sent no Host."""
+
+    method: bytes
+    scheme: bytes
+    path: bytes
+    authority: bytes
+    headers: list[tuple[bytes, bytes]]
+    content_length: int | None
+
+
+_TCHAR_LOWER = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_SCHEME = re.compile(rb"[A-Za-z][A-Za-z0-9+\-.]*")
+_AUTHORITY = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,;=:\[\]%]+")  # host[:port], no userinfo
+_PATH = re.compile(rb"/[\x21-\x7e\x80-\xff]*|\*")
+_BAD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+_DIGITS = re.compile(rb"[0-9]{1,18}")
+_PSEUDO = (b":method", b":scheme", b":authority", b":path")
+_WHITESPACE = (32, 9)
+
+
+def _check_fields(headers: Sequence[tuple[bytes, bytes]], limits: RequestLimits | None) -> None:
+    """Names are lower-case tokens, values have no control bytes and no surrounding
+    whitespace (HARDENING 5, 6, 23); checked per whole block where possible (linear)."""
+    names = b"".join(name for name, _ in headers)
+    if headers and _TCHAR_LOWER.fullmatch(names) is None:
+        for name, _ in headers:
+            if not name:
+                raise MalformedRequest("empty field name")
+            if _TCHAR_LOWER.fullmatch(name) is None:
+                raise MalformedRequest(f"bad field name {name[:40]!r}")
+    for name, value in headers:
+        if not name:
+            raise MalformedRequest("empty field name")
+        if value and (value[0] in _WHITESPACE or value[-1] in _WHITESPACE):
+            raise MalformedRequest(f"whitespace around the value of {name[:40]!r}")
+        if limits is not None and limits.field_size and \
+                len(name) + len(value) + 2 > limits.field_size:
+            raise MalformedRequest(f"field {name[:40]!r} over limit_request_field_size", 431)
+    if _BAD_VALUE.search(b"\t".join(value for _, value in headers)):
+        raise MalformedRequest("control character in a field value")
+
+
+def _pseudo(name: bytes, value: bytes, found: dict[bytes, bytes]) -> None:
+    if name not in _PSEUDO:
+        raise MalformedRequest(f"unknown pseudo-header {name[:40]!r}")
+    if name in found:
+        raise MalformedRequest(f"duplicate {name.decode('latin-1')}")
+    found[name] = value
+
+
+def _regular(name: bytes, value: bytes, regular: list[tuple[bytes, bytes]],
+             facts: dict[bytes, bytes]) -> None:
+    if name in CONNECTION_SPECIFIC:
+        raise MalformedRequest(f"connection-specific field {name.decode('latin-1')}")
+    if name == b"te":
+        if value.lower() != b"trailers":
+            raise MalformedRequest("te other than trailers")
+    elif name == b"host" or name == b"content-length":
+        if name in facts:
+            raise MalformedRequest(f"duplicate {name.decode('latin-1')}")
+        facts[name] = value
+    regular.append((name, value))
+
+
+def parse_request(headers: Sequence[tuple[bytes, bytes]], limits: RequestLimits) -> RequestHead:
+    """Judge a request's decoded header block; MalformedRequest says why it is refused."""
+    found: dict[bytes, bytes] = {}
+    facts: dict[bytes, bytes] = {}
+    regular: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        if name[:1] == b":":
+            if regular:
+                raise MalformedRequest("pseudo-header after a regular field")
+            _pseudo(name, value, found)
+        else:
+            _regular(name, value, regular, facts)
+    if len(regular) > limits.field_count:
+        raise MalformedRequest("more fields than limit_request_fields", 431)
+    _check_fields(regular, limits)
+    method, scheme, path = found.get(b":method"), found.get(b":scheme"), found.get(b":path")
+    if method is None or scheme is None or path is None:
+        raise MalformedRequest("missing :method, :scheme or :path")
+    if _TOKEN.fullmatch(method) is None:
+        raise MalformedRequest(f"bad :method {method[:40]!r}")
+    if _SCHEME.fullmatch(scheme) is None:
+        raise MalformedRequest(f"bad :scheme {scheme[:40]!r}")
+    if _PATH.fullmatch(path) is None or (path == b"*" and method != b"OPTIONS"):
+        raise MalformedRequest(f"bad :path {path[:40]!r}")
+    if len(path) > limits.path_size:
+        raise MalformedRequest(":path over limit_request_line", 414)
+    authority = _authority(found.get(b":authority"), facts.get(b"host"), regular)
+    return RequestHead(method, scheme, path, authority, regular,
+                       _content_length(facts.get(b"content-length")))
+
+
+def _authority(authority: bytes | None, host: bytes | None,
+               regular: list[tuple[bytes, bytes]]) -> bytes:
+    if authority is not None and host is not None and authority.lower() != host.lower():
+        raise MalformedRequest(":authority and host disagree")
+    value = authority if authority is not None else host
+    if value is None:
+        raise MalformedRequest("no :authority and no host")
+    if _AUTHORITY.fullmatch(value) is None or b"," in value:
+        raise MalformedRequest(f"bad authority {value[:40]!r}")
+    if host is None:
+        regular.append((b"host", value))
+    return value
+
+
+def _content_length(value: bytes | None) -> int | None:
+    if value is None:
+        return None
+    if _DIGITS.fullmatch(value) is None:
+        raise MalformedRequest(f"bad content-length {value[:40]!r}")
+    return int(value)
+
+
+def check_trailers(headers: Sequence[tuple[bytes, bytes]]) -> None:
+    """Request trailers are checked like fields, never applied (HARDENING 18, 23)."""
+    for name, _ in headers:
+        if name[:1] == b":":
+            raise MalformedRequest("pseudo-header in trailers")
+        if name in CONNECTION_SPECIFIC:
+            raise MalformedRequest(f"connection-specific field {name.decode('latin-1')}")
+    _check_fields(headers, None)
+
+
+# --- the frame gate ----------------------------------------------------------------------------
+
+
+class FloodError(Exception):
+    """The peer asked for more than the connection allows; answer GOAWAY
+    (ENHANCE_YOUR_CALM) and close."""
+
+
+class _Budget:
+    """A token bucket: `burst` at once, refilled at `per_second`."""
+
+    __slots__ = ("burst", "per_second", "tokens", "at")
+
+    def __init__(self, burst: float, per_second: float) -> None:
+        self.burst = burst
+        self.per_second = per_second
+        self.tokens = burst
+        self.at = 0.0
+
+    def spend(self, now: float, what: str) -> None:
+        if now > self.at:
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.per_second)
+            self.at = now
+        self.tokens -= 1.0
+        if self.tokens < 0:
+            raise FloodError(f"too many {what}")
+
+
+_DATA, _HEADERS, _RST_STREAM, _SETTINGS, _PING, _CONTINUATION = 0x0, 0x1, 0x3, 0x4, 0x6, 0x9
+_END_HEADERS, _ACK = 0x4, 0x1
+
+
+class FrameGate:
+    """Reads frame headers as bytes arrive, before h2 buffers them.
+
+    It caps a header block (HEADERS plus CONTINUATION, before decoding) at the header list
+    limit, and meters what costs the server work or an answer: PING and SETTINGS (each needs
+    an ACK), stream resets by the peer (rapid reset) and resets it provokes (`note_reset`).
+    The connection preface is skipped.
+    """
+
+    def __init__(self, max_header_block: int, max_concurrent_streams: int) -> None:
+        self.max_header_block = max_header_block
+        self._skip = len(PREFACE)
+        self._head = b""
+        self._block = -1  # size of the header block being received; -1: none
+        self.pings = _Budget(100, 10)
+        self.settings = _Budget(50, 5)
+        resets = max(200, 2 * max_concurrent_streams)
+        self.resets = _Budget(resets, resets / 2)
+
+    def skip_preface(self, done: bool) -> None:
+        """For h2c upgrade: whether the preface still has to come (it does after the 101)."""
+        self._skip = 0 if done else len(PREFACE)
+
+    def feed(self, data: bytes, now: float) -> None:
+        """Account for `data` (the next bytes from the peer); FloodError when over a limit."""
+        size = len(data)
+        at = 0
+        while at < size:
+            if self._skip:
+                step = min(self._skip, size - at)
+                self._skip -= step
+                at += step
+                continue
+            need = 9 - len(self._head)
+            piece = data[at:at + need]
+            at += len(piece)
+            head = self._head + piece if self._head else piece
+            if len(head) < 9:
+                self._head = head
+                return
+            self._head = b""
+            self._skip = int.from_bytes(head[:3], "big")
+            self._frame(head[3], head[4], self._skip, now)
+
+    def _frame(self, kind: int, flags: int, length: int, now: float) -> None:
+        if kind == _HEADERS or (kind == _CONTINUATION and self._block >= 0):
+            self._block = max(self._block, 0) + length
+            if self._block > self.max_header_block:
+                raise FloodError("a header block over the header list limit")
+            if flags & _END_HEADERS:
+                self._block = -1
+        elif kind == _PING and not flags & _ACK:
+            self.pings.spend(now, "PING frames")
+        elif kind == _SETTINGS and not flags & _ACK:
+            self.settings.spend(now, "SETTINGS frames")
+        elif kind == _RST_STREAM:
+            self.resets.spend(now, "stream resets")
+
+    def note_reset(self, now: float) -> None:
+        """A stream the peer made us reset (a malformed request): same budget as its resets."""
+        self.resets.spend(now, "stream resets")

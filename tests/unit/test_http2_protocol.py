@@ -1,0 +1,186 @@
+"""protocol/http2.py: the request policy, the frame gate, and per-stream length errors."""
+
+from __future__ import annotations
+
+import h2.config
+import h2.connection
+import h2.events
+import pytest
+from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame
+
+from protocol.http2 import (
+    PREFACE,
+    FloodError,
+    FrameGate,
+    H2Limits,
+    MalformedRequest,
+    RequestLimits,
+    check_trailers,
+    new_server_connection,
+    parse_request,
+)
+
+LIMITS = RequestLimits(field_count=10, field_size=200, path_size=100)
+BASE = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"example.com"),
+        (b":path", b"/a?b=c")]
+
+
+def test_a_good_request_gets_host_from_authority() -> None:
+    head = parse_request(BASE + [(b"accept", b"*/*"), (b"x_y", b"1")], LIMITS)
+    assert (head.method, head.scheme, head.path, head.authority) == (
+        b"GET", b"https", b"/a?b=c", b"example.com")
+    assert head.headers == [(b"accept", b"*/*"), (b"x_y", b"1"), (b"host", b"example.com")]
+    assert head.content_length is None
+
+
+def test_host_alone_and_a_matching_host_are_fine() -> None:
+    without = [h for h in BASE if h[0] != b":authority"]
+    assert parse_request(without + [(b"host", b"a.b:8")], LIMITS).authority == b"a.b:8"
+    head = parse_request(BASE + [(b"host", b"Example.COM"), (b"content-length", b"12")], LIMITS)
+    assert head.content_length == 12
+    assert head.headers == [(b"host", b"Example.COM"), (b"content-length", b"12")]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        BASE + [(b"Accept", b"x")],  # upper case name
+        BASE + [(b"acc ept", b"x")],
+        BASE + [(b"", b"x")],
+        BASE + [(b"a\xa0", b"x")],
+        BASE + [(b"x", b"a\r\nb: c")],
+        BASE + [(b"x", b"a\x00b")],
+        BASE + [(b"x", b"a\x0bb")],
+        BASE + [(b"x", b" lead")],
+        BASE + [(b"x", b"trail\t")],
+        BASE + [(b"connection", b"close")],
+        BASE + [(b"transfer-encoding", b"chunked")],
+        BASE + [(b"keep-alive", b"5")],
+        BASE + [(b"upgrade", b"h2c")],
+        BASE + [(b"proxy-connection", b"x")],
+        BASE + [(b"te", b"gzip")],
+        BASE + [(b"accept", b"x"), (b":method", b"GET")],  # pseudo after regular
+        BASE[1:],  # no :method
+        [h for h in BASE if h[0] != b":path"],
+        [h for h in BASE if h[0] != b":scheme"],
+        BASE + [(b":path", b"/again")],
+        BASE + [(b":method", b"POST")],
+        BASE + [(b":protocol", b"websocket")],
+        BASE + [(b"host", b"a"), (b"host", b"a")],
+        BASE + [(b"host", b"other.example")],
+        [h for h in BASE if h[0] != b":authority"] + [(b"host", b"a, b")],
+        [h for h in BASE if h[0] != b":authority"],  # neither
+        [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"u@h"), (b":path", b"/")],
+        BASE + [(b"content-length", b"+5")],
+        BASE + [(b"content-length", b"5, 5")],
+        BASE + [(b"content-length", b"5"), (b"content-length", b"5")],
+        BASE + [(b"content-length", b"9" * 19)],
+        [(b":method", b"G T"), (b":scheme", b"https"), (b":authority", b"a"), (b":path", b"/")],
+        [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a"), (b":path", b"x")],
+        [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a"), (b":path", b"*")],
+        [(b":method", b"GET"), (b":scheme", b"ht tp"), (b":authority", b"a"), (b":path", b"/")],
+        [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"a"),
+         (b":path", b"/a b")],
+    ],
+)
+def test_malformed_requests_reset_the_stream(headers: list[tuple[bytes, bytes]]) -> None:
+    with pytest.raises(MalformedRequest) as caught:
+        parse_request(headers, LIMITS)
+    assert caught.value.status is None
+
+
+def test_limits_answer_with_a_status() -> None:
+    many = BASE + [(b"x-%d" % i, b"v") for i in range(11)]
+    with pytest.raises(MalformedRequest) as caught:
+        parse_request(many, LIMITS)
+    assert caught.value.status == 431
+    with pytest.raises(MalformedRequest) as caught:
+        parse_request(BASE + [(b"x", b"v" * 300)], LIMITS)
+    assert caught.value.status == 431
+    long_path = [h if h[0] != b":path" else (b":path", b"/" + b"a" * 200) for h in BASE]
+    with pytest.raises(MalformedRequest) as caught:
+        parse_request(long_path, LIMITS)
+    assert caught.value.status == 414
+    options = [h if h[0] != b":path" else (b":path", b"*") for h in BASE]
+    options[0] = (b":method", b"OPTIONS")
+    assert parse_request(options, LIMITS).path == b"*"
+
+
+def test_trailers_never_carry_pseudo_or_connection_fields() -> None:
+    check_trailers([(b"x-checksum", b"abc")])
+    for bad in ([(b":path", b"/")], [(b"transfer-encoding", b"x")], [(b"x", b"a\nb")]):
+        with pytest.raises(MalformedRequest):
+            check_trailers(bad)
+
+
+def frame_bytes(*frames: object) -> bytes:
+    return b"".join(frame.serialize() for frame in frames)  # type: ignore[attr-defined]
+
+
+def test_gate_caps_a_header_block_before_it_is_decoded() -> None:
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    first = HeadersFrame(1, data=b"x" * 600)
+    more = ContinuationFrame(1, data=b"y" * 600)
+    data = PREFACE + frame_bytes(first, more)
+    with pytest.raises(FloodError):
+        for byte in range(len(data)):  # byte by byte: frame headers split anywhere
+            gate.feed(data[byte:byte + 1], 0.0)
+    fine = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    done = HeadersFrame(1, data=b"x" * 600, flags=["END_HEADERS"])
+    fine.feed(PREFACE + frame_bytes(done, done, done), 0.0)
+
+
+def test_gate_meters_pings_and_resets_over_time() -> None:
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    gate.feed(PREFACE, 0.0)
+    ping = frame_bytes(PingFrame(0, opaque_data=b"12345678"))
+    gate.feed(ping * 100, 0.0)
+    gate.feed(ping * 10, 1.0)  # refilled at 10 a second
+    with pytest.raises(FloodError):
+        gate.feed(ping, 1.0)
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    gate.feed(PREFACE, 0.0)
+    acks = frame_bytes(PingFrame(0, opaque_data=b"12345678", flags=["ACK"]))
+    gate.feed(acks * 1000, 2.0)  # answers cost us nothing
+    reset = frame_bytes(RstStreamFrame(1))
+    gate.feed(reset * 150, 0.0)
+    for _ in range(50):
+        gate.note_reset(0.0)
+    with pytest.raises(FloodError):
+        gate.feed(reset, 0.0)
+
+
+def client_and_server(limits: H2Limits) -> tuple[h2.connection.H2Connection,
+                                                 h2.connection.H2Connection]:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    server = new_server_connection(limits)
+    server.initiate_connection()
+    server.receive_data(client.data_to_send())
+    client.receive_data(server.data_to_send())
+    server.receive_data(client.data_to_send())
+    return client, server
+
+
+def test_a_body_longer_than_content_length_is_left_to_the_stream_not_the_connection() -> None:
+    client, server = client_and_server(H2Limits())
+    client.send_headers(1, BASE + [(b"content-length", b"3")])
+    client.send_data(1, b"toolong", end_stream=True)
+    client.send_headers(3, BASE, end_stream=True)
+    events = server.receive_data(client.data_to_send())
+    kinds = [type(event) for event in events]
+    assert h2.events.ConnectionTerminated not in kinds
+    assert kinds.count(h2.events.RequestReceived) == 2
+    assert server.local_settings.max_concurrent_streams == 100
+
+
+def test_limits_are_announced() -> None:
+    limits = H2Limits(max_concurrent_streams=7, initial_window_size=1 << 20,
+                      max_frame_size=1 << 15, max_header_list_size=4096)
+    client, _server = client_and_server(limits)
+    remote = client.remote_settings
+    assert (remote.max_concurrent_streams, remote.initial_window_size, remote.max_frame_size,
+            remote.max_header_list_size, remote.enable_push) == (7, 1 << 20, 1 << 15, 4096, 0)
+    assert limits.connection_window == 7 << 20
+    assert H2Limits().connection_window == 65535 * 100
+    assert H2Limits(initial_window_size=1 << 30).connection_window == 1 << 30
