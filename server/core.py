@@ -20,7 +20,6 @@ import itertools
 import logging
 import os
 import queue
-import selectors
 import socket
 import threading
 import time
@@ -32,6 +31,7 @@ from typing import Any
 from server.http1 import CLOSE, DISPATCH, HEAD, IDLE, LINGER, WAIT, HTTP1Connection
 from server.listeners import Listener
 from server.logs import access_atoms, error_stream, format_access
+from server.readiness import make_readiness
 from server.wsgi import FileWrapper, TrustedProxies
 
 ACCEPT_BATCH = 64  # accepts per readiness event, so arrivals cannot starve parked clients
@@ -251,11 +251,13 @@ class Server:
 
 
 class _Poller:
-    """The poller thread's state: the selector and the expiry heap. Only it touches them."""
+    """The poller thread's state: readiness, the expiry heap. Only that thread touches them."""
+
+    _WAKE = object()
 
     def __init__(self, server: Server) -> None:
         self.server = server
-        self.selector = selectors.DefaultSelector()
+        self.readiness = make_readiness()
         self.expiry: list[tuple[float, int, HTTP1Connection]] = []
         self.sequence = itertools.count()
         self.accepting = False
@@ -266,19 +268,19 @@ class _Poller:
 
     def run(self) -> None:
         server = self.server
-        selector = self.selector
-        selector.register(server._wake_r, selectors.EVENT_READ, None)
+        self.readiness.watch(server._wake_r, self._WAKE)
         self.set_accepting(True)
+        poll = self.readiness.poll
         try:
             while not server._exit:
-                timeout = self.next_timeout()
-                for key, _mask in selector.select(timeout):
-                    target = key.data
+                for target in poll(self.next_timeout()):
                     if type(target) is HTTP1Connection:
-                        self.route(target, target.on_readable())
-                    elif target is None:
+                        target.registered = False  # reported: watched no more (one-shot)
+                        if not target.closed:
+                            self.route(target, target.on_readable())
+                    elif target is self._WAKE:
                         self.on_wake()
-                    else:
+                    elif target is not None:
                         self.accept(target)
                 if self.expiry and self.expiry[0][0] <= time.monotonic():
                     self.expire()
@@ -302,22 +304,21 @@ class _Poller:
         return max(0.0, min(deadlines) - time.monotonic())
 
     def route(self, conn: HTTP1Connection, action: int) -> None:
+        """Act on what a connection needs next; it is never watched when this is called."""
         if action == DISPATCH:
-            self.unregister(conn)
             self.server.dispatch(conn)
         elif action == CLOSE:
-            self.unregister(conn)
-            conn._close_now()
+            self.close(conn)
         else:
-            if not conn.registered:
-                self.selector.register(conn.sock, selectors.EVENT_READ, conn)
-                conn.registered = True
+            conn.registered = True
+            self.readiness.arm(conn.fd, conn)
             self.schedule(conn)
 
-    def unregister(self, conn: HTTP1Connection) -> None:
+    def close(self, conn: HTTP1Connection) -> None:
         if conn.registered:
             conn.registered = False
-            self.selector.unregister(conn.sock)
+        self.readiness.remove(conn.fd)
+        conn._close_now()
 
     def schedule(self, conn: HTTP1Connection) -> None:
         """Keep one heap entry per connection, at or before its deadline."""
@@ -340,8 +341,7 @@ class _Poller:
                 if conn.phase == HEAD:
                     self.server.error_log.debug("closing %s: request head not received in "
                                                 "time", conn.peer_host)
-                self.unregister(conn)
-                conn._close_now()
+                self.close(conn)
             else:
                 self.schedule(conn)
 
@@ -351,7 +351,7 @@ class _Poller:
             if conn.closed:
                 continue
             if server.stopping and conn.phase != LINGER:
-                conn._close_now()
+                self.close(conn)
                 continue
             self.route(conn, WAIT)
         if server.stopping:
@@ -362,14 +362,16 @@ class _Poller:
 
     def begin_stop(self) -> None:
         self.set_accepting(False)
-        for key in list(self.selector.get_map().values()):
-            conn = key.data
-            if type(conn) is HTTP1Connection and conn.phase != LINGER:
-                if conn.on_readable() == DISPATCH:
-                    self.route(conn, DISPATCH)  # a whole request is here: answer it
-                else:
-                    self.unregister(conn)
-                    conn._close_now()
+        for conn in self.readiness.watched():
+            if type(conn) is not HTTP1Connection or conn.closed or not conn.registered:
+                continue
+            if conn.phase == LINGER:
+                continue
+            conn.registered = False
+            if conn.on_readable() == DISPATCH:
+                self.server.dispatch(conn)  # a whole request is here: answer it
+            else:
+                self.close(conn)
 
     def set_accepting(self, on: bool) -> None:
         if on == self.accepting:
@@ -378,9 +380,9 @@ class _Poller:
         self.server._accept_paused = not on
         for listener in self.server.listeners:
             if on:
-                self.selector.register(listener.sock, selectors.EVENT_READ, listener)
+                self.readiness.watch(listener.sock.fileno(), listener)
             else:
-                self.selector.unregister(listener.sock)
+                self.readiness.unwatch(listener.sock.fileno())
 
     def accept(self, listener: Listener) -> None:
         server = self.server
@@ -410,7 +412,13 @@ class _Poller:
         server.connection_opened()
         conn.phase = HEAD
         conn.deadline = time.monotonic() + server.header_timeout_s
-        self.route(conn, conn.on_readable())
+        action = conn.on_readable()
+        if action == WAIT:
+            conn.registered = True
+            self.readiness.add(conn.fd, conn)
+            self.schedule(conn)
+        else:
+            self.route(conn, action)
 
     def accept_failed(self, exc: OSError) -> None:
         if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
@@ -421,12 +429,10 @@ class _Poller:
             self.server.error_log.error("accept() failed: %s", exc)
 
     def close_all(self) -> None:
-        for key in list(self.selector.get_map().values()):
-            conn = key.data
-            if type(conn) is HTTP1Connection:
-                self.unregister(conn)
-                conn._close_now()
-        self.selector.close()
+        for conn in self.readiness.watched():
+            if type(conn) is HTTP1Connection and conn.registered and not conn.closed:
+                self.close(conn)
+        self.readiness.close()
 
 
 def _local_address(sock: socket.socket) -> tuple[str, int]:

@@ -119,21 +119,41 @@ def run_server(*argv: str, timeout_s: float = 30.0,
                           timeout=timeout_s, stdin=subprocess.DEVNULL)
 
 
+class _Servers:
+    """Starts servers logging under `directory`; `stop_all` checks each exits with 0."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.started: list[RunningServer] = []
+
+    def __call__(self, app: str | None, *flags: str, **options: object) -> RunningServer:
+        log_path = self.directory / f"server-{len(self.started)}.log"
+        server = start_server(app, *flags, log_path=log_path, **options)  # type: ignore[arg-type]
+        self.started.append(server)
+        return server
+
+    def stop_all(self) -> None:
+        failures = []
+        for server in self.started:
+            status = server.stop()
+            if status != 0:
+                failures.append(f"exit status {status}:\n{server.log()}")
+        assert not failures, "\n".join(failures)
+
+
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[Callable[..., RunningServer]]:
     """A factory starting servers; each must stop with exit status 0 at teardown."""
-    started: list[RunningServer] = []
+    servers = _Servers(tmp_path)
+    yield servers
+    servers.stop_all()
 
-    def start(app: str | None, *flags: str, **options: object) -> RunningServer:
-        log_path = tmp_path / f"server-{len(started)}.log"
-        server = start_server(app, *flags, log_path=log_path, **options)  # type: ignore[arg-type]
-        started.append(server)
-        return server
 
-    yield start
-    failures = []
-    for server in started:
-        status = server.stop()
-        if status != 0:
-            failures.append(f"exit status {status}:\n{server.log()}")
-    assert not failures, "\n".join(failures)
+@pytest.fixture(scope="module")
+def serve_module(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., RunningServer]]:
+    """Like `serve`, for servers shared by the tests of one module."""
+    servers = _Servers(tmp_path_factory.mktemp("servers"))
+    yield servers
+    servers.stop_all()
