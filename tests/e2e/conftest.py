@@ -87,7 +87,7 @@ class RunningServer:
 
 def start_server(app: str | None, *flags: str, log_path: Path, bind: str | None = "127.0.0.1:0",
                  env: dict[str, str] | None = None, cwd: Path | None = None,
-                 listeners: int = 1) -> RunningServer:
+                 listeners: int = 1, pass_fds: tuple[int, ...] = ()) -> RunningServer:
     """Start `python -m server [APP] --bind BIND FLAGS` and wait for its listeners."""
     argv = [sys.executable, "-m", "server"] + ([app] if app else [])
     if bind is not None:
@@ -95,7 +95,8 @@ def start_server(app: str | None, *flags: str, log_path: Path, bind: str | None 
     argv += list(flags)
     log_file = open(log_path, "wb")  # noqa: SIM115 - the child writes it until it exits
     process = subprocess.Popen(argv, cwd=cwd or ROOT, env=server_env(env), stdout=log_file,
-                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                               pass_fds=pass_fds)
     log_file.close()
     server = RunningServer(process, log_path)
     deadline = time.monotonic() + START_TIMEOUT_S

@@ -1,0 +1,162 @@
+"""Connections: pipelining, streaming uploads, idle keep-alive, slow clients, limits.
+
+Timeouts here are safety nets, never measurements: "promptly" means within a bound far
+larger than normal service (seconds), yet far smaller than what a blocked worker would cause.
+"""
+
+from __future__ import annotations
+
+import resource
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.wire import Wire, get
+
+APP = "tests.e2e.apps_core:app"
+
+
+def raise_fd_limit(wanted: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        if target < wanted:
+            pytest.skip(f"needs {wanted} open files, the hard limit is {hard}")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
+def wait_for(condition, timeout_s: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_pipelined_requests_are_answered_in_order(serve):
+    server = serve(APP)
+    wire = Wire(server.host, server.port)
+    wire.send(get("/big?n=1") + get("/echo", method="POST", body=b"two")
+              + get("/big?n=3") + get("/generator?n=1"))
+    bodies = [wire.read_response().body for _ in range(4)]
+    assert bodies == [b"x", b"two", b"xxx", b"part 0\n"]
+    wire.send(get("/big?n=2"))  # the connection is still usable afterwards
+    assert wire.read_response().body == b"xx"
+    wire.close()
+
+
+def test_chunked_upload_reaches_the_application_while_streaming(serve, tmp_path: Path):
+    server = serve(APP)
+    mark = tmp_path / "first-line"
+    wire = Wire(server.host, server.port)
+    wire.send(f"POST /stream-input?mark={mark} HTTP/1.1\r\nHost: t\r\n"
+              "Transfer-Encoding: chunked\r\n\r\n".encode() + b"b\r\nfirst line\n\r\n")
+    # The rest is not sent until the application has seen the first line.
+    assert wait_for(mark.exists), "the application did not see the first chunk"
+    assert wait_for(lambda: mark.read_bytes() == b"first line\n")
+    wire.send(b"5\r\nrest!\r\n0\r\n\r\n")
+    response = wire.read_response()
+    assert (response.status, response.body) == (200, b"first line\nrest!")
+    wire.close()
+
+
+def test_idle_keepalive_connections_hold_no_thread(serve):
+    count = 1000
+    raise_fd_limit(count * 2 + 200)
+    server = serve(APP, "--threads", "8", "--worker-connections", str(count + 50),
+                   "--keep-alive", "60")
+    clients = []
+    try:
+        for _ in range(count):
+            sock = socket.create_connection((server.host, server.port), timeout=20)
+            sock.sendall(get("/big?n=1"))
+            clients.append(sock)
+        for sock in clients:  # every one answered, then left idle and open
+            data = b""
+            while not data.endswith(b"\r\n\r\nx"):
+                chunk = sock.recv(4096)
+                assert chunk, "a keep-alive connection was closed"
+                data += chunk
+        # Another client is answered at once although 1,000 connections are open.
+        wire = Wire(server.host, server.port, timeout_s=5)
+        wire.send(get("/big?n=2"))
+        assert wire.read_response().body == b"xx"
+        wire.close()
+        for sock in clients[::100]:  # and the idle ones are still served
+            sock.sendall(get("/big?n=3"))
+            assert sock.recv(4096).endswith(b"xxx")
+    finally:
+        for sock in clients:
+            sock.close()
+
+
+def test_slow_header_client_blocks_nobody_and_times_out(serve):
+    server = serve(APP, "--threads", "1", "--header-timeout", "1")
+    slow = Wire(server.host, server.port)
+    slow.send(b"GET /big?n=1 HTTP/1.1\r\nHost: t\r\n")  # and never the blank line
+    fast = Wire(server.host, server.port, timeout_s=5)
+    fast.send(get("/big?n=2"))
+    assert fast.read_response().body == b"xx"  # the only worker is free
+    fast.close()
+    slow.sock.settimeout(10)
+    assert slow.closed_by_peer()  # header_timeout closed it
+    slow.close()
+
+
+def test_idle_connection_closed_after_keepalive(serve):
+    server = serve(APP, "--keep-alive", "0.5")
+    wire = Wire(server.host, server.port)
+    wire.send(get("/big?n=1"))
+    assert wire.read_response().body == b"x"
+    wire.sock.settimeout(10)
+    assert wire.closed_by_peer()
+    wire.close()
+
+
+def test_worker_connections_caps_open_connections(serve):
+    server = serve(APP, "--worker-connections", "3")
+    held = []
+    for _ in range(3):
+        wire = Wire(server.host, server.port)
+        wire.send(get("/big?n=1"))
+        assert wire.read_response().body == b"x"
+        held.append(wire)
+    extra = Wire(server.host, server.port, timeout_s=0.5)  # queued by the kernel
+    extra.send(get("/big?n=4"))
+    with pytest.raises(TimeoutError):
+        extra.read_response()
+    held.pop().close()  # one closes: the server accepts the waiting one
+    extra.sock.settimeout(10)
+    assert extra.read_response().body == b"xxxx"
+    for wire in held + [extra]:
+        wire.close()
+
+
+def test_half_closed_client_is_answered_then_closed(serve):
+    server = serve(APP)
+    wire = Wire(server.host, server.port)
+    wire.send(get("/big?n=5"))
+    wire.sock.shutdown(socket.SHUT_WR)
+    response = wire.read_response()
+    assert response.body == b"xxxxx"
+    assert wire.closed_by_peer()
+    wire.close()
+    again = Wire(server.host, server.port)  # and nothing spins or breaks
+    again.send(get("/big?n=1"))
+    assert again.read_response().body == b"x"
+    again.close()
+
+
+def test_bad_request_gets_one_answer_and_the_pipeline_is_not_read(serve):
+    server = serve(APP)
+    wire = Wire(server.host, server.port)
+    wire.send(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 1, 1\r\n\r\n" + get("/big?n=1"))
+    response = wire.read_response()
+    assert response.status == 400
+    assert response.header("connection") == "close"
+    assert wire.read_until_close() == b""
+    wire.close()
+    assert "Traceback" not in server.log()
