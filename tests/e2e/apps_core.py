@@ -22,11 +22,13 @@ raise first). Paths:
   /bad-status, /bad-header-type, /crlf-header, /hop-by-hop  (raw only) bad start_response
   /no-read            answers without reading the body
   /upload-size        reads the body in 64 KiB pieces and reports its size
+  /osenv?name=X       os.environ[X], the working directory and the pid, as JSON
 """
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -184,6 +186,12 @@ def upload_size(environ: Environ, start_response: StartResponse) -> list[bytes]:
     return _reply(start_response, str(total).encode())
 
 
+def process_env(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    name = _query(environ).get("name", "")
+    body = json.dumps({"value": os.environ.get(name), "cwd": os.getcwd(), "pid": os.getpid()})
+    return _reply(start_response, body.encode(), content_type="application/json")
+
+
 ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "/environ": environ_json,
     "/echo": echo,
@@ -202,6 +210,7 @@ ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "/cl-short": cl_short,
     "/no-read": no_read,
     "/upload-size": upload_size,
+    "/osenv": process_env,
 }
 for _kind in ("/bad-status", "/bad-header-type", "/crlf-header", "/hop-by-hop"):
     ROUTES[_kind] = bad_start(_kind)
