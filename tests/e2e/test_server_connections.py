@@ -160,3 +160,17 @@ def test_bad_request_gets_one_answer_and_the_pipeline_is_not_read(serve):
     assert wire.read_until_close() == b""
     wire.close()
     assert "Traceback" not in server.log()
+
+
+def test_slow_body_gets_408_after_body_timeout(serve):
+    server = serve(APP, "--threads", "1", "--body-timeout", "1")
+    slow = Wire(server.host, server.port, timeout_s=10)
+    slow.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+    response = slow.read_response()
+    assert response.status == 408
+    assert response.header("connection") == "close"
+    slow.close()
+    fast = Wire(server.host, server.port, timeout_s=5)  # the worker is free again
+    fast.send(get("/big?n=1"))
+    assert fast.read_response().body == b"x"
+    fast.close()
