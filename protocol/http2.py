@@ -17,6 +17,7 @@ from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.settings import SettingCodes, Settings
 from h2.stream import H2Stream
+from hyperframe.frame import GoAwayFrame
 
 __all__ = [
     "CONNECTION_SPECIFIC",
@@ -28,6 +29,7 @@ __all__ = [
     "RequestHead",
     "RequestLimits",
     "check_trailers",
+    "goaway_frame",
     "new_server_connection",
     "parse_request",
 ]
@@ -100,6 +102,15 @@ def new_server_connection(limits: H2Limits) -> ServerConnection:
     )
     connection.max_inbound_frame_size = limits.max_frame_size
     return connection
+
+
+def goaway_frame(last_stream_id: int, error_code: int = 0) -> bytes:
+    """A GOAWAY to send while streams up to `last_stream_id` are still served.
+
+    h2's close_connection() would also close its state machine, after which the responses
+    in flight could not be sent; a graceful stop needs the frame alone (RFC 9113 6.8)."""
+    frame = GoAwayFrame(0, last_stream_id=last_stream_id, error_code=error_code)
+    return bytes(frame.serialize())
 
 
 # --- the request header policy ---------------------------------------------------------------

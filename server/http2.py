@@ -1,0 +1,652 @@
+"""The HTTP/2 driver: one connection, its socket and its h2 connection, on its own thread.
+
+The thread that owns the socket owns the H2Connection; nobody else touches either. It reads
+frames, judges each request (protocol/http2.py) and hands every stream's WSGI call to the
+worker pool (server/h2stream.py), so a slow stream never delays a fast one. Workers hand
+output and "I read this much" back through per-stream state plus one wake-up pipe; this
+thread sends as the flow-control windows allow and acknowledges request data only as the
+application reads it.
+
+The connection thread never waits for a pool thread: with every worker busy it still reads
+frames, answers PINGs, acknowledges what was read and sends what was produced; queued
+streams simply start later. It is not a pool thread either, so HTTP/2 connections can never
+take the pool away from the applications (threads: `threads` workers plus one per open
+HTTP/2 connection, at most worker_connections).
+
+Bounds: at most OUTPUT_HIGH_BYTES of frames wait for the socket (beyond it we stop reading,
+so PING and SETTINGS floods cannot queue answers), per-stream send buffers (h2stream), the
+request body by the windows, header blocks and PING/SETTINGS/reset rates by the FrameGate.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import h2.errors
+import h2.events
+import h2.exceptions
+
+from protocol.http2 import (
+    FloodError,
+    FrameGate,
+    H2Limits,
+    MalformedRequest,
+    RequestHead,
+    RequestLimits,
+    check_trailers,
+    goaway_frame,
+    new_server_connection,
+    parse_request,
+)
+from server.h2stream import SEND_BUFFER_BYTES, H2Exchange, H2Stream, error_body, error_head
+from server.wsgi import build_environ
+
+if TYPE_CHECKING:
+    from server.core import Server
+
+RECV_BYTES = 65536
+SEND_BYTES = 256 * 1024  # at most this much per send() call
+OUTPUT_HIGH_BYTES = 1 << 20  # stop reading while this much waits for the socket
+LINGER_S = 1.0  # after our last frame, how long the client's late bytes are read
+LINGER_MAX_BYTES = 1 << 20
+_PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
+_REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
+_NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
+_POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+
+
+def limits_from(cfg: Any) -> H2Limits:
+    """The HTTP/2 settings we announce, from the configuration."""
+    return H2Limits(
+        max_concurrent_streams=cfg.http2_max_concurrent_streams,
+        initial_window_size=cfg.http2_initial_window_size,
+        max_frame_size=cfg.http2_max_frame_size,
+        max_header_list_size=cfg.http2_max_header_list_size,
+    )
+
+
+class H2Registry:
+    """The open HTTP/2 connections of a Server, so that a graceful stop can wake them."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._drivers: set[H2Driver] = set()
+
+    def add(self, driver: H2Driver) -> None:
+        with self._lock:
+            self._drivers.add(driver)
+
+    def discard(self, driver: H2Driver) -> None:
+        with self._lock:
+            self._drivers.discard(driver)
+
+    def wake_all(self) -> None:
+        with self._lock:
+            drivers = list(self._drivers)
+        for driver in drivers:
+            driver.wake()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._drivers)
+
+
+class H2Driver:
+    """One HTTP/2 connection; `start()` runs it on a new thread until it closes."""
+
+    def __init__(self, server: Server, sock: socket.socket, peer_host: str | None,
+                 peer_port: str, local: tuple[str, int], environ_extra: dict[str, Any]) -> None:
+        self.server = server
+        self.sock = sock
+        self.peer_host = peer_host
+        self.peer_port = peer_port
+        self.listener_name, self.listener_port = local
+        limits = server.h2_limits
+        self.conn = new_server_connection(limits)
+        self.gate = FrameGate(limits.max_header_list_size, limits.max_concurrent_streams)
+        self.request_limits = RequestLimits(server.limits.field_count,
+                                            server.limits.field_size,
+                                            server.limits.request_line)
+        base = server.environ_base(self)
+        base.update(environ_extra)
+        self.environ_base = base
+        self.trusted_proxy = server.trusted_proxies.trusts(peer_host)
+        self.lock = threading.Lock()
+        self.ready: list[H2Stream] = []  # (lock) streams with news for this thread
+        self.wake_pending = False  # (lock)
+        self.wake_r, self.wake_w = os.pipe()
+        os.set_blocking(self.wake_r, False)
+        os.set_blocking(self.wake_w, False)
+        self.streams: dict[int, H2Stream] = {}
+        self.sending: dict[int, H2Stream] = {}  # streams with output not yet in frames
+        self.out = bytearray()
+        self.last_progress = time.monotonic()
+        self.idle_since = time.monotonic()
+        self.goaway_at: int | None = None  # streams above it are refused
+        self.read_closed = False
+        self.broken = False
+        self.closed = False
+        self._dispatch: dict[type, Callable[[Any], None]] = {
+            h2.events.RequestReceived: self._on_request,
+            h2.events.DataReceived: self._on_data,
+            h2.events.StreamEnded: self._on_stream_ended,
+            h2.events.StreamReset: self._on_stream_reset,
+            h2.events.TrailersReceived: self._on_trailers,
+            h2.events.WindowUpdated: self._on_window,
+            h2.events.RemoteSettingsChanged: self._on_window,
+            h2.events.ConnectionTerminated: self._on_goaway,
+        }
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self, initial: bytes = b"", upgrade: tuple[bytes, H2Stream | None] | None = None,
+              ) -> None:
+        """Begin the connection (our SETTINGS) and run it on a new thread. `initial`: bytes
+        already read from the client; `upgrade`: (HTTP2-Settings, stream 1) after a 101."""
+        self.sock.setblocking(False)
+        conn = self.conn
+        if upgrade is None:
+            conn.initiate_connection()
+        else:
+            conn.initiate_upgrade_connection(upgrade[0])
+        extra = self.server.h2_limits.connection_window - 65535
+        if extra > 0:
+            conn.increment_flow_control_window(extra)
+        thread = threading.Thread(target=self._run, args=(initial, upgrade),
+                                  name=f"treadle-h2-{self.sock.fileno()}", daemon=True)
+        self.server.h2_connections.add(self)
+        thread.start()
+
+    def _run(self, initial: bytes, upgrade: tuple[bytes, H2Stream | None] | None) -> None:
+        try:
+            if upgrade is not None and upgrade[1] is not None:
+                self._open_stream(upgrade[1], ended=True)
+            if initial:
+                self._receive(initial)
+            self._loop()
+        except BaseException as exc:
+            if isinstance(exc, OSError):
+                self.server.error_log.debug("HTTP/2 connection from %s: %s", self.peer_host, exc)
+            else:
+                self.server.error_log.exception("HTTP/2 connection failed")
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            self._close()
+
+    # -- worker side (under self.lock) ------------------------------------------------------
+
+    def mark_ready(self, stream: H2Stream) -> None:
+        """A stream has news (output, an acknowledgement, a reset); called with lock held."""
+        if not stream.queued:
+            stream.queued = True
+            self.ready.append(stream)
+        if not self.wake_pending:
+            self.wake_pending = True
+            try:
+                os.write(self.wake_w, b"\0")
+            except OSError:
+                pass  # full (so readable already) or closed
+
+    def wake(self) -> None:
+        """From any thread: look at the server's state (a graceful stop began)."""
+        with self.lock:
+            if not self.wake_pending:
+                self.wake_pending = True
+                try:
+                    os.write(self.wake_w, b"\0")
+                except OSError:
+                    pass
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        poller = select.poll()
+        poller.register(self.wake_r, select.POLLIN)
+        fd = self.sock.fileno()
+        mask = -1
+        server = self.server
+        while True:
+            self._flush()
+            if self.broken or self._done():
+                return
+            if server.stopping and self.goaway_at is None:
+                self._graceful_goaway()
+                continue
+            reading = not self.read_closed and len(self.out) < OUTPUT_HIGH_BYTES
+            wanted = (_POLLIN if reading else 0) | (select.POLLOUT if self.out else 0)
+            if wanted != mask:
+                if wanted:
+                    poller.register(fd, wanted)
+                elif mask > 0:
+                    poller.unregister(fd)
+                mask = wanted
+            if reading and self._tls_pending():
+                ready: list[tuple[int, int]] = [(fd, select.POLLIN)]
+            else:
+                ready = poller.poll(self._timeout_ms())
+            if not ready:
+                self._on_timeout()
+                continue
+            for ready_fd, flags in ready:
+                if ready_fd == self.wake_r:
+                    self._on_wake()
+                elif flags & _POLLIN and reading:
+                    self._on_readable()
+
+    def _tls_pending(self) -> bool:
+        pending = getattr(self.sock, "pending", None)
+        return pending is not None and pending() > 0
+
+    def _done(self) -> bool:
+        if self.out or self.streams:
+            return False
+        return self.read_closed or self.goaway_at is not None
+
+    def _timeout_ms(self) -> int:
+        now = time.monotonic()
+        if self.out:
+            deadline = self.last_progress + self.server.body_timeout_s
+        elif not self.streams:
+            deadline = self.idle_since + self.server.keepalive_s
+        else:
+            return -1  # streams in flight: their workers keep their own time
+        return max(0, int((deadline - now) * 1000) + 1)
+
+    def _on_timeout(self) -> None:
+        now = time.monotonic()
+        if self.out and now - self.last_progress >= self.server.body_timeout_s:
+            self.server.error_log.debug("HTTP/2 client %s stopped reading; closing",
+                                        self.peer_host)
+            self.broken = True
+        elif not self.streams and not self.out and \
+                now - self.idle_since >= self.server.keepalive_s:
+            self._graceful_goaway()
+
+    def _graceful_goaway(self) -> None:
+        """GOAWAY naming the last stream we will serve; those in flight still finish."""
+        self._take_output()
+        self.goaway_at = self.conn.highest_inbound_stream_id
+        self.out += goaway_frame(self.goaway_at)
+
+    # -- reading -------------------------------------------------------------------------
+
+    def _on_readable(self) -> None:
+        for _ in range(16):  # then let the loop send and look at the workers' news
+            try:
+                data = self.sock.recv(RECV_BYTES)
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self.server.error_log.debug("HTTP/2 read from %s: %s", self.peer_host, exc)
+                self.broken = True
+                return
+            if not data:
+                self.read_closed = True
+                self._forget_all("the client closed the connection")
+                return
+            self._receive(data)
+            if self.broken or self.read_closed or len(self.out) >= OUTPUT_HIGH_BYTES:
+                return
+
+    def _receive(self, data: bytes) -> None:
+        try:
+            self.gate.feed(data, time.monotonic())
+            events = self.conn.receive_data(data)
+        except FloodError as exc:
+            self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(exc))
+            return
+        except h2.exceptions.ProtocolError as exc:  # h2 queued its GOAWAY already
+            self._fail_connection(None, str(exc))
+            return
+        dispatch = self._dispatch
+        for event in events:
+            handler = dispatch.get(type(event))
+            if handler is not None:
+                handler(event)
+        self._take_output()
+
+    def _fail_connection(self, code: h2.errors.ErrorCodes | None, why: str) -> None:
+        self.server.error_log.debug("HTTP/2 connection error from %s: %s", self.peer_host, why)
+        if code is not None:
+            self.conn.close_connection(code)
+        self._take_output()
+        self.read_closed = True
+        self.goaway_at = 0
+        self._forget_all(why)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _on_request(self, event: h2.events.RequestReceived) -> None:
+        stream_id = event.stream_id
+        if self.goaway_at is not None and stream_id > self.goaway_at:
+            self._reset(stream_id, _REFUSED_STREAM)
+            return
+        try:
+            head = parse_request(event.headers or [], self.request_limits)
+            ended = event.stream_ended is not None
+            if ended and head.content_length not in (None, 0):
+                raise MalformedRequest("content-length without a body")
+        except MalformedRequest as exc:
+            self._refuse(stream_id, exc)
+            return
+        stream = H2Stream(self, stream_id, self._environ(head), head.content_length)
+        self._open_stream(stream, ended)
+
+    def _environ(self, head: RequestHead) -> dict[str, Any]:
+        return build_environ(self.environ_base, head.method, head.path, b"2", head.headers,
+                             self.server.root_path, self.trusted_proxy)
+
+    def _open_stream(self, stream: H2Stream, ended: bool) -> None:
+        stream.in_ended = ended
+        self.streams[stream.stream_id] = stream
+        self.server.dispatch(H2Exchange(stream))  # type: ignore[arg-type]
+
+    def _refuse(self, stream_id: int, exc: MalformedRequest) -> None:
+        self.server.error_log.debug("HTTP/2 request refused from %s: %s", self.peer_host, exc)
+        if exc.status is None:
+            self._reset(stream_id, _PROTOCOL_ERROR)
+            try:
+                self.gate.note_reset(time.monotonic())
+            except FloodError as flood:
+                self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(flood))
+            return
+        conn = self.conn
+        try:
+            conn.send_headers(stream_id, error_head(exc.status, self.server))
+            conn.send_data(stream_id, error_body(exc.status), end_stream=True)
+            if conn.streams.get(stream_id) is not None and not conn.streams[stream_id].closed:
+                conn.reset_stream(stream_id, _NO_ERROR)  # no need for the body
+        except h2.exceptions.H2Error:
+            pass
+
+    def _reset(self, stream_id: int, code: int) -> None:
+        try:
+            self.conn.reset_stream(stream_id, code)
+        except h2.exceptions.H2Error:
+            pass  # already closed
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        flow = event.flow_controlled_length or 0
+        data = event.data or b""
+        if stream is None:
+            self._acknowledge(event.stream_id, flow)  # nobody will read it
+            return
+        stream.received += len(data)
+        if stream.content_length is not None and stream.received > stream.content_length:
+            self._acknowledge(event.stream_id, flow)
+            self._stream_error(stream, "more DATA than content-length")
+            return
+        with self.lock:
+            if stream.dead is None:
+                stream.inbox.append(data)
+                stream.inbox_flow.append(flow)
+                stream.cond.notify()
+                return
+        self._acknowledge(event.stream_id, flow)
+
+    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            return
+        if stream.content_length is not None and stream.received != stream.content_length:
+            self._stream_error(stream, "less DATA than content-length")
+            return
+        with self.lock:
+            stream.in_ended = True
+            stream.cond.notify()
+        self._maybe_forget(stream)
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        try:
+            check_trailers(event.headers or [])
+        except MalformedRequest as exc:
+            if stream is not None:
+                self._stream_error(stream, str(exc))
+            else:
+                self._reset(event.stream_id, _PROTOCOL_ERROR)
+
+    def _stream_error(self, stream: H2Stream, why: str) -> None:
+        """A malformed request body: reset the stream; its worker sees the body fail."""
+        self.server.error_log.debug("HTTP/2 stream %d from %s reset: %s", stream.stream_id,
+                                    self.peer_host, why)
+        self._reset(stream.stream_id, _PROTOCOL_ERROR)
+        self._kill(stream, why)
+        try:
+            self.gate.note_reset(time.monotonic())
+        except FloodError as flood:
+            self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(flood))
+
+    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            self._kill(stream, "reset by the client")
+
+    def _on_window(self, event: Any) -> None:
+        stream_id = getattr(event, "stream_id", 0)
+        if stream_id:
+            stream = self.streams.get(stream_id)
+            if stream is not None and stream.outbox:
+                self.sending[stream_id] = stream
+        else:
+            for stream in self.streams.values():
+                if stream.outbox or (stream.out_ended and not stream.end_sent):
+                    self.sending[stream.stream_id] = stream
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        # The client is leaving: finish what is in flight (reading on, for its window
+        # updates), accept nothing new, then close.
+        if self.goaway_at is None:
+            self.goaway_at = self.conn.highest_inbound_stream_id
+
+    # -- the workers' news -----------------------------------------------------------------
+
+    def _on_wake(self) -> None:
+        try:
+            os.read(self.wake_r, 4096)
+        except OSError:
+            pass
+        with self.lock:
+            ready, self.ready = self.ready, []
+            self.wake_pending = False
+            news = []
+            for stream in ready:
+                stream.queued = False
+                consumed, stream.consumed = stream.consumed, 0
+                head, stream.head = stream.head, None
+                news.append((stream, consumed, head, stream.reset_code))
+        for stream, consumed, head, reset_code in news:
+            if consumed:
+                self._acknowledge(stream.stream_id, consumed)
+            if stream.finished:
+                continue
+            if reset_code is not None:
+                self._reset(stream.stream_id, reset_code)
+                self._kill(stream, "reset by the server")
+                continue
+            if head is not None:
+                self._send_head(stream, head)
+            self.sending[stream.stream_id] = stream
+        self._pump()
+
+    def _send_head(self, stream: H2Stream, head: list[tuple[bytes, bytes]]) -> None:
+        with self.lock:
+            end = stream.out_ended and not stream.outbox
+        try:
+            self.conn.send_headers(stream.stream_id, head, end_stream=end)
+        except h2.exceptions.H2Error as exc:
+            self._kill(stream, f"cannot send the response head: {exc}")
+            return
+        stream.head_sent = True
+        if end:
+            stream.end_sent = True
+            self._maybe_forget(stream)
+
+    def _pump(self) -> None:
+        """Move buffered output into DATA frames as far as the windows (and our output
+        bound) allow; streams that must wait for a window stay out of `sending`."""
+        conn = self.conn
+        for stream_id, stream in list(self.sending.items()):
+            if len(self.out) >= OUTPUT_HIGH_BYTES:
+                return  # the rest waits for the socket
+            del self.sending[stream_id]
+            if stream.finished or not stream.head_sent:
+                continue
+            self._pump_stream(conn, stream)
+            self._take_output()
+
+    def _pump_stream(self, conn: Any, stream: H2Stream) -> None:
+        stream_id = stream.stream_id
+        budget = OUTPUT_HIGH_BYTES
+        with self.lock:
+            while stream.outbox and budget > 0:
+                window = conn.local_flow_control_window(stream_id)
+                if window <= 0:
+                    break
+                chunk = stream.outbox[0]
+                size = min(len(chunk), window, conn.max_outbound_frame_size, budget)
+                if size == len(chunk):
+                    stream.outbox.popleft()
+                else:
+                    stream.outbox[0] = chunk[size:]
+                before = stream.out_bytes
+                stream.out_bytes -= size
+                budget -= size
+                end = stream.out_ended and not stream.outbox
+                conn.send_data(stream_id, chunk[:size].tobytes() if size < len(chunk)
+                               else chunk.tobytes(), end_stream=end)
+                if end:
+                    stream.end_sent = True
+                if before >= SEND_BUFFER_BYTES > stream.out_bytes:
+                    stream.cond.notify()
+            if stream.out_ended and not stream.outbox and not stream.end_sent:
+                conn.end_stream(stream_id)
+                stream.end_sent = True
+            if stream.outbox and budget <= 0:
+                self.sending[stream_id] = stream  # more when the socket has taken this
+        if stream.end_sent:
+            self._maybe_forget(stream)
+
+    def _acknowledge(self, stream_id: int, size: int) -> None:
+        if size <= 0:
+            return
+        try:
+            self.conn.acknowledge_received_data(size, stream_id)
+        except h2.exceptions.H2Error:
+            pass
+
+    # -- forgetting streams ----------------------------------------------------------------
+
+    def _maybe_forget(self, stream: H2Stream) -> None:
+        """A stream is done when its response is sent; an unread request body is then
+        refused (RST_STREAM NO_ERROR) and its window given back."""
+        if not stream.end_sent or stream.finished:
+            return
+        with self.lock:
+            in_ended = stream.in_ended
+        if not in_ended:
+            self._reset(stream.stream_id, _NO_ERROR)
+        self._kill(stream, "the response is complete")
+
+    def _kill(self, stream: H2Stream, why: str) -> None:
+        with self.lock:
+            if stream.dead is None:
+                stream.dead = why
+            stream.cond.notify_all()
+            unread = sum(stream.inbox_flow) + stream.consumed
+            stream.inbox.clear()
+            stream.inbox_flow.clear()
+            stream.consumed = 0
+            stream.outbox.clear()
+            stream.out_bytes = 0
+        self._acknowledge(stream.stream_id, unread)
+        stream.finished = True
+        self.streams.pop(stream.stream_id, None)
+        self.sending.pop(stream.stream_id, None)
+        if not self.streams:
+            self.idle_since = time.monotonic()
+
+    def _forget_all(self, why: str) -> None:
+        for stream in list(self.streams.values()):
+            self._kill(stream, why)
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _take_output(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.out += data
+
+    def _flush(self) -> None:
+        self._take_output()
+        out = self.out
+        while out:
+            try:
+                sent = self.sock.send(memoryview(out)[:SEND_BYTES])
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                self.server.error_log.debug("HTTP/2 write to %s: %s", self.peer_host, exc)
+                self.broken = True
+                out.clear()
+                return
+            del out[:sent]
+            self.last_progress = time.monotonic()
+            if not out and self.sending:
+                self._pump()
+                self._take_output()
+
+    # -- closing -------------------------------------------------------------------------
+
+    def _linger(self) -> None:
+        """Half-close and read what the client still sends for a moment: closing with
+        unread bytes would reset the connection and could destroy our last frames."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        deadline = time.monotonic() + LINGER_S
+        read = 0
+        while read < LINGER_MAX_BYTES:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return
+            try:
+                ready, _, _ = select.select([self.sock], [], [], remaining)
+                if not ready:
+                    return
+                data = socket.socket.recv(self.sock, RECV_BYTES)  # raw: TLS is shut
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                return
+            if not data:
+                return
+            read += len(data)
+
+    def _close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._forget_all("the connection closed")
+        self.server.h2_connections.discard(self)
+        if not self.broken:
+            self._linger()
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        for fd in (self.wake_r, self.wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.server.connection_closed(self)  # type: ignore[arg-type]

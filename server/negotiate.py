@@ -1,0 +1,138 @@
+"""Which protocol a connection speaks: the TLS handshake and ALPN, h2c prior knowledge, and
+the HTTP/1.1 `Upgrade: h2c` switch. Every connection starts as an HTTP1Connection (the
+poller's unit); one that turns out to speak HTTP/2 is handed to an H2Driver, which then
+owns its socket, its thread and its place in the open-connection count.
+
+h2c is served only when http2_cleartext allows it (HARDENING 22): otherwise the preface is
+an HTTP/2.0 request line (505) and `Upgrade: h2c` is ignored, as HTTP/1.1 allows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ssl
+import time
+from typing import TYPE_CHECKING, Any
+
+import protocol
+from protocol.http2 import PREFACE
+from server.h2stream import H2Stream
+from server.http2 import H2Driver
+from server.sockio import send_all
+from server.tls import TLSSocket, connection_environ, handshake_step, negotiated_h2, wrap
+from server.wsgi import build_environ
+
+if TYPE_CHECKING:
+    from server.http1 import HTTP1Connection
+
+# What the caller should do next (the values of server/http1.py's actions).
+DISPATCH, WAIT, CLOSE = 1, 2, 3
+HANDED_OFF = 4  # an H2Driver owns the connection now: forget it
+
+_UPGRADE_DROPPED = frozenset({b"connection", b"upgrade", b"http2-settings", b"keep-alive",
+                              b"transfer-encoding", b"te", b"proxy-connection"})
+
+
+def hand_over(conn: HTTP1Connection, initial: bytes, environ_extra: dict[str, Any],
+              upgrade_request: Any = None) -> None:
+    """Start an H2Driver on `conn`'s socket; `conn` is done with it (never closes it)."""
+    server = conn.server
+    driver = H2Driver(server, conn.sock, conn.peer_host, conn.peer_port,
+                      (conn.listener_name, conn.listener_port), environ_extra)
+    conn.closed = True  # the driver closes the socket and counts the connection closed
+    upgrade = None
+    if upgrade_request is not None:
+        request, settings = upgrade_request
+        headers = [(name, value) for name, value in request.headers
+                   if name not in _UPGRADE_DROPPED]
+        environ = build_environ(driver.environ_base, request.method, request.target, b"2",
+                                headers, server.root_path, driver.trusted_proxy)
+        upgrade = (settings, H2Stream(driver, 1, environ, None))
+    driver.start(initial, upgrade)
+
+
+# -- TLS -------------------------------------------------------------------------------------
+
+
+def handshake(conn: HTTP1Connection) -> int:
+    """One step of the TLS handshake, on a worker. WAIT: park until the client's next bytes
+    (the poller then dispatches again); CLOSE: it failed (logged at debug); HANDED_OFF: it
+    chose h2; DISPATCH never (an HTTP/1.1 connection then waits for its head: WAIT)."""
+    server = conn.server
+    if not isinstance(conn.sock, TLSSocket):
+        conn.sock = wrap(server.tls_context, conn.sock)
+    try:
+        if not handshake_step(conn.sock, conn.deadline):
+            return WAIT
+    except (ssl.SSLError, OSError, ValueError) as exc:
+        server.error_log.debug("TLS handshake with %s failed: %s", conn.peer_host, exc)
+        return CLOSE
+    extra = connection_environ(conn.sock)
+    if server.h2_enabled and negotiated_h2(conn.sock):
+        hand_over(conn, b"", extra)
+        return HANDED_OFF
+    conn.tls_environ = extra
+    conn.phase = 1  # HEAD: http1's phase for "a request head is arriving"
+    conn.deadline = time.monotonic() + server.header_timeout_s
+    return WAIT
+
+
+# -- h2c ---------------------------------------------------------------------------------------
+
+
+def watch_preface(conn: HTTP1Connection, data: bytes) -> tuple[int | None, bytes]:
+    """The first bytes of a cleartext connection when prior knowledge is on: (HANDED_OFF,
+    b"") for the HTTP/2 preface, (WAIT, b"") while they may still become it, else (None,
+    everything seen so far) for the HTTP/1.1 engine."""
+    seen = conn.preface_seen + data
+    if len(seen) < len(PREFACE) and PREFACE.startswith(seen) and data:
+        conn.preface_seen = seen
+        return WAIT, b""
+    conn.preface_seen = b""
+    conn.h2c_watch = False
+    if seen.startswith(PREFACE):
+        hand_over(conn, seen, {})
+        return HANDED_OFF, b""
+    return None, seen
+
+
+def wants_upgrade(request: Any) -> bytes | None:
+    """The HTTP2-Settings of a request that asks for h2c and can have it: no body (RFC
+    7540 3.2 lets a server ignore an upgrade), exactly one valid settings field."""
+    upgrade = settings = None
+    for name, value in request.headers:
+        if name == b"upgrade":
+            upgrade = value
+        elif name == b"http2-settings":
+            if settings is not None:
+                return None
+            settings = value
+        elif name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+            return None
+    if upgrade is None or settings is None:
+        return None
+    if b"h2c" not in [token.strip().lower() for token in upgrade.split(b",")]:
+        return None
+    try:
+        base64.urlsafe_b64decode(settings + b"=" * (-len(settings) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return settings
+
+
+def upgrade(conn: HTTP1Connection, request: Any) -> bool:
+    """Switch to h2c when the request asks for it and may; True when handed over (the
+    request is then stream 1, answered over HTTP/2)."""
+    settings = wants_upgrade(request)
+    if settings is None:
+        return False
+    engine = conn.engine
+    if type(engine.next_event()) is not protocol.EndOfMessage:
+        return False
+    switch = engine.send(protocol.InformationalResponse(
+        status_code=101, headers=[(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]))
+    send_all(conn.sock, switch or b"", conn.server.body_timeout_s)
+    trailing, _closed = engine.trailing_data
+    hand_over(conn, bytes(trailing), {}, (request, settings))
+    return True

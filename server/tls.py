@@ -1,0 +1,139 @@
+"""TLS with the stdlib ssl module: the server context, a non-blocking socket, the handshake.
+
+The handshake is CPU work (key exchange, signatures) and may wait on a slow client, so it
+never runs on the poller or in the accept loop: a worker calls `handshake_step`, which
+either finishes, or says it needs the client's next bytes — then the connection waits in
+the poller (holding no thread) until they arrive or `handshake_timeout` passes. A failed
+handshake (plain HTTP on the TLS port, a refused client certificate, a scanner) costs one
+debug log line.
+
+`TLSSocket` makes an SSLSocket look like the plain non-blocking sockets the drivers use:
+"want read/write" become BlockingIOError, and a MSG_PEEK (used to decide whether closing
+would reset the connection) looks at the raw bytes, which ssl does not allow.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import ssl
+import time
+from typing import Any
+
+ALPN_NAMES = {"h2": "h2", "h1": "http/1.1"}
+_WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+
+
+class TLSConfigError(Exception):
+    """The certificate, key, CA file or cipher list cannot be used (one line)."""
+
+
+class TLSSocket(ssl.SSLSocket):
+    """An SSLSocket whose non-blocking calls raise BlockingIOError like a plain socket's."""
+
+    def recv(self, buflen: int = 1024, flags: int = 0) -> bytes:
+        if flags:
+            return socket.socket.recv(self, buflen, flags)  # raw bytes: only peeks use flags
+        try:
+            return super().recv(buflen)
+        except _WANT:
+            raise BlockingIOError from None
+        except ssl.SSLZeroReturnError:
+            return b""
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        try:
+            return super().recv_into(buffer, nbytes, flags)
+        except _WANT:
+            raise BlockingIOError from None
+        except ssl.SSLZeroReturnError:
+            return 0
+
+    def send(self, data: Any, flags: int = 0) -> int:
+        try:
+            return super().send(data, flags)
+        except _WANT:
+            raise BlockingIOError from None
+
+
+def build_context(cfg: Any) -> ssl.SSLContext | None:
+    """The server context from the settings, or None when certfile is unset."""
+    if cfg.certfile is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = (ssl.TLSVersion.TLSv1_3 if cfg.ssl_min_version == "1.3"
+                               else ssl.TLSVersion.TLSv1_2)
+    context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
+    context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
+    try:
+        context.load_cert_chain(cfg.certfile, cfg.keyfile, cfg.keyfile_password)
+    except (ssl.SSLError, OSError) as exc:
+        hint = "" if cfg.keyfile else " (no keyfile: is the key in certfile?)"
+        if cfg.keyfile_password is not None:
+            hint += " (or is keyfile_password wrong?)"
+        raise TLSConfigError(f"cannot load certfile/keyfile: {_reason(exc)}{hint}") from None
+    if cfg.ciphers:
+        try:
+            context.set_ciphers(cfg.ciphers)
+        except ssl.SSLError:
+            raise TLSConfigError(f"ciphers {cfg.ciphers!r}: OpenSSL selects no cipher") from None
+    if cfg.ca_certs is not None:
+        try:
+            context.load_verify_locations(cfg.ca_certs)
+        except (ssl.SSLError, OSError) as exc:
+            raise TLSConfigError(f"cannot load ca_certs: {_reason(exc)}") from None
+    context.verify_mode = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
+                           "required": ssl.CERT_REQUIRED}[cfg.cert_reqs]
+    protocols = [ALPN_NAMES[name] for name in cfg.http_protocols]
+    if "http/1.1" not in protocols:
+        protocols.append("http/1.1")  # still served to clients that cannot speak h2
+    context.set_alpn_protocols(protocols)
+    context.sslsocket_class = TLSSocket
+    return context
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLError):
+        return str(exc.reason or exc)
+    if isinstance(exc, OSError):
+        return exc.strerror or str(exc)
+    return str(exc)
+
+
+def wrap(context: ssl.SSLContext, sock: socket.socket) -> TLSSocket:
+    """Put a server-side TLS layer on an accepted socket; no I/O happens yet."""
+    tls = context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+    assert isinstance(tls, TLSSocket)
+    return tls
+
+
+def handshake_step(sock: TLSSocket, deadline: float) -> bool:
+    """Advance the handshake without waiting for the client: True when it is complete,
+    False when the client's next bytes are needed. Raises ssl.SSLError or OSError when it
+    fails, TimeoutError when `deadline` passes while our own bytes cannot be sent."""
+    while True:
+        try:
+            sock.do_handshake()
+            return True
+        except ssl.SSLWantReadError:
+            return False
+        except ssl.SSLWantWriteError:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the client stopped reading the handshake") from None
+            select.select([], [sock], [], remaining)
+
+
+def connection_environ(sock: TLSSocket) -> dict[str, Any]:
+    """The environ entries of a TLS connection: the scheme and the verified client
+    certificate, if any (the dict of getpeercert() and its PEM text)."""
+    environ: dict[str, Any] = {"wsgi.url_scheme": "https", "HTTPS": "on"}
+    der = sock.getpeercert(binary_form=True)
+    if der:
+        environ["treadle.peercert"] = sock.getpeercert()
+        environ["SSL_CLIENT_CERT"] = ssl.DER_cert_to_PEM_cert(der)
+    return environ
+
+
+def negotiated_h2(sock: TLSSocket) -> bool:
+    return sock.selected_alpn_protocol() == "h2"

@@ -1,0 +1,161 @@
+"""WSGI applications served by the TLS and HTTP/2 end-to-end tests (no tests in here).
+
+`python -m server tests.e2e.test_http2_apps:app` serves the dispatcher below; each path is
+one behaviour the tests check from the client side.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+from wsgiref.validate import validator
+
+StartResponse = Callable[..., Any]
+
+_released = threading.Event()
+_HELD_TIMEOUT_S = 20.0
+_BIG_FILE = os.path.join(tempfile.gettempdir(), f"treadle-h2-file-{os.getpid()}.bin")
+_ENVIRON_KEYS = ("REQUEST_METHOD", "SCRIPT_NAME", "PATH_INFO", "QUERY_STRING", "CONTENT_TYPE",
+                 "CONTENT_LENGTH", "SERVER_PROTOCOL", "SERVER_NAME", "SERVER_PORT",
+                 "REMOTE_ADDR", "REMOTE_PORT", "wsgi.url_scheme", "HTTPS", "SSL_CLIENT_CERT",
+                 "treadle.peercert")
+
+
+def _text(start_response: StartResponse, body: bytes, status: str = "200 OK",
+          extra: list[tuple[str, str]] | None = None) -> list[bytes]:
+    headers = [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))]
+    start_response(status, headers + (extra or []))
+    return [body]
+
+
+def environ_dump(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    shown = {key: environ[key] for key in _ENVIRON_KEYS if key in environ}
+    shown.update({key: value for key, value in environ.items() if key.startswith("HTTP_")})
+    body = b""
+    while True:
+        chunk = environ["wsgi.input"].read(65536)
+        if not chunk:
+            break
+        body += chunk
+    shown["body"] = body.decode("latin-1")
+    return _text(start_response, json.dumps(shown, default=str).encode(),
+                 extra=[("Connection", "keep-alive"), ("Transfer-Encoding", "chunked"),
+                        ("Keep-Alive", "5"), ("Upgrade", "h2c"), ("X-Kept", "yes")])
+
+
+def hold(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """Answers only once /release has been served (on the same connection, in the test)."""
+    released = _released.wait(_HELD_TIMEOUT_S)
+    _released.clear()
+    return _text(start_response, b"held, released" if released else b"held, timed out")
+
+
+def release(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    _released.set()
+    return _text(start_response, b"released")
+
+
+def upload(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """Counts the body as it streams in, 64 KiB at a time."""
+    stream = environ["wsgi.input"]
+    total = 0
+    while True:
+        chunk = stream.read(65536)
+        if not chunk:
+            break
+        total += len(chunk)
+    return _text(start_response, str(total).encode())
+
+
+def download(environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+    """`?N` MiB produced 1 MiB at a time, as fast as the server lets the generator run."""
+    mib = int(environ["QUERY_STRING"] or "1")
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", str(mib << 20))])
+    block = b"x" * (1 << 20)
+    for _ in range(mib):
+        yield block
+
+
+def slow(environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    time.sleep(float(environ["QUERY_STRING"] or "1"))
+    yield b"slow done"
+
+
+def file_response(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    if not os.path.exists(_BIG_FILE):
+        with open(_BIG_FILE + ".tmp", "wb") as handle:
+            handle.write(bytes(range(256)) * 4096 * 3)  # 3 MiB
+        os.replace(_BIG_FILE + ".tmp", _BIG_FILE)
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    wrapper = environ["wsgi.file_wrapper"]
+    return wrapper(open(_BIG_FILE, "rb"), 65536)  # noqa: SIM115 - the server closes it
+
+
+def fail_before(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    raise RuntimeError("failing before the response (expected by the test)")
+
+
+def fail_after(environ: dict[str, Any], start_response: StartResponse) -> Iterator[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    yield b"partial"
+    raise RuntimeError("failing after the response started (expected by the test)")
+
+
+_ROUTES: dict[str, Callable[..., Iterable[bytes]]] = {
+    "/environ": environ_dump,
+    "/hold": hold,
+    "/release": release,
+    "/upload": upload,
+    "/download": download,
+    "/slow": slow,
+    "/file": file_response,
+    "/fail-before": fail_before,
+    "/fail-after": fail_after,
+}
+
+
+def _dispatch(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+    route = _ROUTES.get(environ["PATH_INFO"])
+    if route is None:
+        return _text(start_response, b"hello")
+    return route(environ, start_response)
+
+
+app = validator(_dispatch)
+raw_app = _dispatch  # for the memory tests: without wsgiref's checks on every chunk
+
+
+# -- helpers for the test modules (never used by the server process) -------------------------
+
+
+class Certificates:
+    """A throw-away CA (trustme), a server certificate for 127.0.0.1 and a client one."""
+
+    def __init__(self, where: str) -> None:
+        import trustme
+
+        self.ca = trustme.CA()
+        server = self.ca.issue_cert("127.0.0.1", "localhost")
+        client = self.ca.issue_cert("client@example.com")
+        self.ca_pem = os.path.join(where, "ca.pem")
+        self.server_pem = os.path.join(where, "server.pem")  # key and chain in one file
+        self.client_pem = os.path.join(where, "client.pem")
+        self.ca.cert_pem.write_to_path(self.ca_pem)
+        server.private_key_and_cert_chain_pem.write_to_path(self.server_pem)
+        client.private_key_and_cert_chain_pem.write_to_path(self.client_pem)
+
+    def client_context(self, with_cert: bool = False, alpn: tuple[str, ...] = ("h2",)) -> Any:
+        import ssl
+
+        context = ssl.create_default_context(cafile=self.ca_pem)
+        if with_cert:
+            context.load_cert_chain(self.client_pem)
+        context.set_alpn_protocols(list(alpn))
+        return context
