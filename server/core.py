@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
+from server.exchange import run_exchange
 from server.http1 import CLOSE, DISPATCH, HEAD, IDLE, LINGER, WAIT, HTTP1Connection
 from server.listeners import Listener
 from server.logs import access_atoms, error_stream, format_access
@@ -82,6 +83,7 @@ class Server:
             field_size=cfg.limit_request_field_size or head,
         )
         self.sendfile_ok = hasattr(os, "sendfile")
+        self.run_exchange = run_exchange
         self.stopping = False
         self._environ_common: dict[str, Any] = {
             "wsgi.version": (1, 0),
@@ -212,6 +214,10 @@ class Server:
 
     def dispatch(self, conn: HTTP1Connection) -> None:
         self._jobs.put(conn)
+
+    def idle_workers_likely(self) -> bool:
+        """No connection is waiting for a worker (so this one may keep its worker)."""
+        return self._jobs.empty()
 
     def http_date(self) -> bytes:
         """The Date header value, formatted at most once a second."""

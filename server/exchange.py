@@ -34,6 +34,7 @@ SENDFILE_BLOCK = 1 << 24
 
 _Data = protocol.Data
 _EndOfMessage = protocol.EndOfMessage
+_END = protocol.EndOfMessage()  # events are immutable: one serves every response
 _DONE = protocol.DONE
 _SEND_BODY = protocol.SEND_BODY
 
@@ -53,7 +54,7 @@ class _FileRange:
 def run_exchange(conn: HTTP1Connection, request: Any) -> bool:
     """Serve one request; True when the connection is ready for the next one."""
     server = conn.server
-    started = time.monotonic()
+    started = time.monotonic() if server.access_log is not None else 0.0
     exchange = Exchange(conn, request)
     try:
         result = server.app(exchange.environ, exchange.start_response)
@@ -167,21 +168,30 @@ class Exchange:
         self._send(self._end())
 
     def _send_all_of(self, items: list[bytes] | tuple[bytes, ...]) -> None:
+        """A body already whole: head, chunks and end in as few sends as possible."""
+        send = self.conn.engine.send
         out = []
         size = 0
         for chunk in items:
             if type(chunk) is not bytes:
                 _check_chunk(chunk)
-            if chunk:
-                piece = self._body(chunk)
+            if not chunk:
+                continue
+            if not self.head_sent:
+                out.append(self._head())
+            if self.body_allowed:
+                self.body_bytes += len(chunk)
+                piece = send(_Data(data=chunk))
                 out.append(piece)
                 size += len(piece)
                 if size >= COALESCE_BYTES:
                     self._send(b"".join(out))
                     out.clear()
                     size = 0
-        out.append(self._end())
-        self._send(b"".join(out) if len(out) > 1 else out[0])
+        if not self.head_sent:
+            out.append(self._head())
+        out.append(send(_END))
+        self._send(b"".join(out))
 
     def _body(self, chunk: bytes) -> bytes:
         """Engine bytes for one body chunk, preceded by the head if it has not gone yet."""
@@ -193,7 +203,7 @@ class Exchange:
 
     def _end(self) -> bytes:
         out = b"" if self.head_sent else self._head()
-        return out + self.conn.engine.send(_EndOfMessage())
+        return out + self.conn.engine.send(_END)
 
     def _head(self) -> bytes:
         if self.status is None:

@@ -168,20 +168,27 @@ class HTTP1Connection:
 
     def serve(self) -> None:
         """Serve the dispatched request and any that follow at once; then park or close."""
-        from server.exchange import run_exchange
-
         server = self.server
+        run_exchange = server.run_exchange
         try:
             while True:
                 request, self.request = self.request, None
                 if not run_exchange(self, request):
                     return
+                self.phase = IDLE
                 action = self.next_request()
-                if action == WAIT:
+                busy = not server.idle_workers_likely()
+                if action == WAIT and not busy:
                     action = self._read_more()
                 if action == DISPATCH:
+                    if busy:  # others are waiting: take a turn at the back of the queue
+                        server.dispatch(self)
+                        return
                     continue
                 if action == WAIT:
+                    if server.stopping:
+                        self.close()
+                        return
                     server.park(self)
                 else:
                     self.close()
@@ -199,7 +206,6 @@ class HTTP1Connection:
         """One non-blocking read before parking: the next request may already be here."""
         if self.server.stopping:
             return CLOSE
-        self.phase = IDLE
         while True:
             try:
                 data = self.sock.recv(RECV_SIZE)

@@ -56,6 +56,11 @@ _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|\A[ \t]|[ \t]\Z")
 _HEADER_NAMES: dict[str, bytes] = {}  # validated name -> its lower-case bytes; bounded
 _HEADER_NAMES_MAX = 1024
+# (name, value) str pairs already checked -> their encoded form: most responses repeat the
+# same few headers. Bounded in count and value size, so it cannot grow with hostile input.
+_VALID_PAIRS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
+_VALID_PAIRS_MAX = 4096
+_VALID_PAIR_VALUE_MAX = 64
 
 
 class TrustedProxies:
@@ -179,6 +184,10 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
         raise TypeError(f"start_response: headers must be a list, got {type(headers).__name__}")
     encoded = []
     for item in headers:
+        known = _VALID_PAIRS.get(item) if type(item) is tuple else None
+        if known is not None:
+            encoded.append(known)
+            continue
         if type(item) is not tuple or len(item) != 2:
             raise TypeError(f"start_response: header {item!r} is not a (name, value) tuple")
         name, value = item
@@ -192,9 +201,12 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
             raise ValueError(f"start_response: value of {name!r} has control characters or "
                              "surrounding whitespace")
         try:
-            encoded.append((name_bytes, value.encode("latin-1")))
+            pair = (name_bytes, value.encode("latin-1"))
         except UnicodeEncodeError:
             raise ValueError(f"start_response: value of {name!r} is not latin-1") from None
+        encoded.append(pair)
+        if len(value) <= _VALID_PAIR_VALUE_MAX and len(_VALID_PAIRS) < _VALID_PAIRS_MAX:
+            _VALID_PAIRS[item] = pair
     return encoded
 
 
