@@ -1,0 +1,123 @@
+"""server/wsgi.py: environ building, start_response checks, wsgi.input, trusted proxies."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.wsgi import (
+    InputStream,
+    TrustedProxies,
+    build_environ,
+    encode_headers,
+    environ_key,
+    parse_status,
+)
+
+BASE = {"SCRIPT_NAME": "/app", "wsgi.url_scheme": "http"}
+
+
+def environ(target: bytes, *headers: tuple[bytes, bytes], trusted: bool = True,
+            root: str = "/app") -> dict:
+    return build_environ(dict(BASE, SCRIPT_NAME=root), b"GET", target, b"1.1", list(headers),
+                         root, trusted)
+
+
+@pytest.mark.parametrize("target, path", [
+    (b"/app/x", "/x"), (b"/app", ""), (b"/apple", "/apple"), (b"/app%2Fx", "/x"),
+    (b"/a%20b%ff", "/a b\xff"), (b"http://host:1/app/y?q", "/y"), (b"/", "/"),
+])
+def test_path_info_is_percent_decoded_latin1_and_root_stripped(target, path):
+    assert environ(target)["PATH_INFO"] == path
+
+
+def test_headers_join_drop_underscores_and_special_names():
+    env = environ(b"/?a=%20", (b"x-a", b"1"), (b"x-a", b"2"), (b"x_a", b"evil"),
+                  (b"content-type", b"t/p"), (b"content-length", b"0"))
+    assert env["HTTP_X_A"] == "1, 2"
+    assert env["CONTENT_TYPE"] == "t/p" and env["CONTENT_LENGTH"] == "0"
+    assert env["QUERY_STRING"] == "a=%20"
+    assert environ_key(b"x_a") == ""
+
+
+@pytest.mark.parametrize("headers, scheme", [
+    ([(b"x-forwarded-proto", b"https")], "https"),
+    ([(b"x-forwarded-proto", b"HTTPS, http")], "https"),
+    ([(b"forwarded", b'for=1.2.3.4;proto="https"')], "https"),
+    ([(b"x-forwarded-ssl", b"on")], "https"),
+    ([(b"x-forwarded-proto", b"gopher")], "http"),
+])
+def test_trusted_proxy_sets_the_scheme(headers, scheme):
+    assert environ(b"/", *headers)["wsgi.url_scheme"] == scheme
+
+
+def test_untrusted_peer_loses_forwarded_headers():
+    env = environ(b"/", (b"x-forwarded-proto", b"https"), (b"x-forwarded-for", b"1.2.3.4"),
+                  (b"forwarded", b"for=x"), (b"x-real-ip", b"1.1.1.1"), trusted=False)
+    assert env["wsgi.url_scheme"] == "http"
+    assert not [k for k in env if "FORWARD" in k or "REAL" in k]
+
+
+def test_trusted_proxies_match_addresses_networks_and_unix_peers():
+    proxies = TrustedProxies(["127.0.0.1", "10.0.0.0/8", "::1"])
+    assert proxies.trusts("127.0.0.1") and proxies.trusts("10.2.3.4") and proxies.trusts("::1")
+    assert proxies.trusts("::ffff:10.1.1.1") and proxies.trusts(None)
+    assert not proxies.trusts("11.0.0.1") and not proxies.trusts("not an ip")
+    assert TrustedProxies(["*"]).trusts("8.8.8.8")
+
+
+@pytest.mark.parametrize("status", ["200 OK", "404 Not Found", "599 ", "204 No Content"])
+def test_good_statuses(status):
+    code, reason = parse_status(status)
+    assert str(code) == status[:3] and reason == status[4:].encode()
+
+
+@pytest.mark.parametrize("status", ["OK", "200", "200OK", "2000 OK", "100 Continue",
+                                    "200 OK\r\nX: y", b"200 OK", 200, "600 Nope", "20x OK"])
+def test_bad_statuses(status):
+    with pytest.raises((TypeError, ValueError)):
+        parse_status(status)
+
+
+@pytest.mark.parametrize("headers", [
+    [("X", 1)], [(b"X", "1")], [("X Y", "1")], [("", "1")], [("X", "a\nb")],
+    [("X", "a\x00b")], [("X", " padded")], [("X", "\u20ac")], [("Transfer-Encoding", "chunked")],
+    [("Keep-Alive", "5")], [("Upgrade", "h2c")], [("X", "1", "2")], ["X: 1"], "X",
+])
+def test_bad_headers(headers):
+    with pytest.raises((TypeError, ValueError)):
+        encode_headers(headers)
+
+
+def test_good_headers_are_lowered_and_encoded():
+    assert encode_headers([("Content-Type", "text/plain"), ("X-Latin", "caf\xe9")]) == [
+        (b"content-type", b"text/plain"), (b"x-latin", b"caf\xe9")]
+
+
+class Chunks:
+    """A body source handing out fixed pieces, as the HTTP/1.1 driver does."""
+
+    def __init__(self, *pieces: bytes) -> None:
+        self.pieces = list(pieces)
+        self.calls = 0
+
+    def read_body_chunk(self) -> bytes | None:
+        self.calls += 1
+        return self.pieces.pop(0) if self.pieces else None
+
+
+def test_input_stream_read_sizes_and_lines():
+    stream = InputStream(Chunks(b"ab", b"c\nde", b"", b"f\ng"))
+    assert stream.read(1) == b"a"
+    assert stream.readline() == b"bc\n"
+    assert stream.readline(2) == b"de"
+    assert list(stream) == [b"f\n", b"g"]
+    assert stream.read() == b"" and stream.read(5) == b"" and stream.readline() == b""
+
+
+def test_input_stream_reads_lazily():
+    source = Chunks(b"x" * 10, b"y" * 10)
+    stream = InputStream(source)
+    assert stream.read(5) == b"xxxxx"
+    assert source.calls == 1  # the second piece is not fetched before it is needed
+    assert stream.read() == b"xxxxx" + b"y" * 10
+    assert InputStream(Chunks(b"1\n2\n", b"3")).readlines(3) == [b"1\n", b"2\n"]
