@@ -42,6 +42,7 @@ class _Client:
     sent_at: float | None = None
     timed_out: bool = False
     served: bool = False
+    schedule: int = 0  # generation of the one pending wake-up; older heap entries are stale
 
 
 class IdleClients:
@@ -54,7 +55,7 @@ class IdleClients:
         self._timeout_s = timeout_s
         self._clients = [_Client(i) for i in range(count)]
         self._selector = selectors.DefaultSelector()
-        self._due: list[tuple[float, int]] = []  # (when, client index): next request
+        self._due: list[tuple[float, int, int]] = []  # (when, client index, generation)
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._stats = IdleStats(connections=count)
@@ -62,11 +63,14 @@ class IdleClients:
         self._thread = threading.Thread(target=self._run, name="idle-clients", daemon=True)
 
     def start(self) -> None:
-        now = time.monotonic()
         for client in self._clients:
             # Spread the connects over a tenth of a second, as real clients would arrive.
-            heapq.heappush(self._due, (now + random.random() * 0.1, client.index))
+            self._schedule(client, random.random() * 0.1)
         self._thread.start()
+
+    def _schedule(self, client: _Client, delay_s: float) -> None:
+        client.schedule += 1
+        heapq.heappush(self._due, (time.monotonic() + delay_s, client.index, client.schedule))
 
     def served_count(self) -> int:
         with self._lock:
@@ -90,8 +94,10 @@ class IdleClients:
         while not self._stop.is_set():
             now = time.monotonic()
             while self._due and self._due[0][0] <= now:
-                _, index = heapq.heappop(self._due)
-                self._send(self._clients[index])
+                _, index, generation = heapq.heappop(self._due)
+                client = self._clients[index]
+                if generation == client.schedule:
+                    self._send(client)
             wait_s = 0.05 if not self._due else min(0.05, max(0.0, self._due[0][0] - now))
             for key, _ in self._selector.select(wait_s):
                 self._on_ready(key.data)
@@ -163,8 +169,10 @@ class IdleClients:
                 client.served = True
                 self._stats.served_connections += 1
         client.sent_at = None
-        jitter = 0.5 + random.random()
-        heapq.heappush(self._due, (time.monotonic() + self._interval_s * jitter, client.index))
+        if client.buffer:  # an answer nobody asked for: the stream is out of step
+            self._fail(client)
+            return
+        self._schedule(client, self._interval_s * (0.5 + random.random()))
 
     def _check_timeouts(self, now: float) -> None:
         if now < self._next_timeout_check:
@@ -183,7 +191,7 @@ class IdleClients:
             client.sock.close()
         client.sock, client.connected, client.sent_at = None, False, None
         client.buffer.clear()
-        heapq.heappush(self._due, (time.monotonic() + self._interval_s, client.index))
+        self._schedule(client, self._interval_s)
 
     def _fail(self, client: _Client) -> None:
         with self._lock:

@@ -261,12 +261,13 @@ def measure(server: Server, load: Load, args: argparse.Namespace, wrk: str, scri
             idle.stop()
         running.stop()
     seconds = wrk_result["duration_us"] / 1e6
+    answered = wrk_result["requests"] > 0  # no answers, no latency (not a latency of 0)
     result: dict[str, Any] = {
         "rps": wrk_result["requests"] / seconds if seconds else 0.0,
         "requests": wrk_result["requests"],
-        "p50_ms": wrk_result["p50_us"] / 1000,
-        "p99_ms": wrk_result["p99_us"] / 1000,
-        "max_ms": wrk_result["max_us"] / 1000,
+        "p50_ms": wrk_result["p50_us"] / 1000 if answered else None,
+        "p99_ms": wrk_result["p99_us"] / 1000 if answered else None,
+        "max_ms": wrk_result["max_us"] / 1000 if answered else None,
         "errors": sum(wrk_result[key] for key in ("connect", "read", "write", "status")),
         "timeouts": wrk_result["timeout"],
         "wrk": wrk_result,
@@ -279,6 +280,11 @@ def measure(server: Server, load: Load, args: argparse.Namespace, wrk: str, scri
     return result
 
 
+def _median(values: Sequence[float | None]) -> float | None:
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
+
+
 def median_results(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
     """{load: {server: median of each figure over the rounds that succeeded}}."""
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
@@ -287,10 +293,10 @@ def median_results(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[s
             grouped.setdefault((run["load"], run["server"]), []).append(run)
     medians: dict[str, dict[str, dict[str, Any]]] = {}
     for (load, server), group in grouped.items():
-        figures = {key: statistics.median(run[key] for run in group)
+        figures = {key: _median([run[key] for run in group])
                    for key in ("rps", "p50_ms", "p99_ms", "errors", "timeouts", "peak_rss_mib")}
         if "idle" in group[0]:
-            figures["idle"] = {key: statistics.median(run["idle"][key] for run in group)
+            figures["idle"] = {key: _median([run["idle"][key] for run in group])
                                for key in group[0]["idle"]}
         figures["rounds"] = len(group)
         medians.setdefault(load, {})[server] = figures

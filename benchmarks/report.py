@@ -24,14 +24,18 @@ def progress_line(entry: dict[str, Any]) -> str:
     where = f"round {entry['round'] + 1} {entry['load']:<10} {entry['server']:<10}"
     if "error" in entry:
         return f"{where} FAILED: {entry['error']}"
-    line = (f"{where} {entry['rps']:>9,.0f} req/s  p50 {entry['p50_ms']:7.2f} ms  "
-            f"p99 {entry['p99_ms']:8.2f} ms  errors {entry['errors']}  "
+    line = (f"{where} {entry['rps']:>9,.0f} req/s  p50 {_ms(entry['p50_ms']):>7} ms  "
+            f"p99 {_ms(entry['p99_ms']):>8} ms  errors {entry['errors']}  "
             f"timeouts {entry['timeouts']}  rss {entry['peak_rss_mib']:.1f} MiB")
     if "idle" in entry:
         idle = entry["idle"]
         line += (f"  idle: served {idle['served_connections']}/{idle['connections']}, "
                  f"answered {idle['answered']}/{idle['sent']}")
     return line
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _version(distribution: str) -> str | None:
@@ -78,8 +82,8 @@ def _ordered(medians: Medians, meta: dict[str, Any]) -> list[tuple[str, list[str
             for load in meta["loads"] if load in medians]
 
 
-def _ratio(value: float, ours: float | None) -> str:
-    if not ours:
+def _ratio(value: float | None, ours: float | None) -> str:
+    if not ours or value is None:
         return "-"
     return f"{value / ours:.2f}x"
 
@@ -98,8 +102,8 @@ def tables(medians: Medians, meta: dict[str, Any]) -> str:
                   + ("  idle served  answered/sent" if "idle" in rows[servers[0]] else "")]
         for name in servers:
             row = rows[name]
-            line = (f"  {name:<10} {row['rps']:>9,.0f} {row['p50_ms']:>8.2f} "
-                    f"{row['p99_ms']:>9.2f} {row['errors']:>7g} {row['timeouts']:>8g} "
+            line = (f"  {name:<10} {row['rps']:>9,.0f} {_ms(row['p50_ms']):>8} "
+                    f"{_ms(row['p99_ms']):>9} {row['errors']:>7g} {row['timeouts']:>8g} "
                     f"{row['peak_rss_mib']:>8.1f} "
                     f"{_ratio(row['rps'], ours and ours['rps']):>10} "
                     f"{_ratio(row['p99_ms'], ours and ours['p99_ms']):>9}")
@@ -112,7 +116,8 @@ def tables(medians: Medians, meta: dict[str, Any]) -> str:
 
 
 def _label(row: dict[str, Any]) -> str:
-    text = f"{row['rps']:,.0f} req/s · p99 {row['p99_ms']:.1f} ms · {row['peak_rss_mib']:.0f} MiB"
+    p99 = "-" if row["p99_ms"] is None else f"{row['p99_ms']:.1f}"
+    text = f"{row['rps']:,.0f} req/s · p99 {p99} ms · {row['peak_rss_mib']:.0f} MiB"
     if row["errors"] or row["timeouts"]:
         text += f" · {row['errors']:g} err · {row['timeouts']:g} t/o"
     return text

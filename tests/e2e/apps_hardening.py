@@ -7,8 +7,8 @@ behaved applications are wrapped in `wsgiref.validate`; the misbehaving ones (ba
 `start_response` arguments, exceptions, wrong Content-Length) cannot be, by design.
 
 The wire helpers speak raw bytes: the point of these tests is the exact bytes in and out.
-`ServerProcess` starts `python -m server` with extra flags and reads its log; it stands in for
-tests/e2e/conftest.py's fixture where the tests need flags and the log.
+`ServerProcess` keeps one server per test module (conftest's `serve` fixture is per test) and
+adds log marks, so each test checks only what it caused.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -28,7 +27,6 @@ from typing import Any
 from urllib.parse import parse_qs
 from wsgiref.validate import validator
 
-ROOT = Path(__file__).resolve().parents[2]
 APP = "tests.e2e.apps_hardening:app"
 StartResponse = Callable[..., Any]
 Environ = dict[str, Any]
@@ -213,31 +211,29 @@ def app(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
 
 @dataclass
 class ServerProcess:
-    """`python -m server APP --bind 127.0.0.1:0 FLAGS...`, its port, and its log."""
+    """`python -m server APP --bind 127.0.0.1:0 FLAGS...` started once per test module
+    through tests/e2e/conftest.py's `start_server` (its `serve` fixture is per test), with
+    what these tests need on top: log marks and waiting for a line in the log."""
 
     log_path: Path
     flags: tuple[str, ...] = ()
-    port: int = 0
-    process: subprocess.Popen[bytes] | None = None
+    running: Any = None  # tests.e2e.conftest.RunningServer, once started
 
-    def start(self, timeout_s: float = 20.0) -> ServerProcess:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        command = [sys.executable, "-m", "server", APP, "--bind", "127.0.0.1:0", *self.flags]
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
-                                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            found = re.search(r"Listening at: http://127\.0\.0\.1:(\d+)", self.log())
-            if found:
-                self.port = int(found.group(1))
-                return self
-            if self.process.poll() is not None:
-                break
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"server did not start ({command}):\n{self.log()[-3000:]}")
+    def start(self) -> ServerProcess:
+        from tests.e2e.conftest import start_server  # not at import: the server imports us
+
+        self.running = start_server(APP, *self.flags, log_path=self.log_path)
+        return self
+
+    @property
+    def port(self) -> int:
+        port: int = self.running.port
+        return port
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        process: subprocess.Popen[bytes] = self.running.process
+        return process
 
     def log(self) -> str:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
@@ -259,17 +255,12 @@ class ServerProcess:
             time.sleep(0.05)
 
     def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return self.running is not None and self.process.poll() is None
 
-    def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
+    def stop_cleanly(self) -> None:
+        """SIGTERM; after everything the module threw at it, the server must exit 0."""
+        status = self.running.stop()
+        assert status == 0, f"exit status {status} after SIGTERM:\n{self.log()[-3000:]}"
 
 
 # ---------------------------------------------------------------- raw HTTP/1.1 on a socket

@@ -30,7 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = ServerProcess(log, flags=("--forwarded-allow-ips", "192.0.2.1"))
     process.start()
     yield process
-    process.stop()
+    process.stop_cleanly()
 
 
 def environ_for(server: ServerProcess, *fields: bytes) -> dict[str, str]:

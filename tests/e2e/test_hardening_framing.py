@@ -38,7 +38,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = ServerProcess(Path(tmp_path_factory.mktemp("hardening-framing")) / "server.log")
     process.start()
     yield process
-    process.stop()
+    process.stop_cleanly()
 
 
 def with_length(value: bytes, body: bytes = b"hello") -> bytes:

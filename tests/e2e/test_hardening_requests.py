@@ -31,7 +31,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = ServerProcess(Path(tmp_path_factory.mktemp("hardening-requests")) / "server.log")
     process.start()
     yield process
-    process.stop()
+    process.stop_cleanly()
 
 
 def get(*fields: bytes, line: bytes = b"GET / HTTP/1.1") -> bytes:

@@ -39,7 +39,7 @@ def start(tmp_path_factory: pytest.TempPathFactory, name: str,
     process = ServerProcess(Path(tmp_path_factory.mktemp(name)) / "server.log", flags=flags)
     process.start()
     yield process
-    process.stop()
+    process.stop_cleanly()
 
 
 @pytest.fixture(scope="module")
