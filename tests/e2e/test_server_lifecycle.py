@@ -185,3 +185,55 @@ def test_access_log_to_stdout_and_off(serve):
     conn.close()
     assert quiet.stop() == 0
     assert "GET /big" not in quiet.log()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="needs root")
+def test_user_and_group_switch_after_binding(serve):
+    import grp
+    import pwd
+
+    import psutil
+
+    user = pwd.getpwnam("nobody")
+    group = grp.getgrgid(user.pw_gid).gr_name
+    # The application is imported as nobody, who may not read this Python's library.
+    server = serve("examples.hello:app", "--user", "nobody", "--group", group)
+    wire = Wire(server.host, server.port)
+    wire.send(get("/"))
+    assert wire.read_response().body == b"Hello, world!\n"
+    wire.close()
+    uids = psutil.Process(server.process.pid).uids()
+    assert (uids.real, uids.effective) == (user.pw_uid, user.pw_uid)
+
+
+def test_unknown_user_exits_2():
+    done = run_server(APP, "--bind", "127.0.0.1:0", "--user", "no-such-user-here")
+    assert done.returncode == 2
+    one_line_error(done.stderr)
+
+
+def test_error_log_to_a_file_at_a_level(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.e2e.conftest import ROOT, server_env
+
+    error_log = tmp_path / "error.log"
+    process = subprocess.Popen([sys.executable, "-m", "server", APP, "--bind", "127.0.0.1:0",
+                                "--error-logfile", str(error_log), "--log-level", "debug"],
+                               cwd=ROOT, env=server_env(), stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 15
+    while "Listening at" not in (error_log.read_text() if error_log.exists() else ""):
+        assert time.monotonic() < deadline and process.poll() is None
+        time.sleep(0.05)
+    port = int(error_log.read_text().split("Listening at: http://127.0.0.1:")[1].split()[0])
+    wire = Wire("127.0.0.1", port)
+    wire.send(b"GET / HTTP/1.1\r\n\r\n")  # no Host: a bad request, logged at debug
+    assert wire.read_response().status == 400
+    wire.close()
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=15)
+    assert process.returncode == 0 and out == b"" and err == b""
+    text = error_log.read_text()
+    assert "[DEBUG] bad request from 127.0.0.1" in text and "[INFO] Stopped" in text
