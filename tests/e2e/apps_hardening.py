@@ -421,4 +421,6 @@ def assert_clean_log(server: ServerProcess, mark: int) -> None:
     """Nothing logged as a crash since `mark`: bad input is not a server error."""
     text = server.log_since(mark)
     assert "Traceback" not in text, text[-3000:]
+    assert "Exception ignored" not in text, text[-3000:]
+    assert not re.search(r"\[(ERROR|CRITICAL)\]", text), text[-3000:]
     assert server.alive(), "the server process died"

@@ -189,3 +189,57 @@ def test_value_checks_finish_on_hostile_heads(server: ServerProcess, fields: lis
     assert got.closed, "no answer within the safety net: a check is not linear"
     assert [r.status for r in responses] == [status], got.data[:600]
     assert_clean_log(server, mark)
+
+
+@pytest.fixture(scope="module")
+def limited(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    log = Path(tmp_path_factory.mktemp("hardening-limited")) / "server.log"
+    process = ServerProcess(log, flags=(
+        "--limit-request-line", "100", "--limit-request-fields", "5",
+        "--limit-request-field-size", "200", "--limit-request-head-size", "1024"))
+    process.start()
+    yield process
+    process.stop_cleanly()
+
+
+def fields_of(count: int, size: int) -> list[bytes]:
+    """`count` field lines of `size` bytes each, CRLF excluded."""
+    return [b"X-%d: " % i + b"a" * (size - len(b"X-%d: " % i)) + b"\r\n" for i in range(count)]
+
+
+def limited_head(field_size: int) -> bytes:
+    """A 99-byte request line and 5 fields (Host included) of `field_size` bytes: within
+    every limit but the head's once `field_size` is 195 (1088 bytes)."""
+    host = b"Host: " + b"h" * (field_size - 6) + b"\r\n"
+    return get(host, *fields_of(4, field_size), line=b"GET /" + b"a" * 85 + b" HTTP/1.1")
+
+
+LIMITED = [
+    pytest.param(get(H, line=b"GET /" + b"a" * 120 + b" HTTP/1.1"), 414, id="line-over-100"),
+    pytest.param(get(H, *fields_of(5, 20)), 431, id="6-fields-over-5"),
+    pytest.param(get(H, *fields_of(1, 300)), 431, id="field-over-200"),
+    pytest.param(limited_head(195), 431, id="head-over-1024"),
+]
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), LIMITED)
+def test_limit_settings_take_effect(limited: ServerProcess, request_bytes: bytes,
+                                    status: int) -> None:
+    """Item 3 with the limits set on the command line, far below the defaults."""
+    mark = limited.mark()
+    assert_rejected(limited, request_bytes, status)
+    assert_clean_log(limited, mark)
+
+
+@pytest.mark.parametrize("request_bytes", [
+    get(H, *fields_of(3, 190), line=b"GET /" + b"a" * 70 + b" HTTP/1.1"),
+    limited_head(150),
+], ids=["line-fields-within", "head-within"])
+def test_requests_within_the_set_limits_are_served(limited: ServerProcess,
+                                                   request_bytes: bytes) -> None:
+    mark = limited.mark()
+    got = exchange(limited.port, request_bytes + b"GET /second HTTP/1.1\r\nHost: x\r\n"
+                   b"Connection: close\r\n\r\n")
+    responses, rest = parse_responses(got.data)
+    assert [r.status for r in responses] == [200, 200] and rest == b"", got.data[:600]
+    assert_clean_log(limited, mark)
