@@ -254,3 +254,55 @@ def test_body_longer_than_content_length_is_the_next_request(server: ServerProce
     assert [r.status for r in responses[1:]] == [400] and rest == b""
     assert got.closed
     assert_clean_log(server, mark)
+
+
+@pytest.mark.parametrize("bad_chunk", [b"zz\r\n", b"5\r\nhelloXX\r\n", b"5\nhello\r\n"],
+                         ids=["size-not-hex", "data-overrun", "bare-lf"])
+def test_unread_bad_body_is_not_resynchronised(server: ServerProcess, bad_chunk: bytes) -> None:
+    """The application answers without reading the body; the server then drains it, finds
+    the bad chunk, and must close rather than parse what follows as a request."""
+    mark = server.mark()
+    probe, probe_path = probe_request()
+    request = (b"POST /unread HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n" + bad_chunk + b"0\r\n\r\n" + probe)
+    got = exchange(server.port, request)
+    responses, rest = parse_responses(got.data)
+    assert [r.status for r in responses] in ([200], [400]), got.data[:600]
+    assert rest == b"" and got.closed
+    assert f"HARDENING-SERVED {probe_path}\n" not in server.log()
+    assert_clean_log(server, mark)
+
+
+def test_unread_body_is_never_parsed_as_requests(server: ServerProcess) -> None:
+    """A request hidden in an unread Content-Length body stays body: drained (or the
+    connection closed), never served."""
+    mark = server.mark()
+    hidden, hidden_path = probe_request()
+    body = hidden.ljust(200, b"x")
+    request = (b"POST /unread HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % len(body)
+               + body + b"GET /after HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    got = exchange(server.port, request)
+    responses, rest = parse_responses(got.data)
+    assert [(r.status, r.body) for r in responses] in (
+        [(200, b"ok /unread"), (200, b"ok /after")], [(200, b"ok /unread")]), got.data[:600]
+    assert rest == b"" and got.closed
+    assert f"HARDENING-SERVED {hidden_path}\n" not in server.log()
+    assert_clean_log(server, mark)
+
+
+@pytest.mark.parametrize("piece", [
+    b"5;" + b"e" * 100_000 + b"\r\nhello\r\n0\r\n\r\n",
+    b"5\r\nhello\r\n0\r\n" + b"".join(b"X-T-%d: %s\r\n" % (i, b"v" * 1000) for i in range(200))
+    + b"\r\n",
+], ids=["huge-chunk-extension", "huge-trailer-section"])
+def test_unbounded_chunk_metadata_is_refused(server: ServerProcess, piece: bytes) -> None:
+    """Chunk lines and trailers are bounded like a head: a 4xx and a close, not buffering."""
+    mark = server.mark()
+    probe, probe_path = probe_request()
+    got = exchange(server.port, CHUNKED + piece + probe)
+    responses, rest = parse_responses(got.data)
+    assert len(responses) == 1 and 400 <= responses[0].status < 500, got.data[:600]
+    assert b"close" in (responses[0].header(b"connection") or b"").lower()
+    assert rest == b"" and got.closed
+    assert f"HARDENING-SERVED {probe_path}\n" not in server.log()
+    assert_clean_log(server, mark)
