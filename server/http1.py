@@ -176,7 +176,8 @@ class HTTP1Connection:
                 if not run_exchange(self, request):
                     return
                 self.phase = IDLE
-                action = self.next_request()
+                pending, closed = self.engine.trailing_data  # cheaper than asking for events
+                action = self.next_request() if pending or closed else WAIT
                 busy = not server.idle_workers_likely()
                 if action == WAIT and not busy:
                     action = self._read_more()

@@ -61,6 +61,8 @@ _HEADER_NAMES_MAX = 1024
 _VALID_PAIRS: dict[tuple[str, str], tuple[bytes, bytes]] = {}
 _VALID_PAIRS_MAX = 4096
 _VALID_PAIR_VALUE_MAX = 64
+_STATUSES: dict[str, tuple[int, bytes]] = {}  # status line -> (code, reason); bounded
+_STATUSES_MAX = 512
 
 
 class TrustedProxies:
@@ -130,8 +132,11 @@ def build_environ(
         http_version.decode("latin-1")
     )
     forwarded = False
+    known_keys = _ENVIRON_KEYS
     for name, value in headers:
-        key = environ_key(name)
+        key = known_keys.get(name)
+        if key is None:
+            key = environ_key(name)
         if not key:
             continue
         if name in FORWARDED_HEADERS:
@@ -170,12 +175,18 @@ def forwarded_scheme(environ: dict[str, Any]) -> str | None:
 
 def parse_status(status: object) -> tuple[int, bytes]:
     """`"200 OK"` -> (200, b"OK"); ValueError/TypeError for anything PEP 3333 forbids."""
+    known = _STATUSES.get(status) if type(status) is str else None
+    if known is not None:
+        return known
     if type(status) is not str:
         raise TypeError(f"start_response: status must be str, got {type(status).__name__}")
     match = _STATUS_RE.match(status)
     if match is None:
         raise ValueError(f"start_response: bad status {status[:80]!r} (expected 'NNN reason')")
-    return int(match.group(1)), match.group(2).encode("latin-1")
+    parsed = int(match.group(1)), match.group(2).encode("latin-1")
+    if len(_STATUSES) < _STATUSES_MAX:
+        _STATUSES[status] = parsed
+    return parsed
 
 
 def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
