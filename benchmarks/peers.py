@@ -179,16 +179,29 @@ class RunningServer:
             time.sleep(0.1)
         raise RuntimeError(f"no HTTP answer within {READY_TIMEOUT_S:.0f} s")
 
-    def rss_bytes(self) -> int:
+    def _processes(self) -> list[psutil.Process]:
         try:
             root = psutil.Process(self.process.pid)
-            processes = [root, *root.children(recursive=True)]
+            return [root, *root.children(recursive=True)]
         except psutil.Error:
-            return 0
+            return []
+
+    def rss_bytes(self) -> int:
         total = 0
-        for process in processes:
+        for process in self._processes():
             try:
                 total += process.memory_info().rss
+            except psutil.Error:
+                pass
+        return total
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the server and its children so far."""
+        total = 0.0
+        for process in self._processes():
+            try:
+                times = process.cpu_times()
+                total += times.user + times.system
             except psutil.Error:
                 pass
         return total
@@ -247,6 +260,7 @@ def measure(server: Server, load: Load, args: argparse.Namespace, wrk: str, scri
     try:
         running.wait_ready()
         running.start_sampling()
+        cpu_before = running.cpu_seconds()
         if load.idle_connections:
             idle = IdleClients(running.port, load.idle_connections)
             idle.start()
@@ -256,6 +270,7 @@ def measure(server: Server, load: Load, args: argparse.Namespace, wrk: str, scri
         wrk_result = run_wrk(wrk, script, running.port, load, args)
         idle_stats = idle.stop() if idle is not None else None
         idle = None
+        cpu_used_s = running.cpu_seconds() - cpu_before
     finally:
         if idle is not None:
             idle.stop()
@@ -273,10 +288,14 @@ def measure(server: Server, load: Load, args: argparse.Namespace, wrk: str, scri
         "wrk": wrk_result,
         "peak_rss_mib": running.peak_rss_bytes / (1 << 20),
     }
+    served = wrk_result["requests"]
     if idle_stats is not None:
         result["idle"] = vars(idle_stats)
         result["errors"] += idle_stats.errors
         result["timeouts"] += idle_stats.timeouts
+        served += idle_stats.answered
+    # CPU per answered request: less disturbed by a busy machine than requests/s.
+    result["cpu_us_per_req"] = cpu_used_s * 1e6 / served if served else None
     return result
 
 
@@ -293,8 +312,9 @@ def median_results(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[s
             grouped.setdefault((run["load"], run["server"]), []).append(run)
     medians: dict[str, dict[str, dict[str, Any]]] = {}
     for (load, server), group in grouped.items():
-        figures = {key: _median([run[key] for run in group])
-                   for key in ("rps", "p50_ms", "p99_ms", "errors", "timeouts", "peak_rss_mib")}
+        figures = {key: _median([run.get(key) for run in group])
+                   for key in ("rps", "p50_ms", "p99_ms", "errors", "timeouts", "peak_rss_mib",
+                               "cpu_us_per_req")}
         if "idle" in group[0]:
             figures["idle"] = {key: _median([run["idle"][key] for run in group])
                                for key in group[0]["idle"]}

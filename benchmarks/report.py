@@ -26,12 +26,17 @@ def progress_line(entry: dict[str, Any]) -> str:
         return f"{where} FAILED: {entry['error']}"
     line = (f"{where} {entry['rps']:>9,.0f} req/s  p50 {_ms(entry['p50_ms']):>7} ms  "
             f"p99 {_ms(entry['p99_ms']):>8} ms  errors {entry['errors']}  "
-            f"timeouts {entry['timeouts']}  rss {entry['peak_rss_mib']:.1f} MiB")
+            f"timeouts {entry['timeouts']}  rss {entry['peak_rss_mib']:.1f} MiB  "
+            f"cpu {_us(entry.get('cpu_us_per_req'))} us/req")
     if "idle" in entry:
         idle = entry["idle"]
         line += (f"  idle: served {idle['served_connections']}/{idle['connections']}, "
                  f"answered {idle['answered']}/{idle['sent']}")
     return line
+
+
+def _us(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f}"
 
 
 def _ms(value: float | None) -> str:
@@ -98,13 +103,14 @@ def tables(medians: Medians, meta: dict[str, Any]) -> str:
         ours = rows.get(OURS)
         lines += ["", f"{load}: {meta['loads'][load]}",
                   f"  {'server':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>9} {'errors':>7} "
-                  f"{'timeouts':>8} {'RSS MiB':>8} {'req/s/ours':>10} {'p99/ours':>9}"
+                  f"{'timeouts':>8} {'RSS MiB':>8} {'CPU us/req':>10} {'req/s/ours':>10} "
+                  f"{'p99/ours':>9}"
                   + ("  idle served  answered/sent" if "idle" in rows[servers[0]] else "")]
         for name in servers:
             row = rows[name]
             line = (f"  {name:<10} {row['rps']:>9,.0f} {_ms(row['p50_ms']):>8} "
                     f"{_ms(row['p99_ms']):>9} {row['errors']:>7g} {row['timeouts']:>8g} "
-                    f"{row['peak_rss_mib']:>8.1f} "
+                    f"{row['peak_rss_mib']:>8.1f} {_us(row.get('cpu_us_per_req')):>10} "
                     f"{_ratio(row['rps'], ours and ours['rps']):>10} "
                     f"{_ratio(row['p99_ms'], ours and ours['p99_ms']):>9}")
             if "idle" in row:

@@ -47,7 +47,7 @@ def test_medians_and_chart_from_runs() -> None:
     medians = median_results(runs)
     assert medians == {"keepalive": {"treadle": {
         "rps": 200.0, "p50_ms": 1.0, "p99_ms": 5.0, "errors": 0, "timeouts": 0,
-        "peak_rss_mib": 20.0, "rounds": 3}}}
+        "peak_rss_mib": 20.0, "cpu_us_per_req": None, "rounds": 3}}}
     meta = {"loads": {"keepalive": "hello <world>"}, "servers": ["treadle", "waitress"],
             "rounds": 3, "duration_s": 5, "threads": 8, "started": "now"}
     svg = svg_chart(medians, meta)
