@@ -61,8 +61,12 @@ class Server:
         error_log: logging.Logger,
         access_log: logging.Logger | None = None,
         multiprocess: bool = False,
+        on_failure: Callable[[], None] | None = None,
     ) -> None:
+        """`on_failure` is called (from the poller thread) if the poller dies: the process
+        should then stop, since no connection can be accepted or served any more."""
         self.app = app
+        self.on_failure = on_failure
         self.listeners = list(listeners)
         self.error_log = error_log
         self.access_log = access_log
@@ -277,7 +281,10 @@ class Server:
             conn = get()
             if conn is None:
                 return
-            conn.serve()
+            try:
+                conn.serve()
+            except BaseException as exc:  # serve() reports its own; never lose a worker
+                self.error_log.error("a worker caught an unexpected error", exc_info=exc)
 
 
 class _Poller:
@@ -320,8 +327,11 @@ class _Poller:
                     self.resume_at = 0.0
                     if not server.stopping:
                         self.set_accepting(True)
-        except Exception:
-            server.error_log.exception("the poller failed; no more connections are served")
+        except BaseException as exc:
+            server.error_log.critical("the poller failed; no more connections are served",
+                                      exc_info=exc)
+            if server.on_failure is not None:
+                server.on_failure()
         finally:
             self.close_all()
 

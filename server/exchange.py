@@ -64,10 +64,8 @@ def run_exchange(conn: HTTP1Connection, request: Any) -> bool:
             close = getattr(result, "close", None)
             if close is not None:
                 close()
-    except BaseException as exc:  # the application may raise anything; it is reported
+    except BaseException as exc:  # the application may raise anything (SystemExit too)
         exchange.fail(exc)
-        if not isinstance(exc, Exception) and not isinstance(exc, SystemExit):
-            raise
         return False
     if server.access_log is not None:
         server.log_access(exchange.environ, exchange.status or "", exchange.response_headers,

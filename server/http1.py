@@ -194,14 +194,12 @@ class HTTP1Connection:
                 else:
                     self.close()
                 return
-        except BaseException as exc:
+        except BaseException as exc:  # a worker thread must survive anything
             if is_client_gone(exc):
                 server.error_log.debug("client %s went away: %s", self.peer_host, exc)
             else:
-                server.error_log.exception("unexpected error on a connection")
+                server.error_log.error("unexpected error on a connection", exc_info=exc)
             self.abort()
-            if not isinstance(exc, Exception):
-                raise
 
     def _read_more(self) -> int:
         """One non-blocking read before parking: the next request may already be here."""

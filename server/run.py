@@ -79,13 +79,15 @@ def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logg
           access_log: logging.Logger | None) -> int:
     """Run a Server in this process until a stop signal; the caller owns the listeners."""
     stop = _StopSignals()
-    server = Server(app, cfg, listeners, error_log, access_log)
+    server = Server(app, cfg, listeners, error_log, access_log, on_failure=stop.fail)
     server.start()
     for listener in listeners:
         error_log.info("Listening at: %s", listener.url())
     error_log.info("Serving %s with %d threads (pid %d)", cfg.wsgi_app, cfg.threads, os.getpid())
     try:
         first = stop.wait()
+        if stop.failed:
+            return EXIT_UNEXPECTED
         error_log.info("Stopping gracefully (%s); in-flight requests get %.3gs",
                        signal.Signals(first).name, cfg.graceful_timeout)
         server.begin_stop()
@@ -110,6 +112,7 @@ class _StopSignals:
 
     def __init__(self) -> None:
         self.received: list[int] = []
+        self.failed = False
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._write_fd, False)
         self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
@@ -120,6 +123,15 @@ class _StopSignals:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.received.append(signum)
+        try:
+            os.write(self._write_fd, b"\0")
+        except OSError:
+            pass
+
+    def fail(self) -> None:
+        """The server cannot go on (from any thread): wake the main thread to exit 1."""
+        self.failed = True
+        self.received.append(0)
         try:
             os.write(self._write_fd, b"\0")
         except OSError:
