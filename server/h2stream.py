@@ -3,7 +3,8 @@ that owns the connection (server/http2.py), and the WSGI exchange itself.
 
 Only the connection's thread touches the socket and the h2 connection. A stream's worker
 talks to it through this object, under the connection's lock, with one Condition per
-stream so that waking one stream never wakes another:
+stream so that waking one stream never wakes another (the Condition is made only when a worker
+first has to wait, which most never do):
 
 - request body: the connection thread appends DATA to `inbox`; the worker's wsgi.input
   takes from it and records what it consumed in `consumed`, which the connection thread
@@ -40,13 +41,14 @@ class H2Stream:
     __slots__ = ("driver", "stream_id", "cond", "environ", "method", "content_length",
                  "received", "inbox", "inbox_flow", "in_ended", "consumed", "outbox",
                  "out_bytes", "head", "out_ended", "reset_code", "dead", "queued",
-                 "head_sent", "end_sent", "finished", "started")
+                 "head_sent", "end_sent", "finished", "started", "expect_continue",
+                 "continue_wanted")
 
     def __init__(self, driver: H2Driver, stream_id: int, environ: dict[str, Any],
                  content_length: int | None) -> None:
         self.driver = driver
         self.stream_id = stream_id
-        self.cond = threading.Condition(driver.lock)
+        self.cond: threading.Condition | None = None  # made by the first worker that waits
         self.environ = environ
         self.method = environ["REQUEST_METHOD"]
         self.content_length = content_length  # connection thread only
@@ -66,6 +68,8 @@ class H2Stream:
         self.end_sent = False  # connection thread only
         self.finished = False  # connection thread only: forgotten by the driver
         self.started = time.monotonic()
+        self.expect_continue = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
+        self.continue_wanted = False  # (lock) the first read waits: send 100 Continue
 
     # -- worker side: wsgi.input -------------------------------------------------------------
 
@@ -75,6 +79,10 @@ class H2Stream:
         deadline = time.monotonic() + driver.server.body_timeout_s
         with driver.lock:
             while not self.inbox:
+                if self.expect_continue:  # the client waits for it before sending the body
+                    self.expect_continue = False
+                    self.continue_wanted = True
+                    driver.mark_ready(self)
                 if self.dead is not None:
                     raise RequestBodyError(f"request body incomplete: {self.dead}", 400)
                 if self.in_ended:
@@ -83,7 +91,7 @@ class H2Stream:
                 if remaining <= 0:
                     raise RequestBodyError("request body: timed out waiting for the client",
                                            408)
-                self.cond.wait(remaining)
+                self.wait(remaining)
             chunk = self.inbox.popleft()
             self.consumed += self.inbox_flow.popleft()
             if self.consumed >= ACK_BATCH_BYTES or not self.inbox:
@@ -111,7 +119,7 @@ class H2Stream:
                         self.dead = "the client stopped reading"
                         self.reset_code = 0x8  # CANCEL
                         break
-                    self.cond.wait(remaining)
+                    self.wait(remaining)
                 if self.dead is not None:
                     driver.mark_ready(self)
                     raise ClientGone(f"stream {self.stream_id}: {self.dead}")
@@ -120,6 +128,17 @@ class H2Stream:
             if end:
                 self.out_ended = True
             driver.mark_ready(self)
+
+    def wait(self, timeout_s: float) -> None:
+        """Wait (lock held) for the connection thread's news about this stream."""
+        if self.cond is None:
+            self.cond = threading.Condition(self.driver.lock)
+        self.cond.wait(timeout_s)
+
+    def notify(self) -> None:
+        """Wake this stream's worker if it waits (lock held, connection thread)."""
+        if self.cond is not None:
+            self.cond.notify_all()
 
     def abort(self, error_code: int) -> None:
         """Reset the stream (the response failed after it started)."""

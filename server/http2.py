@@ -120,6 +120,7 @@ class H2Driver:
         self.lock = threading.Lock()
         self.ready: list[H2Stream] = []  # (lock) streams with news for this thread
         self.wake_pending = False  # (lock)
+        self.sleeping = False  # (lock) in poll(): news must come through the pipe
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -187,7 +188,7 @@ class H2Driver:
         if not stream.queued:
             stream.queued = True
             self.ready.append(stream)
-        if not self.wake_pending:
+        if self.sleeping and not self.wake_pending:  # else it looks before sleeping
             self.wake_pending = True
             try:
                 os.write(self.wake_w, b"\0")
@@ -213,6 +214,8 @@ class H2Driver:
         mask = -1
         server = self.server
         while True:
+            if self.sending:
+                self._pump()
             self._flush()
             if self.broken or self._done():
                 return
@@ -227,16 +230,23 @@ class H2Driver:
                 elif mask > 0:
                     poller.unregister(fd)
                 mask = wanted
+            with self.lock:
+                news = bool(self.ready)
+                self.sleeping = not news
+            if news:
+                self._on_wake(False)
+                continue
             if reading and self._tls_pending():
                 ready: list[tuple[int, int]] = [(fd, select.POLLIN)]
             else:
                 ready = poller.poll(self._timeout_ms())
+            self.sleeping = False  # unlocked: at worst a worker writes one needless wake-up
             if not ready:
                 self._on_timeout()
                 continue
             for ready_fd, flags in ready:
                 if ready_fd == self.wake_r:
-                    self._on_wake()
+                    self._on_wake(True)
                 elif flags & _POLLIN and reading:
                     self._on_readable()
 
@@ -388,7 +398,7 @@ class H2Driver:
             if stream.dead is None:
                 stream.inbox.append(data)
                 stream.inbox_flow.append(flow)
-                stream.cond.notify()
+                stream.notify()
                 return
         self._acknowledge(event.stream_id, flow)
 
@@ -401,7 +411,7 @@ class H2Driver:
             return
         with self.lock:
             stream.in_ended = True
-            stream.cond.notify()
+            stream.notify()
         self._maybe_forget(stream)
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
@@ -449,11 +459,12 @@ class H2Driver:
 
     # -- the workers' news -----------------------------------------------------------------
 
-    def _on_wake(self) -> None:
-        try:
-            os.read(self.wake_r, 4096)
-        except OSError:
-            pass
+    def _on_wake(self, drain_pipe: bool) -> None:
+        if drain_pipe:
+            try:
+                os.read(self.wake_r, 4096)
+            except OSError:
+                pass
         with self.lock:
             ready, self.ready = self.ready, []
             self.wake_pending = False
@@ -462,12 +473,15 @@ class H2Driver:
                 stream.queued = False
                 consumed, stream.consumed = stream.consumed, 0
                 head, stream.head = stream.head, None
-                news.append((stream, consumed, head, stream.reset_code))
-        for stream, consumed, head, reset_code in news:
+                wants_continue, stream.continue_wanted = stream.continue_wanted, False
+                news.append((stream, consumed, head, stream.reset_code, wants_continue))
+        for stream, consumed, head, reset_code, wants_continue in news:
             if consumed:
                 self._acknowledge(stream.stream_id, consumed)
             if stream.finished:
                 continue
+            if wants_continue and head is None and not stream.head_sent:
+                self._send_continue(stream.stream_id)
             if reset_code is not None:
                 self._reset(stream.stream_id, reset_code)
                 self._kill(stream, "reset by the server")
@@ -476,6 +490,12 @@ class H2Driver:
                 self._send_head(stream, head)
             self.sending[stream.stream_id] = stream
         self._pump()
+
+    def _send_continue(self, stream_id: int) -> None:
+        try:
+            self.conn.send_headers(stream_id, [(b":status", b"100")])
+        except h2.exceptions.H2Error:
+            pass
 
     def _send_head(self, stream: H2Stream, head: list[tuple[bytes, bytes]]) -> None:
         with self.lock:
@@ -526,7 +546,7 @@ class H2Driver:
                 if end:
                     stream.end_sent = True
                 if before >= SEND_BUFFER_BYTES > stream.out_bytes:
-                    stream.cond.notify()
+                    stream.notify()
             if stream.out_ended and not stream.outbox and not stream.end_sent:
                 conn.end_stream(stream_id)
                 stream.end_sent = True
@@ -560,7 +580,7 @@ class H2Driver:
         with self.lock:
             if stream.dead is None:
                 stream.dead = why
-            stream.cond.notify_all()
+            stream.notify()
             unread = sum(stream.inbox_flow) + stream.consumed
             stream.inbox.clear()
             stream.inbox_flow.clear()

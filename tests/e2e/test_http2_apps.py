@@ -159,3 +159,112 @@ class Certificates:
             context.load_cert_chain(self.client_pem)
         context.set_alpn_protocols(list(alpn))
         return context
+
+
+class H2Client:
+    """A raw HTTP/2 client (h2 as the client) over a TCP or TLS socket, for tests that need
+    frames a polite client would never send. It checks nothing it sends."""
+
+    def __init__(self, port: int, context: Any = None, settings: dict[int, int] | None = None,
+                 ) -> None:
+        import socket
+
+        import h2.config
+        import h2.connection
+
+        raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1") if context else raw
+        config = h2.config.H2Configuration(client_side=True, header_encoding=None,
+                                           validate_outbound_headers=False,
+                                           normalize_outbound_headers=False,
+                                           validate_inbound_headers=False)
+        self.conn = h2.connection.H2Connection(config)
+        self.conn.initiate_connection()
+        if settings:
+            self.conn.update_settings(settings)
+        self.flush()
+        self.events: list[Any] = []
+        self.closed = False
+        self.bodies: dict[int, bytes] = {}
+        self.heads: dict[int, list[tuple[bytes, bytes]]] = {}
+        self.ended: list[int] = []
+        self.resets: dict[int, int] = {}
+        self.goaway: Any = None
+        self.informational: list[tuple[int, list[tuple[bytes, bytes]]]] = []
+
+    def flush(self) -> None:
+        data = self.conn.data_to_send()
+        if data:
+            self.sock.sendall(data)
+
+    def request(self, path: str, method: str = "GET", body: bytes | None = None,
+                extra: list[tuple[bytes, bytes]] | None = None,
+                headers: list[tuple[bytes, bytes]] | None = None) -> int:
+        stream_id = self.conn.get_next_available_stream_id()
+        if headers is None:
+            headers = [(b":method", method.encode()), (b":scheme", b"https"),
+                       (b":authority", b"127.0.0.1"), (b":path", path.encode())]
+            headers += extra or []
+        self.conn.send_headers(stream_id, headers, end_stream=body is None)
+        if body is not None:
+            self.conn.send_data(stream_id, body, end_stream=True)
+        self.flush()
+        return stream_id
+
+    def read(self, until: Callable[[], bool], timeout_s: float = 10.0) -> None:
+        """Receive and record events until `until()` holds (or the connection closes)."""
+        import h2.events
+        import h2.exceptions
+
+        deadline = time.monotonic() + timeout_s
+        while not until():
+            if self.closed:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError("the server did not answer in time")
+            self.sock.settimeout(remaining)
+            try:
+                data = self.sock.recv(65536)
+            except (ConnectionResetError, OSError) as exc:
+                if isinstance(exc, TimeoutError):
+                    raise
+                self.closed = True
+                return
+            if not data:
+                self.closed = True
+                return
+            try:
+                events = self.conn.receive_data(data)
+            except h2.exceptions.ProtocolError:
+                if self.goaway is None:
+                    raise
+                self.closed = True  # h2 (as a client) reads nothing after a GOAWAY
+                return
+            for event in events:
+                self.events.append(event)
+                if isinstance(event, h2.events.InformationalResponseReceived):
+                    self.informational.append((event.stream_id, list(event.headers)))
+                elif isinstance(event, h2.events.ResponseReceived):
+                    self.heads[event.stream_id] = list(event.headers)
+                elif isinstance(event, h2.events.DataReceived):
+                    self.bodies[event.stream_id] = self.bodies.get(event.stream_id, b"") + \
+                        event.data
+                    self.conn.acknowledge_received_data(event.flow_controlled_length,
+                                                        event.stream_id)
+                elif isinstance(event, h2.events.StreamEnded):
+                    self.ended.append(event.stream_id)
+                elif isinstance(event, h2.events.StreamReset):
+                    self.resets[event.stream_id] = int(event.error_code)
+                elif isinstance(event, h2.events.ConnectionTerminated):
+                    self.goaway = event
+            self.flush()
+
+    def status(self, stream_id: int) -> int:
+        return int(dict(self.heads[stream_id])[b":status"])
+
+    def answered(self, stream_id: int) -> bool:
+        return stream_id in self.ended or stream_id in self.resets
+
+    def close(self) -> None:
+        self.sock.close()
