@@ -31,6 +31,7 @@ FORWARDED_HEADERS: frozenset[bytes] = frozenset(
         b"x-scheme",
         b"x-url-scheme",
         b"x-script-name",
+        b"script-name",
         b"front-end-https",
     }
 )
