@@ -115,7 +115,7 @@ def wants_upgrade(request: Any) -> bytes | None:
     if b"h2c" not in [token.strip().lower() for token in upgrade.split(b",")]:
         return None
     try:
-        base64.urlsafe_b64decode(settings + b"=" * (-len(settings) % 4))
+        base64.b64decode(settings + b"=" * (-len(settings) % 4), altchars=b"-_", validate=True)
     except (binascii.Error, ValueError):
         return None
     return settings
