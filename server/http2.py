@@ -129,6 +129,7 @@ class H2Driver:
         self.out = bytearray()
         self.last_progress = time.monotonic()
         self.idle_since = time.monotonic()
+        self.served_any = False  # before the first request, header_timeout applies
         self.goaway_at: int | None = None  # streams above it are refused
         self.read_closed = False
         self.broken = False
@@ -264,7 +265,7 @@ class H2Driver:
         if self.out:
             deadline = self.last_progress + self.server.body_timeout_s
         elif not self.streams:
-            deadline = self.idle_since + self.server.keepalive_s
+            deadline = self.idle_since + self._idle_limit_s()
         else:
             return -1  # streams in flight: their workers keep their own time
         return max(0, int((deadline - now) * 1000) + 1)
@@ -276,8 +277,12 @@ class H2Driver:
                                         self.peer_host)
             self.broken = True
         elif not self.streams and not self.out and \
-                now - self.idle_since >= self.server.keepalive_s:
+                now - self.idle_since >= self._idle_limit_s():
             self._graceful_goaway()
+
+    def _idle_limit_s(self) -> float:
+        """keepalive between requests, as on HTTP/1.1; header_timeout before the first."""
+        return self.server.keepalive_s if self.served_any else self.server.header_timeout_s
 
     def _graceful_goaway(self) -> None:
         """GOAWAY naming the last stream we will serve; those in flight still finish."""
@@ -355,6 +360,7 @@ class H2Driver:
 
     def _open_stream(self, stream: H2Stream, ended: bool) -> None:
         stream.in_ended = ended
+        self.served_any = True
         self.streams[stream.stream_id] = stream
         self.server.dispatch(H2Exchange(stream))  # type: ignore[arg-type]
 
@@ -593,6 +599,7 @@ class H2Driver:
         self.sending.pop(stream.stream_id, None)
         if not self.streams:
             self.idle_since = time.monotonic()
+        self.served_any = False  # before the first request, header_timeout applies
 
     def _forget_all(self, why: str) -> None:
         for stream in list(self.streams.values()):
@@ -656,6 +663,8 @@ class H2Driver:
         if self.closed:
             return
         self.closed = True
+        with self.lock:
+            self.wake_pending = True  # nobody writes to the pipe once its fds are closed
         self._forget_all("the connection closed")
         self.server.h2_connections.discard(self)
         if not self.broken:
