@@ -179,17 +179,16 @@ class HTTP1Connection:
                 pending, closed = self.engine.trailing_data  # cheaper than asking for events
                 action = self.next_request() if pending or closed else WAIT
                 busy = not server.idle_workers_likely()
-                if action == WAIT and not busy:
+                if action == WAIT and not busy and self.phase != LINGER:
                     action = self._read_more()
                 if action == DISPATCH:
                     if busy:  # others are waiting: take a turn at the back of the queue
                         server.dispatch(self)
                         return
                     continue
-                if action == WAIT:
-                    if server.stopping:
-                        self.close()
-                        return
+                if action == WAIT and self.phase == LINGER:
+                    server.park(self)  # rejected: the poller lingers, then closes
+                elif action == WAIT and not server.stopping:
                     server.park(self)
                 else:
                     self.close()
@@ -217,7 +216,7 @@ class HTTP1Connection:
                 self.phase = HEAD
                 self.deadline = time.monotonic() + self.server.header_timeout_s
             action = self.next_request()
-            if action != WAIT:
+            if action != WAIT or self.phase == LINGER:
                 return action
 
     def read_body_chunk(self) -> bytes | None:

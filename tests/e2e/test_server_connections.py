@@ -174,3 +174,15 @@ def test_slow_body_gets_408_after_body_timeout(serve):
     fast.send(get("/big?n=1"))
     assert fast.read_response().body == b"x"
     fast.close()
+
+
+def test_bad_request_after_a_good_one_is_answered_once(serve):
+    server = serve(APP)
+    wire = Wire(server.host, server.port)
+    wire.send(get("/big?n=2") + b"GET / HTTP/1.1\r\nHost: t\r\nBad Name: x\r\n\r\n"
+              + get("/big?n=3"))
+    first, second = wire.read_response(), wire.read_response()
+    assert (first.status, first.body, second.status) == (200, b"xx", 400)
+    assert wire.read_until_close() == b""  # one answer; the pipelined request is not read
+    wire.close()
+    assert "Traceback" not in server.log()
