@@ -89,18 +89,7 @@ class Server:
         self.sendfile_ok = hasattr(os, "sendfile")
         self.run_exchange = run_exchange
         self.stopping = False
-        self._environ_common: dict[str, Any] = {
-            "wsgi.version": (1, 0),
-            "wsgi.url_scheme": "http",
-            "wsgi.errors": error_stream(error_log),
-            "wsgi.multithread": True,
-            "wsgi.multiprocess": multiprocess,
-            "wsgi.run_once": False,
-            "wsgi.input_terminated": True,
-            "wsgi.file_wrapper": FileWrapper,
-            "SERVER_SOFTWARE": SERVER_SOFTWARE,
-            "SCRIPT_NAME": cfg.root_path,
-        }
+        self._environ_common = _environ_common(cfg, error_log, multiprocess)
         self._lock = threading.Lock()
         self._handbacks: list[HTTP1Connection] = []
         self._wake_pending = False  # a byte is in the wake-up pipe, unread by the poller
@@ -475,6 +464,22 @@ class _Poller:
             if type(conn) is HTTP1Connection and conn.registered and not conn.closed:
                 self.close(conn)
         self.readiness.close()
+
+
+def _environ_common(cfg: Any, error_log: logging.Logger, multiprocess: bool) -> dict[str, Any]:
+    """The environ entries every request of this server shares."""
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": error_stream(error_log),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": FileWrapper,
+        "SERVER_SOFTWARE": SERVER_SOFTWARE,
+        "SCRIPT_NAME": cfg.root_path,
+    }
 
 
 def _local_address(sock: socket.socket) -> tuple[str, int]:

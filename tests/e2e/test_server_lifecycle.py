@@ -237,3 +237,39 @@ def test_error_log_to_a_file_at_a_level(tmp_path):
     assert process.returncode == 0 and out == b"" and err == b""
     text = error_log.read_text()
     assert "[DEBUG] bad request from 127.0.0.1" in text and "[INFO] Stopped" in text
+
+
+def test_graceful_stop_under_keepalive_load_truncates_nothing(serve):
+    server = serve(APP, "--threads", "4")
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def client() -> None:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=20)
+        while True:
+            try:
+                conn.request("GET", "/sleep?s=0.05")
+                response = conn.getresponse()
+                body = response.read()
+            except http.client.IncompleteRead:
+                with lock:
+                    outcomes.append("truncated")
+                return
+            except (ConnectionError, http.client.RemoteDisconnected, OSError):
+                with lock:
+                    outcomes.append("refused or closed before an answer")
+                return
+            with lock:
+                outcomes.append("ok" if body == b"slept\n" else f"bad {body!r}")
+            if response.getheader("Connection") == "close":
+                return
+
+    clients = [threading.Thread(target=client) for _ in range(8)]
+    for thread in clients:
+        thread.start()
+    time.sleep(0.5)
+    assert server.stop() == 0
+    for thread in clients:
+        thread.join(20)
+    assert outcomes.count("ok") > 8
+    assert all(o == "ok" or o.startswith("refused") for o in outcomes), outcomes
