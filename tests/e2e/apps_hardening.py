@@ -171,6 +171,19 @@ def _raise_after(environ: Environ, start_response: StartResponse) -> Iterator[by
     raise AppFailure("raised after the response started")
 
 
+def _through_write(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+    """The PEP 3333 write() path: /raise-after-write raises after writing; /cl-long-write
+    writes ten bytes under a declared Content-Length of 5."""
+    declared = "5" if environ["PATH_INFO"] == "/cl-long-write" else "100"
+    write = start_response("200 OK", [("Content-Type", "text/plain"),
+                                      ("Content-Length", declared)])
+    if declared == "5":
+        write(b"0123456789")
+        return []
+    write(b"first part;")
+    raise AppFailure("raised after the response started")
+
+
 def _length_mismatch(environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
     declared = 5 if path.startswith("/cl-long") else 100
@@ -189,6 +202,8 @@ RAW_ROUTES = {
     "/cl-long": _length_mismatch,
     "/cl-short": _length_mismatch,
     "/cl-long-stream": _length_mismatch,
+    "/cl-long-write": _through_write,
+    "/raise-after-write": _through_write,
     "/cl-short-stream": _length_mismatch,
 }
 

@@ -123,7 +123,7 @@ def test_exception_before_start_response_is_500(server: ServerProcess) -> None:
     assert server.alive()
 
 
-@pytest.mark.parametrize("framing", ["cl", "chunked"])
+@pytest.mark.parametrize("framing", ["cl", "chunked", "write"])
 def test_exception_after_start_aborts_the_response(server: ServerProcess,
                                                    framing: str) -> None:
     """Item 29: the client must see a truncated response, never a well-formed one."""
@@ -172,7 +172,7 @@ def test_body_shorter_than_declared_is_closed(server: ServerProcess) -> None:
     assert_serves(server)
 
 
-@pytest.mark.parametrize("path", ["/cl-long", "/cl-short"])
+@pytest.mark.parametrize("path", ["/cl-long", "/cl-short", "/cl-long-write"])
 def test_length_mismatch_known_before_sending(server: ServerProcess, path: str) -> None:
     """Item 30, when the whole body is one list item: the server may see the mismatch before
     sending anything (a clean 500) or send and close; never a well-formed wrong response."""
@@ -183,6 +183,7 @@ def test_length_mismatch_known_before_sending(server: ServerProcess, path: str) 
         assert outcomes[0][2] and len(outcomes) == 1
         assert app_error_logged(server, mark, r"(?i)content-length")
     else:
-        expected = (200, b"01234", True) if path == "/cl-long" else (200, b"0123456789", False)
+        expected = ((200, b"0123456789", False) if path == "/cl-short"
+                    else (200, b"01234", True))
         assert outcomes == [expected] and closed
     assert_serves(server)
