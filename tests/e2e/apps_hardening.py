@@ -413,14 +413,16 @@ def assert_serves(server: ServerProcess) -> None:
 
 
 def assert_rejected(server: ServerProcess, request: bytes, status: int,
-                    *, probe: bool = True) -> Response:
+                    *, probe: bool = True, leading: int = 0) -> Response:
     """`request` gets exactly one `status` answer with Connection: close, then the server
-    closes; a valid request pipelined behind it is never parsed; others are still served."""
+    closes; a valid request pipelined behind it is never parsed; others are still served.
+    `leading`: how many valid requests `request` starts with (each must get a 200 first)."""
     probe_bytes, probe_path = probe_request() if probe else (b"", "")
     got = exchange(server.port, request + probe_bytes)
     responses, rest = parse_responses(got.data)
-    assert len(responses) == 1, f"expected one answer, got {got.data[:600]!r}"
-    response = responses[0]
+    assert len(responses) == leading + 1, f"expected {leading + 1} answers: {got.data[:900]!r}"
+    assert [r.status for r in responses[:leading]] == [200] * leading, got.data[:900]
+    response = responses[leading]
     assert response.status == status, f"expected {status}, got {got.data[:600]!r}"
     assert b"close" in (response.header(b"connection") or b"").lower(), got.data[:600]
     assert response.complete and rest == b"", f"bytes after the answer: {got.data[:600]!r}"

@@ -306,3 +306,29 @@ def test_unbounded_chunk_metadata_is_refused(server: ServerProcess, piece: bytes
     assert rest == b"" and got.closed
     assert f"HARDENING-SERVED {probe_path}\n" not in server.log()
     assert_clean_log(server, mark)
+
+
+@pytest.mark.parametrize(("framing", "how", "outcome"), [
+    pytest.param(b"Content-Length: 5\r\n\r\nhello", "pieces", "complete:5", id="length"),
+    pytest.param(b"Content-Length: 12\r\n\r\nline\nline\nxy", "lines", "complete:12",
+                 id="length-lines"),
+    pytest.param(b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "pieces",
+                 "complete:5", id="chunked"),
+    pytest.param(b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "all",
+                 "complete:5", id="chunked-read-all"),
+])
+def test_reading_to_the_end_of_a_body_stops_there(server: ServerProcess, framing: bytes,
+                                                  how: str, outcome: str,
+                                                  request: pytest.FixtureRequest) -> None:
+    """Reads past the end of a body return b"" at once: they neither block nor eat the next
+    pipelined request as body."""
+    mark = server.mark()
+    test_id = f"end-{request.node.callspec.id}"
+    head = b"POST /read?id=%s&how=%s HTTP/1.1\r\nHost: x\r\n" % (test_id.encode(), how.encode())
+    got = exchange(server.port, head + framing + b"GET /second HTTP/1.1\r\nHost: x\r\n"
+                   b"Connection: close\r\n\r\n")
+    responses, rest = parse_responses(got.data)
+    assert [(r.status, r.body) for r in responses] == [
+        (200, outcome.encode()), (200, b"ok /second")], got.data[:600]
+    assert rest == b"" and read_outcome(server, test_id) == outcome
+    assert_clean_log(server, mark)

@@ -243,3 +243,20 @@ def test_requests_within_the_set_limits_are_served(limited: ServerProcess,
     responses, rest = parse_responses(got.data)
     assert [r.status for r in responses] == [200, 200] and rest == b"", got.data[:600]
     assert_clean_log(limited, mark)
+
+
+@pytest.mark.parametrize(("request_bytes", "status"), [
+    pytest.param(get(H, line=b"GET / HTTP/1.10"), 400, id="bad-version"),
+    pytest.param(get(H, b"Host: y\r\n"), 400, id="duplicate-host"),
+    pytest.param(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 400, id="cl-and-te"),
+])
+def test_bad_request_after_good_ones_on_one_connection(server: ServerProcess,
+                                                       request_bytes: bytes,
+                                                       status: int) -> None:
+    """The rules hold mid-connection: two answers, then one error and the close."""
+    mark = server.mark()
+    good = b"GET /first HTTP/1.1\r\nHost: x\r\n\r\n"
+    response = assert_rejected(server, good + good + request_bytes, status, leading=2)
+    assert response.status == status
+    assert_clean_log(server, mark)
