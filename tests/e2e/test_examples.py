@@ -259,3 +259,40 @@ def test_systemd_socket_activation_on_fd_3(tmp_path: Path) -> None:
         assert re.search(r"Listening at: http://127\.0\.0\.1:\d+", again.log())
     finally:
         listener.close()
+
+
+# -- the documentation that points at these examples ---------------------------------------
+
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+_LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+def _anchors(markdown: str) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    headings = re.findall(r"^#+ (.+)$", markdown, re.M)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: p.name)
+def test_documentation_links_resolve(page: Path) -> None:
+    for target in _LINK.findall(page.read_text(encoding="utf-8")):
+        if target.startswith(("http://", "https://", "mailto:")):
+            continue
+        path, _, anchor = target.partition("#")
+        resolved = (page.parent / path).resolve() if path else page
+        assert resolved.exists(), f"{page.name}: broken link {target}"
+        if anchor and resolved.suffix == ".md":
+            assert anchor in _anchors(resolved.read_text(encoding="utf-8")), (
+                f"{page.name}: no heading for #{anchor} in {resolved.name}")
+
+
+def test_gunicorn_guide_names_every_setting() -> None:
+    gunicorn_config = pytest.importorskip("gunicorn.config")
+    from config import SETTINGS
+
+    guide = (ROOT / "docs" / "gunicorn.md").read_text(encoding="utf-8")
+    hooks = {"Server Hooks", "Dirty Arbiter Hooks"}
+    missing = [s.name for s in gunicorn_config.KNOWN_SETTINGS
+               if s.section not in hooks and f"`{s.name}`" not in guide]
+    missing += [s.name for s in SETTINGS if f"`{s.name}`" not in guide]
+    assert not missing, f"docs/gunicorn.md does not mention: {missing}"
