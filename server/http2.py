@@ -113,6 +113,7 @@ class H2Driver:
         self.request_limits = RequestLimits(server.limits.field_count,
                                             server.limits.field_size,
                                             server.limits.request_line)
+        self.tls_environ = environ_extra  # merged by server.environ_base
         base = server.environ_base(self)
         base.update(environ_extra)
         self.environ_base = base
