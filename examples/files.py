@@ -1,10 +1,11 @@
-"""Serving files with wsgi.file_wrapper: treadle sends them with os.sendfile.
+"""Serving files with wsgi.file_wrapper: treadle sends them with os.sendfile where it can.
 
     STATIC_ROOT=/srv/files python -m server examples.files:app
     curl -O http://127.0.0.1:8000/some/file.pdf
 
 Returning `environ["wsgi.file_wrapper"](file)` lets treadle copy a regular file from the page
-cache to the socket in the kernel (os.sendfile) instead of reading it through Python; it adds
+cache to the socket in the kernel (os.sendfile) instead of reading it through Python; over
+TLS, which the kernel cannot encrypt, it is read in blocks instead. treadle adds
 Content-Length itself when the application gives none. Paths are resolved inside STATIC_ROOT
 (default: the directory of this file); anything that leaves it is a 404.
 """
