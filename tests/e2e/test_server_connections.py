@@ -186,3 +186,25 @@ def test_bad_request_after_a_good_one_is_answered_once(serve):
     assert wire.read_until_close() == b""  # one answer; the pipelined request is not read
     wire.close()
     assert "Traceback" not in server.log()
+
+
+def test_request_limits_from_the_settings_reach_the_engine(serve):
+    server = serve(APP, "--limit-request-line", "100", "--limit-request-fields", "3",
+                   "--limit-request-field-size", "50", "--limit-request-head-size", "2048")
+    cases = [
+        (get("/big?n=1&pad=" + "p" * 200), 414),
+        (get("/big?n=1", "A: 1", "B: 2", "C: 3"), 431),
+        (get("/big?n=1", "A: " + "v" * 100), 431),
+        (get("/big?n=1", *[f"X: {'w' * 40}"] * 2), 200),
+    ]
+    for request, status in cases:
+        wire = Wire(server.host, server.port)
+        wire.send(request)
+        assert wire.read_response().status == status, request
+        wire.close()
+
+
+def test_reuse_port_lets_two_servers_share_a_port(serve):
+    first = serve(APP, "--reuse-port")
+    second = serve(APP, "--reuse-port", bind=f"127.0.0.1:{first.port}")
+    assert second.port == first.port
