@@ -312,7 +312,7 @@ def median_results(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[s
             grouped.setdefault((run["load"], run["server"]), []).append(run)
     medians: dict[str, dict[str, dict[str, Any]]] = {}
     for (load, server), group in grouped.items():
-        figures = {key: _median([run.get(key) for run in group])
+        figures: dict[str, Any] = {key: _median([run.get(key) for run in group])
                    for key in ("rps", "p50_ms", "p99_ms", "errors", "timeouts", "peak_rss_mib",
                                "cpu_us_per_req")}
         if "idle" in group[0]:

@@ -111,8 +111,8 @@ def tables(medians: Medians, meta: dict[str, Any]) -> str:
             line = (f"  {name:<10} {row['rps']:>9,.0f} {_ms(row['p50_ms']):>8} "
                     f"{_ms(row['p99_ms']):>9} {row['errors']:>7g} {row['timeouts']:>8g} "
                     f"{row['peak_rss_mib']:>8.1f} {_us(row.get('cpu_us_per_req')):>10} "
-                    f"{_ratio(row['rps'], ours and ours['rps']):>10} "
-                    f"{_ratio(row['p99_ms'], ours and ours['p99_ms']):>9}")
+                    f"{_ratio(row['rps'], ours['rps'] if ours else None):>10} "
+                    f"{_ratio(row['p99_ms'], ours['p99_ms'] if ours else None):>9}")
             if "idle" in row:
                 idle = row["idle"]
                 line += (f"  {idle['served_connections']:>5g}/{idle['connections']:g}"
