@@ -208,3 +208,33 @@ def test_reuse_port_lets_two_servers_share_a_port(serve):
     first = serve(APP, "--reuse-port")
     second = serve(APP, "--reuse-port", bind=f"127.0.0.1:{first.port}")
     assert second.port == first.port
+
+
+def test_no_descriptor_or_thread_leaks(serve):
+    import psutil
+
+    server = serve(APP, "--threads", "4")
+    process = psutil.Process(server.process.pid)
+    baseline = (process.num_fds(), process.num_threads())  # listener, epoll, pipes, logs
+    for number in range(60):
+        wire = Wire(server.host, server.port)
+        kind = number % 6
+        if kind == 0:
+            wire.send(get("/big?n=1") + get("/generator?n=2"))
+            wire.read_response(), wire.read_response()
+        elif kind == 1:
+            wire.send(b"GET / HTTP/1.1\r\n\r\n")  # no Host: 400, then lingering
+            wire.read_until_close()
+        elif kind == 2:
+            wire.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99\r\n\r\nab")
+        elif kind == 3:
+            wire.send(get("/error-before"))
+            wire.read_response()
+        elif kind == 4:
+            wire.send(get("/error-after"))
+            wire.read_response()
+        else:
+            wire.send(b"GET /big?n=1 HTTP/1.1\r\nHost:")  # a head never finished
+        wire.close()
+    assert wait_for(lambda: (process.num_fds(), process.num_threads()) == baseline), (
+        (process.num_fds(), process.num_threads()), baseline)
