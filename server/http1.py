@@ -238,8 +238,9 @@ class HTTP1Connection:
                 raise self._body_failed(str(exc), exc.error_status_hint) from None
             kind = type(event)
             if kind is protocol.Data:
-                self.body_consumed += len(event.data)
-                return bytes(event.data)
+                data = event.data  # type: ignore[union-attr]
+                self.body_consumed += len(data)
+                return bytes(data)
             if kind is protocol.EndOfMessage:
                 return None
             if event is not _NEED_DATA:

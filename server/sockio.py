@@ -26,13 +26,13 @@ def wait_ready(sock: socket.socket, for_write: bool, deadline: float) -> None:
         poller = select.poll()
         flags = select.POLLOUT if for_write else select.POLLIN
         poller.register(sock.fileno(), flags)
-        ready = poller.poll(remaining * 1000.0)
+        ready = bool(poller.poll(remaining * 1000.0))
     else:  # pragma: no cover - Windows has no poll()
         fds = [sock]
         ready_r, ready_w, _ = select.select(
             [] if for_write else fds, fds if for_write else [], [], remaining
         )
-        ready = ready_w or ready_r
+        ready = bool(ready_w or ready_r)
     if not ready:
         raise BodyTimeout("timed out waiting for the client")
 
