@@ -411,7 +411,7 @@ class H2Driver:
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
-        if stream is None:
+        if stream is None or stream.in_ended:  # ended with its HEADERS: checked already
             return
         if stream.content_length is not None and stream.received != stream.content_length:
             self._stream_error(stream, "less DATA than content-length")
@@ -523,12 +523,14 @@ class H2Driver:
         conn = self.conn
         for stream_id, stream in list(self.sending.items()):
             if len(self.out) >= OUTPUT_HIGH_BYTES:
-                return  # the rest waits for the socket
+                break  # the rest waits for the socket
             del self.sending[stream_id]
             if stream.finished or not stream.head_sent:
                 continue
             self._pump_stream(conn, stream)
-            self._take_output()
+            if stream.out_bytes or len(self.sending) > 64:
+                self._take_output()  # keep `out` honest for the bound above
+        self._take_output()
 
     def _pump_stream(self, conn: Any, stream: H2Stream) -> None:
         stream_id = stream.stream_id
