@@ -3,8 +3,9 @@
     python -m benchmarks.peers [--duration 5] [--rounds 3] [--threads 8] [--servers a,b]
 
 Every server (treadle and each peer found installed: gunicorn gthread, waitress, cheroot,
-hypercorn, granian) runs as one process pinned to one core (`--server-cpu`), with the same
-worker-thread count where it has one; wrk and this script run on another (`--client-cpu`).
+hypercorn, granian; plus bare-loop, a pure-Python ceiling with no checks at all) runs as
+one process pinned to one core (`--server-cpu`), with the same worker-thread count where
+it has one; wrk and this script run on another (`--client-cpu`).
 Each (round, load, server) gets a fresh server process on a fresh port, so one load's
 leftovers (a starved backlog, a grown heap) never colour the next, and the servers take
 turns within each round so that drift on the machine touches them all alike.
@@ -107,6 +108,9 @@ SERVERS = (
     # hypercorn runs WSGI calls on asyncio's default executor: no thread-count setting.
     Server("hypercorn", "hypercorn", True, lambda app, port, threads: _python(
         "-m", "hypercorn", "--workers", "1", "--bind", f"127.0.0.1:{port}", f"wsgi:{app}")),
+    # Not a peer: the pure-Python ceiling (one thread, no checks) to read the others against.
+    Server("bare-loop", "benchmarks.bare_loop", True, lambda app, port, threads: _python(
+        "-m", "benchmarks.bare_loop", "--bind", f"127.0.0.1:{port}", app)),
     Server("granian", "granian", False, lambda app, port, threads: _python(
         "-m", "granian", "--interface", "wsgi", "--workers", "1",
         "--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port),

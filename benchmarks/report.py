@@ -17,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 OURS = "treadle"
+REFERENCE = "bare-loop"  # the ceiling, drawn apart from the peers
+
+
+def _color(name: str) -> str:
+    return {OURS: "#d62728", REFERENCE: "#999999"}.get(name, "#4c72b0")
 Medians = dict[str, dict[str, dict[str, Any]]]
 
 
@@ -146,7 +151,7 @@ def chart(medians: Medians, meta: dict[str, Any], base: Path) -> Path:
     for axis, (load, servers) in zip(axes[:, 0], panels, strict=True):
         rows = medians[load]
         values = [rows[name]["rps"] for name in servers]
-        colors = ["#d62728" if name == OURS else "#4c72b0" for name in servers]
+        colors = [_color(name) for name in servers]
         axis.barh(servers, values, color=colors)
         axis.invert_yaxis()
         axis.set_title(f"{load}: {meta['loads'][load]}", loc="left", fontsize=10)
@@ -175,7 +180,7 @@ def svg_chart(medians: Medians, meta: dict[str, Any]) -> str:
         for name in servers:
             row = rows[name]
             length = max(1.0, bar_w * row["rps"] / top)
-            color = "#d62728" if name == OURS else "#4c72b0"
+            color = _color(name)
             parts.append(f'<text x="10" y="{y + 14}">{escape(name)}</text>'
                          f'<rect x="{name_w}" y="{y + 3}" width="{length:.1f}" '
                          f'height="{row_h - 6}" fill="{color}"/>'
