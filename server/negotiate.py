@@ -61,6 +61,7 @@ def handshake(conn: HTTP1Connection) -> int:
     chose h2; DISPATCH never (an HTTP/1.1 connection then waits for its head: WAIT)."""
     server = conn.server
     if not isinstance(conn.sock, TLSSocket):
+        assert server.tls_context is not None  # only TLS servers dispatch handshakes
         conn.sock = wrap(server.tls_context, conn.sock)
     try:
         if not handshake_step(conn.sock, conn.deadline):
@@ -112,6 +113,7 @@ def wants_upgrade(request: Any) -> bytes | None:
             return None
     if upgrade is None or settings is None:
         return None
+    assert isinstance(upgrade, bytes) and isinstance(settings, bytes)
     if b"h2c" not in [token.strip().lower() for token in upgrade.split(b",")]:
         return None
     try:

@@ -41,7 +41,7 @@ class TLSSocket(ssl.SSLSocket):
         except ssl.SSLZeroReturnError:
             return b""
 
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+    def recv_into(self, buffer: Any, nbytes: int | None = None, flags: int = 0) -> int:
         try:
             return super().recv_into(buffer, nbytes, flags)
         except _WANT:
