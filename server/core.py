@@ -93,7 +93,6 @@ class Server:
         self._lock = threading.Lock()
         self._handbacks: list[HTTP1Connection] = []
         self._wake_pending = False  # a byte is in the wake-up pipe, unread by the poller
-        self._wake_deferred = False  # hand-backs wait for a worker to run out of work
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -159,20 +158,13 @@ class Server:
     # -- shared with connections (any thread) ------------------------------------------------
 
     def park(self, conn: HTTP1Connection) -> None:
-        """A worker gives a connection back to the poller.
-
-        The poller is woken at once only when no connection waits for a worker; otherwise
-        the wake-up is deferred to the first worker that runs out of work (or the poller's
-        next wake-up for any reason), so that under load many hand-backs share one wake-up.
-        """
+        """A worker gives a connection back to the poller (one pipe write per poller
+        wake-up, however many connections come back meanwhile)."""
         if conn.phase == IDLE:
             conn.deadline = time.monotonic() + self.keepalive_s
         with self._lock:
             self._handbacks.append(conn)
             if self._wake_pending:
-                return
-            if not self._jobs.empty():
-                self._wake_deferred = True
                 return
             self._wake_pending = True
         self._write_wake()
@@ -204,27 +196,15 @@ class Server:
         except (BlockingIOError, OSError):
             pass  # full (so already readable) or closed during shutdown
 
-    def take_handbacks(self, signalled: bool = True) -> list[HTTP1Connection]:
-        if signalled:
-            try:
-                os.read(self._wake_r, 4096)
-            except (BlockingIOError, OSError):
-                pass
+    def take_handbacks(self) -> list[HTTP1Connection]:
+        try:
+            os.read(self._wake_r, 4096)
+        except (BlockingIOError, OSError):
+            pass
         with self._lock:
             items, self._handbacks = self._handbacks, []
-            if signalled:
-                self._wake_pending = False
-            self._wake_deferred = False
+            self._wake_pending = False
         return items
-
-    def flush_deferred_wake(self) -> None:
-        """A worker about to wait for work wakes the poller for deferred hand-backs."""
-        with self._lock:
-            if not self._wake_deferred or self._wake_pending:
-                return
-            self._wake_deferred = False
-            self._wake_pending = True
-        self._write_wake()
 
     def dispatch(self, conn: HTTP1Connection) -> None:
         self._jobs.put(conn)
@@ -263,10 +243,7 @@ class Server:
 
     def _work(self) -> None:
         get = self._jobs.get
-        empty = self._jobs.empty
         while True:
-            if self._wake_deferred and empty():
-                self.flush_deferred_wake()
             conn = get()
             if conn is None:
                 return
@@ -308,8 +285,6 @@ class _Poller:
                         self.on_wake()
                     elif target is not None:
                         self.accept(target)
-                if server._handbacks:  # deferred hand-backs ride on any wake-up
-                    self.on_wake(signalled=False)
                 if self.expiry and self.expiry[0][0] <= time.monotonic():
                     self.expire()
                 if self.resume_at and self.resume_at <= time.monotonic():
@@ -376,9 +351,9 @@ class _Poller:
             else:
                 self.schedule(conn)
 
-    def on_wake(self, signalled: bool = True) -> None:
+    def on_wake(self) -> None:
         server = self.server
-        for conn in server.take_handbacks(signalled):
+        for conn in server.take_handbacks():
             if conn.closed:
                 continue
             if server.stopping and conn.phase != LINGER:
