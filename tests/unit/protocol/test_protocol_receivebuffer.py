@@ -1,0 +1,98 @@
+"""ReceiveBuffer: the bytes it holds always match a plain model, whatever mix of feeds and
+takes; whole pieces are handed over without copies; the head search resumes."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+from test_protocol_properties import PROFILE
+
+from protocol.receivebuffer import ReceiveBuffer
+
+
+def test_a_piece_taken_whole_is_the_same_object() -> None:
+    buf = ReceiveBuffer()
+    piece = b"x" * 1000
+    buf.feed(piece)
+    assert buf.take(5000) is piece
+    assert not buf and len(buf) == 0
+
+
+def test_mutable_input_is_copied() -> None:
+    source = bytearray(b"abc")
+    buf = ReceiveBuffer()
+    buf.feed(source)
+    source[0:1] = b"X"
+    buf.feed(memoryview(b"def"))
+    assert bytes(buf) == b"abcdef"
+
+
+def test_take_returns_bytes_from_a_bytearray() -> None:
+    buf = ReceiveBuffer()
+    buf.feed(b"a" * 100)
+    buf.feed(b"b")  # small piece: held as a bytearray
+    out = buf.take(60)
+    assert type(out) is bytes and out == b"a" * 60
+    assert buf.take(1000) == b"a" * 40 + b"b"
+    assert buf.take(1) is None
+
+
+def test_head_end_found_across_feeds_and_search_resumes() -> None:
+    buf = ReceiveBuffer()
+    for piece in (b"GET / HTTP/1.1\r\nHost: a\r", b"\n", b"\r", b"\nrest"):
+        end = buf.find_head_end()
+        assert end == -1
+        buf.feed(piece)
+    assert buf.find_head_end() == len(b"GET / HTTP/1.1\r\nHost: a")
+    assert buf.take_head(len(b"GET / HTTP/1.1\r\nHost: a"), 4) == b"GET / HTTP/1.1\r\nHost: a"
+    assert bytes(buf) == b"rest"
+
+
+def test_new_bytes_start_marks_where_the_last_search_began() -> None:
+    buf = ReceiveBuffer()
+    buf.feed(b"abc")
+    assert buf.find_head_end() == -1
+    assert buf.new_bytes_start() == 0
+    buf.feed(b"defg")
+    assert buf.find_head_end() == -1
+    assert buf.new_bytes_start() == 3
+
+
+operations = st.lists(
+    st.one_of(
+        st.tuples(st.just("feed"), st.binary(min_size=1, max_size=40)),
+        st.tuples(st.just("take"), st.integers(0, 50)),
+        st.tuples(st.just("skip"), st.integers(0, 5)),
+        st.tuples(st.just("find"), st.just(0)),
+    ),
+    max_size=40,
+)
+
+
+@PROFILE
+@given(operations)
+def test_buffer_matches_a_plain_model(ops: list[tuple[str, object]]) -> None:
+    buf = ReceiveBuffer()
+    model = b""
+    for kind, arg in ops:
+        if kind == "feed":
+            assert isinstance(arg, bytes)
+            buf.feed(arg)
+            model += arg
+        elif kind == "take":
+            assert isinstance(arg, int)
+            out = buf.take(arg)
+            expected = model[:arg]
+            assert out == (expected if model else None)
+            model = model[len(expected):]
+        elif kind == "skip":
+            assert isinstance(arg, int)
+            count = min(arg, len(model))
+            buf.skip(count)
+            model = model[count:]
+        else:
+            found = buf.find_head_end()
+            assert found == model.find(b"\r\n\r\n")
+        assert bytes(buf) == model
+        assert len(buf) == len(model)
+        assert buf.startswith(b"\r\n") == model.startswith(b"\r\n")
