@@ -149,6 +149,46 @@ class H2Stream:
             self.driver.mark_ready(self)
 
 
+class StreamRunner:
+    """A pool job that runs a connection's waiting streams, one after another, until none
+    is left (or other work waits for the pool: then it takes a turn at the back).
+
+    The connection thread queues a new runner only when no runner is free to take the new
+    stream (each runner is in an application call), so a slow stream never holds up the
+    next one, while a burst of 100 streams costs a handful of pool hand-offs, not 100.
+    Runners per connection are capped at the pool size: more could not run at once.
+    """
+
+    __slots__ = ("driver",)
+
+    def __init__(self, driver: H2Driver) -> None:
+        self.driver = driver
+
+    def serve(self) -> None:
+        driver = self.driver
+        server = driver.server
+        lock = driver.lock
+        while True:
+            with lock:
+                if not driver.waiting_streams:
+                    driver.runners -= 1
+                    return
+                stream = driver.waiting_streams.popleft()
+                driver.busy_runners += 1
+            try:
+                H2Exchange(stream).serve()
+            finally:
+                with lock:
+                    driver.busy_runners -= 1
+            if not server.idle_workers_likely():  # others wait for a worker: be fair
+                with lock:
+                    if not driver.waiting_streams:
+                        driver.runners -= 1
+                        return
+                server.dispatch(self)  # type: ignore[arg-type]
+                return
+
+
 class H2Exchange:
     """The WSGI call for one stream, run on the worker pool (PEP 3333, like exchange.py)."""
 

@@ -25,6 +25,7 @@ import select
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +45,13 @@ from protocol.http2 import (
     new_server_connection,
     parse_request,
 )
-from server.h2stream import SEND_BUFFER_BYTES, H2Exchange, H2Stream, error_body, error_head
+from server.h2stream import (
+    SEND_BUFFER_BYTES,
+    H2Stream,
+    StreamRunner,
+    error_body,
+    error_head,
+)
 from server.wsgi import build_environ
 
 if TYPE_CHECKING:
@@ -120,6 +127,9 @@ class H2Driver:
         self.trusted_proxy = server.trusted_proxies.trusts(peer_host)
         self.lock = threading.Lock()
         self.ready: list[H2Stream] = []  # (lock) streams with news for this thread
+        self.waiting_streams: deque[H2Stream] = deque()  # (lock) for a worker to run
+        self.runners = 0  # (lock) StreamRunner jobs queued or running
+        self.busy_runners = 0  # (lock) those inside an application call
         self.wake_pending = False  # (lock)
         self.sleeping = False  # (lock) in poll(): news must come through the pipe
         self.wake_r, self.wake_w = os.pipe()
@@ -363,7 +373,14 @@ class H2Driver:
         stream.in_ended = ended
         self.served_any = True
         self.streams[stream.stream_id] = stream
-        self.server.dispatch(H2Exchange(stream))  # type: ignore[arg-type]
+        with self.lock:
+            self.waiting_streams.append(stream)
+            more = (len(self.waiting_streams) > self.runners - self.busy_runners
+                    and self.runners < self.server.thread_count)
+            if more:
+                self.runners += 1
+        if more:
+            self.server.dispatch(StreamRunner(self))  # type: ignore[arg-type]
 
     def _refuse(self, stream_id: int, exc: MalformedRequest) -> None:
         self.server.error_log.debug("HTTP/2 request refused from %s: %s", self.peer_host, exc)
