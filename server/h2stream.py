@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 SEND_BUFFER_BYTES = 256 * 1024  # per stream: response bytes waiting for the window
 ACK_BATCH_BYTES = 16384  # wake the connection thread to acknowledge at least this much
+RUNNER_TURN = 8  # streams a runner may serve in a row while other work waits for the pool
 DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"proxy-connection"}
 _NO_BODY_STATUSES = (204, 304)
 
@@ -151,7 +152,8 @@ class H2Stream:
 
 class StreamRunner:
     """A pool job that runs a connection's waiting streams, one after another, until none
-    is left (or other work waits for the pool: then it takes a turn at the back).
+    is left (or, after RUNNER_TURN of them, other work waits for the pool: then it takes a
+    turn at the back of the queue, as HTTP/1.1 connections do).
 
     The connection thread queues a new runner only when no runner is free to take the new
     stream (each runner is in an application call), so a slow stream never holds up the
@@ -168,6 +170,7 @@ class StreamRunner:
         driver = self.driver
         server = driver.server
         lock = driver.lock
+        turn = 0
         while True:
             with lock:
                 if not driver.waiting_streams:
@@ -180,7 +183,8 @@ class StreamRunner:
             finally:
                 with lock:
                     driver.busy_runners -= 1
-            if not server.idle_workers_likely():  # others wait for a worker: be fair
+            turn += 1
+            if turn >= RUNNER_TURN and not server.idle_workers_likely():  # others wait
                 with lock:
                     if not driver.waiting_streams:
                         driver.runners -= 1
