@@ -72,6 +72,7 @@ class TrustedProxies:
     def __init__(self, entries: Iterable[str]) -> None:
         self.everyone = False
         self.networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = []
+        self._known: dict[str, bool] = {}
         for entry in entries:
             entry = entry.strip()
             if entry == "*":
@@ -83,6 +84,14 @@ class TrustedProxies:
         """Unix-socket peers (no address) are local, so trusted, as gunicorn does."""
         if self.everyone or peer_host is None:
             return True
+        known = self._known.get(peer_host)
+        if known is None:
+            known = self._check(peer_host)
+            if len(self._known) < 4096:  # bounded: clients cannot grow it without limit
+                self._known[peer_host] = known
+        return known
+
+    def _check(self, peer_host: str) -> bool:
         try:
             address = ipaddress.ip_address(peer_host.partition("%")[0])
         except ValueError:
