@@ -261,10 +261,10 @@ def check_host(
 def parse_request(
     head: bytes, lines: list[bytes], limits: Limits, state: str
 ) -> tuple[Request, HeadFacts]:
-    """The Request in a complete head whose size, line endings and request-line length
-    the reader has already checked."""
-    check_field_limits(lines, limits, state)
-    check_controls(head, state)
+    """The Request in a complete head whose size, line endings, control bytes and
+    request-line length the reader has already checked."""
+    if len(lines) > limits.field_count + 1 or len(head) > limits.field_size:
+        check_field_limits(lines, limits, state)
     line = lines[0]
     parts = line.split(b" ")
     if len(parts) != 3:
@@ -305,7 +305,6 @@ def parse_trailers(head: bytes, lines: list[bytes], limits: Limits, state: str) 
     (Content-Length, Transfer-Encoding, Host, Forwarded, X-Forwarded-*) are rejected with
     400, never passed on (HARDENING 18; h11 passes them on)."""
     check_field_limits([b""] + lines, limits, state)
-    check_controls(head, state)
     headers, _ = parse_fields(lines, 0, state)
     for raw, name, _value in headers._full_items:
         if name in FORBIDDEN_TRAILERS or name.startswith(b"x-forwarded-"):

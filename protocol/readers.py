@@ -37,6 +37,9 @@ from .limits import Limits
 from .receivebuffer import ReceiveBuffer
 
 MAX_LEADING_EMPTY_LINES = 8
+# Every control byte but HTAB; see HeadScanner.take.
+_CR_OR_LF = (b"\r", b"\n")
+CONTROLS = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
 
 # chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 7.1.1); BWS around ";" and "=", and
 # trailing whitespace after the size as h11 allows; a size of at most 16 hex digits.
@@ -77,7 +80,8 @@ class HeadScanner:
     """Finds a complete head (or trailer section) in the buffer and reports the prefix
     errors in order of where they show."""
 
-    __slots__ = ("limits", "state", "what", "line_limit", "check_first_byte", "_line_seen")
+    __slots__ = ("limits", "state", "what", "line_limit", "check_first_byte", "_line_seen",
+                 "_line_limit", "_first_alarm", "_alarm")
 
     def __init__(
         self, limits: Limits, state: str, what: str, line_limit: int | None,
@@ -89,30 +93,45 @@ class HeadScanner:
         self.line_limit = line_limit
         self.check_first_byte = check_first_byte
         self._line_seen = False
+        self._line_limit = limits.head if line_limit is None else line_limit
+        # Buffer sizes at which a partial head needs a closer look (line limit, head cap).
+        self._first_alarm = min(limits.head, self._line_limit + 2)
+        self._alarm = self._first_alarm
 
     def take(self, buf: ReceiveBuffer) -> tuple[bytes, list[bytes]] | None:
-        """(head, lines) once the blank line has arrived; None while more is needed."""
-        end = buf.find_head_end()
+        """(head, lines) once the blank line has arrived; None while more is needed.
+
+        A complete head is checked as a whole: deleting every control byte but HTAB must
+        remove exactly the CRLF pairs the split found (so no bare CR or LF and no other
+        control byte), and the sizes and first byte must be in bounds; otherwise the slow
+        path names the error."""
+        end = buf.find_head_end(self._alarm)
         if end < 0:
-            self._check_prefix(buf, buf.new_bytes_start(), len(buf), False)
+            if end == -2:
+                self._check_prefix(buf, buf.new_bytes_start(), len(buf), False)
             return None
         head = buf.take_head(end, 4)
         self._line_seen = False
+        self._alarm = self._first_alarm
         lines = head.split(b"\r\n")
-        crlfs = len(lines) - 1
-        line_limit = self.line_limit
         if (
             end + 4 > self.limits.head
-            or head.count(b"\n") != crlfs
-            or head.count(b"\r") != crlfs
-            or (line_limit is not None and len(lines[0]) > line_limit)
+            or len(head) - len(head.translate(None, CONTROLS)) != 2 * len(lines) - 2
+            or len(lines[0]) > self._line_limit
             or (self.check_first_byte and head[0] not in TCHAR_BYTES)
         ):
-            whole = ReceiveBuffer()
-            whole.feed(head + b"\r\n\r\n")
-            self._check_prefix(whole, 0, len(whole), True)
-            raise bad_input(f"malformed {self.what}", self.state, head)  # pragma: no cover
+            self._refuse_complete(head)
         return head, lines
+
+    def _refuse_complete(self, head: bytes) -> None:
+        """Raise the error of a complete head that failed the whole-block checks: the
+        earliest prefix error, else the control byte."""
+        whole = ReceiveBuffer()
+        whole.feed(head + b"\r\n\r\n")
+        self._check_prefix(whole, 0, len(whole), True)
+        self._line_seen = False
+        check_controls(head, self.state)
+        raise bad_input(f"malformed {self.what}", self.state, head)  # pragma: no cover
 
     def _check_prefix(
         self, buf: ReceiveBuffer, new_start: int, size: int, complete: bool
@@ -131,6 +150,7 @@ class HeadScanner:
         if limit is not None and not self._line_seen:
             if buf.find(b"\r\n", max(new_start - 1, 0), min(size, limit + 2)) >= 0:
                 self._line_seen = True
+                self._alarm = self.limits.head
             elif size >= limit + 2:
                 errors.append((limit + 1, bad_input(
                     f"start line longer than {limit} bytes", state, buf.peek(48), 414)))
@@ -154,9 +174,8 @@ class RequestHeadReader(Reader):
         self._empty_lines = 0
 
     def __call__(self, buf: ReceiveBuffer) -> Event | None:
-        if buf.startswith(b"\r") or buf.startswith(b"\n"):
-            if not self._skip_empty_lines(buf):
-                return None
+        if buf.startswith(_CR_OR_LF) and not self._skip_empty_lines(buf):
+            return None
         found = self.scanner.take(buf)
         if found is None:
             return None
@@ -197,7 +216,6 @@ class ResponseHeadReader(Reader):
         head, lines = found
         state = self.state
         check_field_limits(lines, self.limits, state)
-        check_controls(head, state)
         version, status, reason = parse_status_line(lines[0], state)
         headers, special = parse_fields(lines, 1, state)
         if special is None:

@@ -72,7 +72,7 @@ class ReceiveBuffer:
         pos = self._pos
         return bytes(self._data[pos : pos + count])
 
-    def startswith(self, prefix: bytes) -> bool:
+    def startswith(self, prefix: bytes | tuple[bytes, ...]) -> bool:
         return self._data.startswith(prefix, self._pos)
 
     def first_byte(self) -> int:
@@ -116,21 +116,31 @@ class ReceiveBuffer:
         self._consume(end)
         return piece if type(piece) is bytes else bytes(piece)
 
-    def find_head_end(self) -> int:
-        """Index (from the front) of the CRLFCRLF ending the head, or -1.
+    def find_head_end(self, alarm: int) -> int:
+        """Index (from the front) of the CRLFCRLF ending the head; else -1, or -2 when the
+        caller should look closer at the bytes that arrived since the last search: they
+        are the first ones, or hold a CR or LF, or the buffer reached `alarm` bytes.
 
-        Remembers how far it looked; after a miss, `new_bytes_start()` tells where the bytes
-        not seen by the previous search begin.
+        Remembers how far it looked: a head arriving byte by byte is searched once; after
+        a miss, `new_bytes_start()` tells where the new bytes began.
         """
         data = self._data
         pos = self._pos
         scanned = self._scanned
         found = data.find(b"\r\n\r\n", pos + scanned - 3 if scanned > 3 else pos)
-        if found < 0:
-            self._prev_scanned = scanned
-            self._scanned = len(data) - pos
-            return -1
-        return found - pos
+        if found >= 0:
+            return found - pos
+        self._prev_scanned = scanned
+        size = len(data)
+        self._scanned = size - pos
+        if (
+            scanned == 0
+            or size - pos >= alarm
+            or data.find(b"\n", pos + scanned) >= 0
+            or data.find(b"\r", pos + scanned - 1, size - 1) >= 0
+        ):
+            return -2
+        return -1
 
     def new_bytes_start(self) -> int:
         return self._prev_scanned

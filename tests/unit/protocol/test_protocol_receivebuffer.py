@@ -40,21 +40,34 @@ def test_take_returns_bytes_from_a_bytearray() -> None:
 def test_head_end_found_across_feeds_and_search_resumes() -> None:
     buf = ReceiveBuffer()
     for piece in (b"GET / HTTP/1.1\r\nHost: a\r", b"\n", b"\r", b"\nrest"):
-        end = buf.find_head_end()
-        assert end == -1
+        assert buf.find_head_end(1 << 30) < 0
         buf.feed(piece)
-    assert buf.find_head_end() == len(b"GET / HTTP/1.1\r\nHost: a")
+    assert buf.find_head_end(1 << 30) == len(b"GET / HTTP/1.1\r\nHost: a")
     assert buf.take_head(len(b"GET / HTTP/1.1\r\nHost: a"), 4) == b"GET / HTTP/1.1\r\nHost: a"
     assert bytes(buf) == b"rest"
+
+
+def test_head_search_says_when_new_bytes_need_a_closer_look() -> None:
+    buf = ReceiveBuffer()
+    buf.feed(b"GET")
+    assert buf.find_head_end(100) == -2  # the first bytes
+    buf.feed(b" /")
+    assert buf.find_head_end(100) == -1  # nothing but ordinary bytes
+    buf.feed(b"x\r")
+    assert buf.find_head_end(100) == -1  # a CR at the end is judged with the next byte
+    buf.feed(b"\n")
+    assert buf.find_head_end(100) == -2  # a LF
+    buf.feed(b"Host")
+    assert buf.find_head_end(10) == -2  # the alarm size
 
 
 def test_new_bytes_start_marks_where_the_last_search_began() -> None:
     buf = ReceiveBuffer()
     buf.feed(b"abc")
-    assert buf.find_head_end() == -1
+    assert buf.find_head_end(100) == -2
     assert buf.new_bytes_start() == 0
     buf.feed(b"defg")
-    assert buf.find_head_end() == -1
+    assert buf.find_head_end(100) == -1
     assert buf.new_bytes_start() == 3
 
 
@@ -91,8 +104,8 @@ def test_buffer_matches_a_plain_model(ops: list[tuple[str, object]]) -> None:
             buf.skip(count)
             model = model[count:]
         else:
-            found = buf.find_head_end()
-            assert found == model.find(b"\r\n\r\n")
+            found = buf.find_head_end(1 << 30)
+            assert max(found, -1) == model.find(b"\r\n\r\n")
         assert bytes(buf) == model
         assert len(buf) == len(model)
         assert buf.startswith(b"\r\n") == model.startswith(b"\r\n")
