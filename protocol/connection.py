@@ -3,7 +3,7 @@
 # readers and writers are swapped only when a state changes.
 from __future__ import annotations
 
-from typing import Any, overload
+from typing import Any, cast, overload
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
@@ -19,6 +19,7 @@ from .head import PLAIN_FACTS, SPECIAL_FIELDS, HeadFacts, comma_elements
 from .headers import Headers, get_comma_header, set_comma_header
 from .limits import Limits
 from .readers import (
+    NO_BODY,
     ChunkedReader,
     ContentLengthReader,
     ExpectNothing,
@@ -44,6 +45,7 @@ from .state import (
     SWITCH_UPGRADE,
     SWITCHED_PROTOCOL,
     ConnectionState,
+    quick_transition,
 )
 from .writers import (
     BodyWriter,
@@ -190,12 +192,11 @@ class Connection:
     def start_next_cycle(self) -> None:
         """Both sides DONE -> both IDLE, for the next request on this connection;
         otherwise LocalProtocolError."""
-        states = self._cstate.states
-        old = (states[CLIENT], states[SERVER])
         self._cstate.start_next_cycle()
         self._request_method = None
         assert not self.client_is_waiting_for_100_continue
-        self._respond_to_state_changes(old, None, PLAIN_FACTS)
+        self._writer = _HEAD_WRITER
+        self._reader = self._head_readers[IDLE]
 
     def send_failed(self) -> None:
         """Tell the state machine the bytes it gave us could not be sent: our state
@@ -209,6 +210,52 @@ class Connection:
         self._respond_to_state_changes(old, None, PLAIN_FACTS)
 
     def _process_event(
+        self, role: type[Sentinel], event: Event, facts: HeadFacts
+    ) -> None:
+        """Run `event` (sent by `role`) through the state machine and update the flags,
+        reader and writer. The plain steps of a kept-alive connection take a quick path
+        with the same outcome (state.quick_transition)."""
+        cstate = self._cstate
+        states = cstate.states
+        event_type = type(event)
+        if event_type is Data and states[role] is SEND_BODY:
+            if role is CLIENT:
+                self.client_is_waiting_for_100_continue = False
+            return  # Data changes no state
+        old_client = states[CLIENT]
+        old_server = states[SERVER]
+        new = None
+        if cstate.keep_alive and not cstate.pending_switch_proposals:
+            if event_type is Request or event_type is Response:
+                if (
+                    not facts.close
+                    and not facts.upgrade
+                    and event.http_version >= b"1.1"  # type: ignore[attr-defined]
+                    and (event_type is Response or event.method != b"CONNECT")  # type: ignore[attr-defined]
+                ):
+                    new = quick_transition(role, event_type, old_client, old_server)
+            elif event_type is not InformationalResponse or event.status_code != 101:  # type: ignore[attr-defined]
+                new = quick_transition(role, event_type, old_client, old_server)
+        if new is None:
+            self._process_event_slow(role, event, facts)
+            return
+        new_client, new_server = states[CLIENT], states[SERVER] = new
+        if event_type is Request:
+            self._request_method = event.method  # type: ignore[attr-defined]
+            if role is self.their_role:
+                self.their_http_version = event.http_version  # type: ignore[attr-defined]
+            if facts.expect_continue:
+                self.client_is_waiting_for_100_continue = True
+        elif event_type is Response or event_type is InformationalResponse:
+            if role is self.their_role:
+                self.their_http_version = event.http_version  # type: ignore[attr-defined]
+            self.client_is_waiting_for_100_continue = False
+        elif role is CLIENT and event_type is EndOfMessage:
+            self.client_is_waiting_for_100_continue = False
+        if new_client is not old_client or new_server is not old_server:
+            self._respond_to_state_changes((old_client, old_server), event, facts)
+
+    def _process_event_slow(
         self, role: type[Sentinel], event: Event, facts: HeadFacts
     ) -> None:
         cstate = self._cstate
@@ -279,8 +326,9 @@ class Connection:
         self, state: type[Sentinel], event: Event | None, facts: HeadFacts
     ) -> BodyWriter | str | None:
         if state is SEND_BODY:
-            assert isinstance(event, (Request, Response))
-            framing, length = body_framing(self._request_method, event, facts)
+            framing, length = body_framing(
+                self._request_method, cast(Request | Response, event), facts
+            )
             if framing is _CONTENT_LENGTH:
                 return ContentLengthWriter(length)
             return ChunkedWriter() if framing is _CHUNKED else Http10Writer()
@@ -289,10 +337,11 @@ class Connection:
         return None
 
     def _body_reader(self, event: Event | None, facts: HeadFacts) -> Reader:
-        assert isinstance(event, (Request, Response))
-        framing, length = body_framing(self._request_method, event, facts)
+        framing, length = body_framing(
+            self._request_method, cast(Request | Response, event), facts
+        )
         if framing is _CONTENT_LENGTH:
-            return ContentLengthReader(length)
+            return ContentLengthReader(length) if length else NO_BODY
         if framing is _CHUNKED:
             return ChunkedReader(self._limits)
         return Http10Reader()

@@ -187,39 +187,52 @@ def head_facts(
 
     Stricter than h11: Content-Length with Transfer-Encoding, two Content-Length fields
     (even equal) or two Transfer-Encoding fields -> 400; Transfer-Encoding on HTTP/1.0 ->
-    400 (RFC 9112 6.1, 6.3; HARDENING 11-14)."""
-    facts = HeadFacts()
+    400 (RFC 9112 6.1, 6.3; HARDENING 11-14). In a request, a second Host, or a Host
+    holding a list or whitespace -> 400 (HARDENING 8; h11 refuses a second Host too)."""
+    facts = PLAIN_FACTS
     hosts = 0
-    saw_te = False
-    te_value = b""
+    te_value = None
     for name, value in special:
         if name == b"host":
             hosts += 1
-            if hosts > 1 and is_request:
-                raise bad_input("more than one Host field", state, value)
-        elif name == b"content-length":
+            if is_request:
+                if hosts > 1:
+                    raise bad_input("more than one Host field", state, value)
+                if b"," in value or b" " in value or b"\t" in value:
+                    raise bad_input("malformed Host field", state, value)
+            continue
+        # Cheap screens first: most Connection, Expect and Upgrade values change nothing.
+        if name == b"connection":
+            if b"close" not in value.lower() or b"close" not in comma_elements(value):
+                continue
+        elif name == b"expect":
+            if b"100-continue" not in comma_elements(value):
+                continue
+        elif name == b"upgrade" and not value.strip(b" \t,"):
+            continue
+        if facts is PLAIN_FACTS:
+            facts = HeadFacts()
+        if name == b"content-length":
             if facts.content_length is not None:
                 raise bad_input("more than one Content-Length field", state, value)
             facts.content_length = parse_content_length(value, state)
         elif name == b"transfer-encoding":
-            if saw_te:
+            if te_value is not None:
                 raise bad_input("more than one Transfer-Encoding field", state, value)
-            saw_te = True
             te_value = value
             parse_transfer_encoding(value, state)
             facts.chunked = True
         elif name == b"connection":
-            if b"close" in comma_elements(value):
-                facts.close = True
+            facts.close = True
         elif name == b"expect":
-            if b"100-continue" in comma_elements(value):
-                facts.expect_continue = True
-        elif comma_elements(value):  # upgrade
+            facts.expect_continue = True
+        else:
             facts.upgrade = True
-    if saw_te and facts.content_length is not None:
-        raise bad_input("both Transfer-Encoding and Content-Length", state, te_value)
-    if saw_te and version == b"1.0":
-        raise bad_input("Transfer-Encoding in an HTTP/1.0 message", state, te_value)
+    if te_value is not None:
+        if facts.content_length is not None:
+            raise bad_input("both Transfer-Encoding and Content-Length", state, te_value)
+        if version == b"1.0":
+            raise bad_input("Transfer-Encoding in an HTTP/1.0 message", state, te_value)
     return facts, hosts
 
 
@@ -240,24 +253,6 @@ def check_target(method: bytes, target: bytes, line: bytes, state: str) -> None:
             raise bad_input("illegal request target form", state, line)
 
 
-def check_host(
-    special: list[tuple[bytes, bytes]] | None, hosts: int, version: bytes, state: str,
-    line: bytes,
-) -> None:
-    """HTTP/1.1 needs exactly one Host; a Host holding a list or whitespace -> 400
-    (h11 rejects a missing or repeated Host too, not a list)."""
-    if hosts == 0:
-        if version == b"1.1":
-            raise bad_input("missing Host field", state, line)
-        return
-    if hosts > 1:
-        raise bad_input("more than one Host field", state, line)
-    assert special is not None
-    for name, value in special:
-        if name == b"host" and (b"," in value or b" " in value or b"\t" in value):
-            raise bad_input("malformed Host field", state, value)
-
-
 def parse_request(
     head: bytes, lines: list[bytes], limits: Limits, state: str
 ) -> tuple[Request, HeadFacts]:
@@ -272,15 +267,24 @@ def parse_request(
     method, target, version = parts
     if method not in KNOWN_METHODS and TOKEN_FULLMATCH(method) is None:
         raise bad_input("illegal method", state, line)
-    check_target(method, target, line, state)
-    http_version = parse_version(version, line, state)
+    # The common origin-form target needs no regex: the head has no CTL but HTAB.
+    if not (
+        target[:1] == b"/" and method != b"CONNECT" and target.isascii()
+        and b"\t" not in target
+    ):
+        check_target(method, target, line, state)
+    if version == b"HTTP/1.1":
+        http_version = b"1.1"
+    else:
+        http_version = parse_version(version, line, state)
     headers, special = parse_fields(lines, 1, state)
     if special is None:
         facts = PLAIN_FACTS
         hosts = 0
     else:
         facts, hosts = head_facts(special, http_version, state, True)
-    check_host(special, hosts, http_version, state, line)
+    if hosts == 0 and http_version == b"1.1":
+        raise bad_input("missing Host field", state, line)
     return parsed_request(method, target, headers, http_version), facts
 
 

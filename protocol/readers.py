@@ -15,7 +15,6 @@ from .errors import RemoteProtocolError, bad_input
 from .events import (
     ConnectionClosed,
     Data,
-    EndOfMessage,
     Event,
     parsed_end_of_message,
     parsed_response,
@@ -49,6 +48,9 @@ CHUNK_LINE_FULLMATCH = re.compile(
     rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*" + _TOKEN
     + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*[ \t]*"
 ).fullmatch
+
+
+NO_FIELDS = Headers([])  # shared by EndOfMessage events without trailers; never mutated
 
 
 class Reader:
@@ -239,6 +241,18 @@ class ExpectNothing(Reader):
         return None
 
 
+class NoBodyReader(Reader):
+    """A body of length 0: the EndOfMessage at once. Stateless, so one serves all."""
+
+    __slots__ = ()
+
+    def __call__(self, buf: ReceiveBuffer) -> Event | None:
+        return parsed_end_of_message(NO_FIELDS)
+
+
+NO_BODY = NoBodyReader()
+
+
 class ContentLengthReader(Reader):
     __slots__ = ("_length", "_remaining")
 
@@ -249,7 +263,7 @@ class ContentLengthReader(Reader):
     def __call__(self, buf: ReceiveBuffer) -> Event | None:
         remaining = self._remaining
         if remaining == 0:
-            return EndOfMessage()
+            return parsed_end_of_message(NO_FIELDS)
         data = buf.take(remaining)
         if data is None:
             return None
@@ -345,7 +359,7 @@ class ChunkedReader(Reader):
         assert scanner is not None
         if buf.startswith(b"\r\n"):
             buf.skip(2)
-            return EndOfMessage()
+            return parsed_end_of_message(NO_FIELDS)
         if not buf or buf.startswith(b"\r"):
             if len(buf) > 1:
                 raise bad_input("bare CR in trailer section", "SEND_BODY", buf.peek(48))
@@ -376,4 +390,4 @@ class Http10Reader(Reader):
         return Data(data)
 
     def read_eof(self) -> Event:
-        return EndOfMessage()
+        return parsed_end_of_message(NO_FIELDS)

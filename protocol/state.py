@@ -204,3 +204,32 @@ class ConnectionState:
             raise LocalProtocolError(f"not in a reusable state. self.states={self.states}")
         self.states[CLIENT] = IDLE
         self.states[SERVER] = IDLE
+
+
+# The plain steps of a connection (keep-alive on, no switch proposed) are the same every
+# cycle: their outcome is taken once from ConnectionState and remembered, so the table
+# stays the only source of truth. A plain dict: get/set are atomic, and it holds at most
+# 2 roles x 6 events x the state pairs.
+_QUICK: dict[tuple[Role, type[Event], State, State], tuple[State, State] | None] = {}
+
+
+def quick_transition(
+    role: Role, event_type: type[Event], client: State, server: State
+) -> tuple[State, State] | None:
+    """(client, server) states after `role` sends an `event_type` that proposes no switch
+    and keeps the connection alive, from states (client, server) of a connection with
+    keep-alive on and no switch pending; None where that is a protocol error."""
+    key = (role, event_type, client, server)
+    try:
+        return _QUICK[key]
+    except KeyError:
+        pass
+    scratch = ConnectionState()
+    scratch.states = {CLIENT: client, SERVER: server}
+    try:
+        scratch.process_event(role, event_type, None)
+        result: tuple[State, State] | None = (scratch.states[CLIENT], scratch.states[SERVER])
+    except LocalProtocolError:
+        result = None
+    _QUICK[key] = result
+    return result
