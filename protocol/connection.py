@@ -418,38 +418,46 @@ class Connection:
         Raises LocalProtocolError if HTTP/1.1 forbids sending it now; our state is then
         ERROR.
         """
-        return self._send(event, False)  # type: ignore[return-value]
-
-    def send_with_data_passthrough(self, event: Event) -> list[Any] | None:
-        """As send(), but a list of pieces; for Data it holds the very object given."""
-        return self._send(event, True)  # type: ignore[return-value]
-
-    def _send(self, event: Event, passthrough: bool) -> bytes | list[Any] | None:
-        if self._cstate.states[self.our_role] is ERROR:
+        our_role = self.our_role
+        if self._cstate.states[our_role] is ERROR:
             raise LocalProtocolError("Can't send data when our state is ERROR")
         try:
             event_type = type(event)
-            facts = PLAIN_FACTS
+            if event_type is Data:
+                writer = self._writer
+                self._process_event(our_role, event, PLAIN_FACTS)
+                return cast(BodyWriter, writer).data(event.data)  # type: ignore[attr-defined]
             if event_type is Response:
-                event, facts = self._clean_up_response(event)  # type: ignore[arg-type]
-            elif event_type is Request:
+                response, facts = self._clean_up_response(event)  # type: ignore[arg-type]
+                self._process_event(our_role, response, facts)
+                return write_response(response)
+            if event_type is EndOfMessage:
+                writer = self._writer
+                self._process_event(our_role, event, PLAIN_FACTS)
+                return cast(BodyWriter, writer).end(event.headers)  # type: ignore[attr-defined]
+            if event_type is Request:
                 facts = facts_of_headers(event.headers)  # type: ignore[attr-defined]
-            writer = self._writer
-            self._process_event(self.our_role, event, facts)
+                self._process_event(our_role, event, facts)
+                return write_request(event)  # type: ignore[arg-type]
+            self._process_event(our_role, event, PLAIN_FACTS)
             if event_type is ConnectionClosed:
                 return None
-            if event_type is Data:
-                assert isinstance(writer, BodyWriter)
-                data = event.data  # type: ignore[attr-defined]
-                return writer.data_parts(data) if passthrough else writer.data(data)
-            if event_type is EndOfMessage:
-                assert isinstance(writer, BodyWriter)
-                out = writer.end(event.headers)  # type: ignore[attr-defined]
-            elif event_type is Request:
-                out = write_request(event)  # type: ignore[arg-type]
-            else:
-                out = write_response(event)  # type: ignore[arg-type]
-            return [out] if passthrough else out
+            return write_response(event)  # type: ignore[arg-type]
+        except BaseException:
+            self._process_error(our_role)
+            raise
+
+    def send_with_data_passthrough(self, event: Event) -> list[Any] | None:
+        """As send(), but a list of pieces; for Data it holds the very object given."""
+        if type(event) is not Data:
+            out = self.send(event)
+            return None if out is None else [out]
+        if self._cstate.states[self.our_role] is ERROR:
+            raise LocalProtocolError("Can't send data when our state is ERROR")
+        try:
+            writer = self._writer
+            self._process_event(self.our_role, event, PLAIN_FACTS)
+            return cast(BodyWriter, writer).data_parts(event.data)
         except BaseException:
             self._process_error(self.our_role)
             raise

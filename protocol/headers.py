@@ -137,6 +137,24 @@ def value_is_valid(value: bytes) -> bool:
     return CTL_IN_VALUE(value) is None
 
 
+def _name_pair(name: bytes | bytearray | memoryview | str | int) -> tuple[bytes, bytes | None]:
+    """(name as bytes, its lower-case form or None if it is not a valid field name)."""
+    if type(name) is str:
+        pair = _STR_NAME_CACHE.get(name)
+        if pair is not None:
+            return pair
+        raw = name.encode("ascii")
+        lower = lower_name(raw)
+        if lower is not None and len(_STR_NAME_CACHE) < _NAME_CACHE_MAX:
+            _STR_NAME_CACHE[name] = (raw, lower)
+        return raw, lower
+    raw = bytesify(name)
+    return raw, NAME_CACHE_GET(raw) or lower_name(raw)
+
+
+_STR_NAME_CACHE: dict[str, tuple[bytes, bytes]] = {}
+
+
 def normalize_and_validate(headers: HeaderTypes) -> Headers:
     """Headers from what an application gave an event constructor (h11's rules).
 
@@ -145,27 +163,53 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     error; Transfer-Encoding must be exactly `chunked` (stored lower-case), once.
     """
     new_items: list[RawItem] = []
+    append = new_items.append
+    framing: list[RawItem] | None = None
+    for name, value in headers:
+        raw, lname = _name_pair(name)
+        # A printable ASCII str has no control byte: skip the regex for it.
+        if type(value) is str and value.isascii() and value.isprintable():
+            value = value.encode("ascii")
+            checked = True
+        else:
+            value = bytesify(value)
+            checked = False
+        if lname is None:
+            raise LocalProtocolError(f"Illegal header name {raw!r}")
+        if value and (
+            value[0] in OWS or value[-1] in OWS or (not checked and CTL_IN_VALUE(value))
+        ):
+            raise LocalProtocolError(f"Illegal header value {value!r}")
+        if lname == b"content-length" or lname == b"transfer-encoding":
+            if framing is None:
+                framing = []
+            framing.append((raw, lname, value))
+        append((raw, lname, value))
+    if framing is not None:
+        return Headers(_normalize_framing(new_items, framing))
+    return Headers(new_items)
+
+
+def _normalize_framing(items: list[RawItem], framing: list[RawItem]) -> list[RawItem]:
+    """h11's treatment of Content-Length and Transfer-Encoding given to a constructor."""
     seen_length: bytes | None = None
     saw_transfer_encoding = False
-    for raw_pair in headers:
-        name, value = raw_pair
-        name = bytesify(name)
-        value = bytesify(value)
-        lname = lower_name(name)
-        if lname is None:
-            raise LocalProtocolError(f"Illegal header name {name!r}")
-        if not value_is_valid(value):
-            raise LocalProtocolError(f"Illegal header value {value!r}")
+    out: list[RawItem] = []
+    for item in items:
+        raw, lname, value = item
         if lname == b"content-length":
-            lengths = {length.strip(OWS) for length in value.split(b",")}
-            if len(lengths) != 1:
-                raise LocalProtocolError("conflicting Content-Length headers")
-            value = lengths.pop()
-            if not value.isdigit() or len(value) > 20:
+            if not value.isdigit():
+                lengths = {length.strip(OWS) for length in value.split(b",")}
+                if len(lengths) != 1:
+                    raise LocalProtocolError("conflicting Content-Length headers")
+                value = lengths.pop()
+                if not value.isdigit():
+                    raise LocalProtocolError("bad Content-Length")
+            if len(value) > 20:
                 raise LocalProtocolError("bad Content-Length")
             if seen_length is None:
                 seen_length = value
-                new_items.append((name, lname, value))
+                out.append((raw, lname, value))
             elif seen_length != value:
                 raise LocalProtocolError("conflicting Content-Length headers")
         elif lname == b"transfer-encoding":
@@ -179,10 +223,10 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
                     "Only Transfer-Encoding: chunked is supported", error_status_hint=501
                 )
             saw_transfer_encoding = True
-            new_items.append((name, lname, value))
+            out.append((raw, lname, value))
         else:
-            new_items.append((name, lname, value))
-    return Headers(new_items)
+            out.append(item)
+    return out
 
 
 def get_comma_header(headers: Headers, name: bytes) -> list[bytes]:

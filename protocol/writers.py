@@ -10,11 +10,11 @@ from .events import InformationalResponse, Request, Response
 from .headers import Headers, RawItem
 
 
-def encode_fields(items: list[RawItem]) -> list[bytes]:
-    """Field lines plus the blank line; Host first (RFC 9110 7.2 says a user agent
-    SHOULD), the rest in order."""
-    out: list[bytes] = []
-    hosts = 0
+def encode_head(start_line: bytes, items: list[RawItem]) -> bytes:
+    """A start line, the field lines and the blank line, in one join. Host goes first
+    (RFC 9110 7.2: a user agent SHOULD), the rest in order, as h11 writes them."""
+    out = [start_line]
+    hosts = 1
     for raw, name, value in items:
         if name == b"host":
             out.insert(hosts, b"%s: %s\r\n" % (raw, value))
@@ -22,23 +22,24 @@ def encode_fields(items: list[RawItem]) -> list[bytes]:
         else:
             out.append(b"%s: %s\r\n" % (raw, value))
     out.append(b"\r\n")
-    return out
+    return b"".join(out)
 
 
 def write_request(request: Request) -> bytes:
     if request.http_version != b"1.1":
         raise LocalProtocolError("I only send HTTP/1.1")
-    out = encode_fields(request.headers._full_items)
-    out.insert(0, b"%s %s HTTP/1.1\r\n" % (request.method, request.target))
-    return b"".join(out)
+    return encode_head(
+        b"%s %s HTTP/1.1\r\n" % (request.method, request.target), request.headers._full_items
+    )
 
 
 def write_response(response: InformationalResponse | Response) -> bytes:
     if response.http_version != b"1.1":
         raise LocalProtocolError("I only send HTTP/1.1")
-    out = encode_fields(response.headers._full_items)
-    out.insert(0, b"HTTP/1.1 %d %s\r\n" % (response.status_code, response.reason))
-    return b"".join(out)
+    return encode_head(
+        b"HTTP/1.1 %d %s\r\n" % (response.status_code, response.reason),
+        response.headers._full_items,
+    )
 
 
 class BodyWriter:
@@ -98,7 +99,7 @@ class ChunkedWriter(BodyWriter):
         return [b"%x\r\n" % len(data), data, b"\r\n"]
 
     def end(self, headers: Headers) -> bytes:
-        return b"".join([b"0\r\n", *encode_fields(headers._full_items)])
+        return encode_head(b"0\r\n", headers._full_items)
 
 
 class Http10Writer(BodyWriter):

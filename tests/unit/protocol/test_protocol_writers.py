@@ -10,7 +10,7 @@ from protocol.writers import (
     ChunkedWriter,
     ContentLengthWriter,
     Http10Writer,
-    encode_fields,
+    encode_head,
     write_request,
     write_response,
 )
@@ -18,7 +18,7 @@ from protocol.writers import (
 
 def test_host_goes_first_others_keep_their_order() -> None:
     fields = normalize_and_validate([("B", "1"), ("Host", "h"), ("A", "2"), ("host", "x")])
-    assert b"".join(encode_fields(fields._full_items)) == (
+    assert encode_head(b"", fields._full_items) == (
         b"Host: h\r\nhost: x\r\nB: 1\r\nA: 2\r\n\r\n")
 
 
