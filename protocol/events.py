@@ -196,6 +196,20 @@ def parsed_request(method: bytes, target: bytes, headers: Headers, version: byte
     return event
 
 
+_set_data = Data.__dict__["data"].__set__
+_set_chunk_start = Data.__dict__["chunk_start"].__set__
+_set_chunk_end = Data.__dict__["chunk_end"].__set__
+_new_data = Data.__new__
+
+
+def parsed_data(data: bytes, chunk_start: bool, chunk_end: bool) -> Data:
+    event = _new_data(Data)
+    _set_data(event, data)
+    _set_chunk_start(event, chunk_start)
+    _set_chunk_end(event, chunk_end)
+    return event
+
+
 def parsed_response(
     status_code: int, reason: bytes, headers: Headers, version: bytes
 ) -> InformationalResponse | Response:

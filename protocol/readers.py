@@ -16,6 +16,7 @@ from .events import (
     ConnectionClosed,
     Data,
     Event,
+    parsed_data,
     parsed_end_of_message,
     parsed_response,
 )
@@ -268,7 +269,7 @@ class ContentLengthReader(Reader):
         if data is None:
             return None
         self._remaining = remaining - len(data)
-        return Data(data)
+        return parsed_data(data, False, False)
 
     def read_eof(self) -> Event:
         raise RemoteProtocolError(
@@ -294,6 +295,49 @@ class ChunkedReader(Reader):
         self._line_searched = 0
 
     def __call__(self, buf: ReceiveBuffer) -> Event | None:
+        """The next Data or EndOfMessage. The common case (CRLF, a complete size line and
+        some chunk data in the buffer) is read in one pass over the held bytes; anything
+        else takes the step-by-step path below."""
+        if self._trailer is None:
+            data, pos, end = buf.view()
+            if self._crlf_left:
+                if (
+                    end - pos >= 2 and data[pos] == 0x0D and data[pos + 1] == 0x0A
+                    and self._crlf_left == b"\r\n"
+                ):
+                    pos += 2
+                    self._crlf_left = b""
+            if not self._crlf_left:
+                remaining = self._remaining
+                if remaining == 0 and self._line_searched == 0:
+                    lf = data.find(b"\n", pos, pos + self.limits.field_size + 2)
+                    if lf > pos and data[lf - 1] == 0x0D:
+                        match = CHUNK_LINE_FULLMATCH(data, pos, lf - 1)
+                        if match is not None:
+                            remaining = int(match.group(1), 16)
+                            if remaining:
+                                pos = lf + 1
+                                self._fresh = True
+                if remaining and end > pos:
+                    stop = pos + remaining if end - pos > remaining else end
+                    if pos == 0 and stop == end and type(data) is bytes:
+                        piece = data
+                    else:
+                        piece = bytes(data[pos:stop]) if type(data) is not bytes else data[pos:stop]
+                    buf.advance(stop)
+                    remaining -= stop - pos
+                    self._remaining = remaining
+                    start = self._fresh
+                    self._fresh = False
+                    if remaining == 0:
+                        self._crlf_left = b"\r\n"
+                        return parsed_data(piece, start, True)
+                    return parsed_data(piece, start, False)
+                self._remaining = remaining
+            buf.advance(pos)
+        return self._read_stepwise(buf)
+
+    def _read_stepwise(self, buf: ReceiveBuffer) -> Event | None:
         if self._trailer is not None:
             return self._read_trailer(buf)
         if self._crlf_left:
@@ -387,7 +431,7 @@ class Http10Reader(Reader):
         data = buf.take(len(buf))
         if data is None:
             return None
-        return Data(data)
+        return parsed_data(data, False, False)
 
     def read_eof(self) -> Event:
         return parsed_end_of_message(NO_FIELDS)

@@ -92,6 +92,18 @@ class ReceiveBuffer:
     def byte_at(self, index: int) -> int:
         return self._data[self._pos + index]
 
+    # -- for readers that walk the bytes themselves (chunked bodies) --------------------
+
+    def view(self) -> tuple[bytes | bytearray, int, int]:
+        """(the held object, absolute start, absolute end) of the bytes held: read only."""
+        data = self._data
+        return data, self._pos, len(data)
+
+    def advance(self, absolute: int) -> None:
+        """Consume everything before absolute index `absolute` of the held object."""
+        if absolute != self._pos:
+            self._consume(absolute)
+
     # -- taking bytes out ----------------------------------------------------------------
 
     def skip(self, count: int) -> None:
