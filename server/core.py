@@ -29,7 +29,7 @@ from email.utils import formatdate
 from typing import Any
 
 from server.exchange import run_exchange
-from server.http1 import CLOSE, DISPATCH, HEAD, IDLE, LINGER, WAIT, HTTP1Connection
+from server.http1 import BODY, CLOSE, DISPATCH, HEAD, IDLE, LINGER, WAIT, HTTP1Connection
 from server.listeners import Listener
 from server.logs import access_atoms, error_stream, format_access
 from server.readiness import make_readiness
@@ -344,6 +344,11 @@ class _Poller:
             if not conn.registered or conn.closed:
                 continue
             if conn.deadline <= now:
+                if conn.phase == BODY:
+                    conn.registered = False
+                    self.readiness.remove(conn.fd)  # a worker owns it now, unwatched
+                    self.route(conn, conn.early_body_expired())
+                    continue
                 if conn.phase == HEAD:
                     self.server.error_log.debug("closing %s: request head not received in "
                                                 "time", conn.peer_host)
@@ -356,7 +361,7 @@ class _Poller:
         for conn in server.take_handbacks():
             if conn.closed:
                 continue
-            if server.stopping and conn.phase != LINGER:
+            if server.stopping and conn.phase < LINGER:  # lingering or in flight: kept
                 self.close(conn)
                 continue
             self.route(conn, WAIT)
@@ -371,7 +376,7 @@ class _Poller:
         for conn in self.readiness.watched():
             if type(conn) is not HTTP1Connection or conn.closed or not conn.registered:
                 continue
-            if conn.phase == LINGER:
+            if conn.phase >= LINGER:  # lingering, or a request body in flight
                 continue
             conn.registered = False
             if conn.on_readable() == DISPATCH:

@@ -95,10 +95,6 @@ class Exchange:
     def __init__(self, conn: HTTP1Connection, request: Any) -> None:
         self.conn = conn
         server = conn.server
-        conn.expecting_continue = conn.engine.they_are_waiting_for_100_continue
-        conn.sent_continue = False
-        conn.body_consumed = 0
-        conn.body_error = None
         base = conn.environ_base
         if base is None:
             base = conn.environ_base = server.environ_base(conn)

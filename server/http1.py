@@ -1,10 +1,15 @@
 """The HTTP/1.1 driver: one client connection, engine events <-> socket bytes.
 
 A connection lives in one of two places: parked in the poller (waiting for a request head,
-idle between requests, or lingering after an error) or held by one worker thread that runs
-the WSGI exchange (server/exchange.py) and then looks for the next request. The poller reads
-heads (so a slow client never holds a worker); the worker serves pipelined requests that are
-already buffered, tries one non-blocking read for the next request, and only then parks.
+for a small request body, idle between requests, or lingering after an error) or held by one
+worker thread that runs the WSGI exchange (server/exchange.py) and then looks for the next
+request. The poller reads heads, and bodies declared up to EARLY_BODY_MAX bytes, so a slow
+client never holds a worker for those; a body that breaks or stalls (body_timeout, in total)
+before dispatch still reaches the application, whose wsgi.input read then fails, exactly as
+when streaming. Larger and chunked bodies stream as the application reads them (a worker
+waits at most body_timeout for each piece). Workers serve pipelined requests that are already
+buffered, try one non-blocking read for the next request when no one waits for a worker,
+and only then park the connection.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ if TYPE_CHECKING:
 RECV_SIZE = 65536
 LINGER_S = 2.0  # how long a rejected connection is read (and discarded) before the close
 LINGER_MAX_BYTES = 1 << 20
+# Request bodies declared (Content-Length) this small are received by the poller before a
+# worker runs the application, so a client trickling a small body holds no thread. Larger
+# and chunked bodies stream through wsgi.input as the application reads them.
+EARLY_BODY_MAX = 65536
 
 # What the poller (or a worker) should do with a connection next.
 DISPATCH = 1  # a whole request head is here: give it to a worker
@@ -35,6 +44,7 @@ CLOSE = 3  # close it now
 IDLE = 0  # between requests: keepalive
 HEAD = 1  # a request head is arriving (or a new connection): header_timeout
 LINGER = 2  # answered with an error and shut for writing: LINGER_S
+BODY = 3  # a small request body is arriving before dispatch: body_timeout, in total
 
 _Request = protocol.Request
 _LINGER_RESET = struct.pack("ii", 1, 0)
@@ -83,6 +93,8 @@ class HTTP1Connection:
         "sent_continue",
         "body_consumed",
         "body_error",
+        "early_body",
+        "early_done",
         "closed",
     )
 
@@ -117,6 +129,8 @@ class HTTP1Connection:
         self.sent_continue = False
         self.body_consumed = 0
         self.body_error: RequestBodyError | None = None
+        self.early_body: list[bytes] = []  # body chunks the poller received for the app
+        self.early_done = False  # the whole body is in early_body
         self.closed = False
 
     # -- in the poller ------------------------------------------------------------------
@@ -133,7 +147,7 @@ class HTTP1Connection:
             self.lingered_bytes += len(data)
             return WAIT if data and self.lingered_bytes < LINGER_MAX_BYTES else CLOSE
         self.engine.receive_data(data)
-        action = self.next_request()
+        action = self.read_early_body() if self.phase == BODY else self.next_request()
         if action == WAIT and self.phase == IDLE:
             self.phase = HEAD  # the first bytes of a head: header_timeout from now
             self.deadline = time.monotonic() + self.server.header_timeout_s
@@ -147,10 +161,50 @@ class HTTP1Connection:
             return self.reject(exc.error_status_hint, str(exc))
         if type(event) is _Request:
             self.request = event
-            return DISPATCH
+            self.expecting_continue = self.engine.they_are_waiting_for_100_continue
+            self.sent_continue = False
+            self.body_consumed = 0
+            self.body_error = None
+            self.early_body = []
+            self.early_done = False
+            if self.expecting_continue or not _small_body(event.headers):
+                return DISPATCH  # the application reads it (and asks for it) as it goes
+            return self.read_early_body()
         if event is _NEED_DATA:
             return WAIT
         return CLOSE  # ConnectionClosed (or PAUSED after a protocol switch we never agree to)
+
+    def read_early_body(self) -> int:
+        """Receive a small body before dispatch: DISPATCH once whole (or broken: the
+        application's read then fails, as it would have while streaming), WAIT for more."""
+        engine = self.engine
+        while True:
+            try:
+                event = engine.next_event()
+            except protocol.RemoteProtocolError as exc:
+                self._body_failed(str(exc), exc.error_status_hint)
+                return DISPATCH
+            kind = type(event)
+            if kind is protocol.Data:
+                data = bytes(event.data)  # type: ignore[union-attr]
+                self.early_body.append(data)
+                self.body_consumed += len(data)
+            elif kind is protocol.EndOfMessage:
+                self.early_done = True
+                return DISPATCH
+            elif event is _NEED_DATA:
+                if self.phase != BODY:
+                    self.phase = BODY
+                    self.deadline = time.monotonic() + self.server.body_timeout_s
+                return WAIT
+            else:
+                self._body_failed("the connection closed before the body ended", 400)
+                return DISPATCH
+
+    def early_body_expired(self) -> int:
+        """body_timeout passed before a small body arrived: the application's read fails."""
+        self._body_failed("timed out waiting for the client", 408)
+        return DISPATCH
 
     def reject(self, code: int, why: str) -> int:
         """Answer a bad request once, stop reading requests, linger so the answer arrives."""
@@ -186,10 +240,8 @@ class HTTP1Connection:
                         server.dispatch(self)
                         return
                     continue
-                if action == WAIT and self.phase == LINGER:
-                    server.park(self)  # rejected: the poller lingers, then closes
-                elif action == WAIT and not server.stopping:
-                    server.park(self)
+                if action == WAIT and (self.phase >= LINGER or not server.stopping):
+                    server.park(self)  # lingering, or a request (body) still arriving
                 else:
                     self.close()
                 return
@@ -215,8 +267,8 @@ class HTTP1Connection:
             if self.phase == IDLE:
                 self.phase = HEAD
                 self.deadline = time.monotonic() + self.server.header_timeout_s
-            action = self.next_request()
-            if action != WAIT or self.phase == LINGER:
+            action = self.read_early_body() if self.phase == BODY else self.next_request()
+            if action != WAIT or self.phase >= LINGER:
                 return action
 
     def read_body_chunk(self) -> bytes | None:
@@ -224,6 +276,12 @@ class HTTP1Connection:
 
         Raises RequestBodyError when the body is cut short, malformed or too slow.
         """
+        if self.early_body:
+            return self.early_body.pop(0)
+        if self.early_done:
+            return None
+        if self.body_error is not None:  # a small body that broke before dispatch
+            raise self.body_error
         engine = self.engine
         if self.expecting_continue and not self.sent_continue:
             self.sent_continue = True
@@ -295,3 +353,13 @@ class HTTP1Connection:
             self.sock.close()
         finally:
             self.server.connection_closed(self)
+
+
+def _small_body(headers: Any) -> bool:
+    """No body, or one declared by Content-Length at most EARLY_BODY_MAX bytes long."""
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) <= EARLY_BODY_MAX
+        if name == b"transfer-encoding":
+            return False
+    return True

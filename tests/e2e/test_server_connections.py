@@ -162,15 +162,28 @@ def test_bad_request_gets_one_answer_and_the_pipeline_is_not_read(serve):
     assert "Traceback" not in server.log()
 
 
-def test_slow_body_gets_408_after_body_timeout(serve):
-    server = serve(APP, "--threads", "1", "--body-timeout", "1")
-    slow = Wire(server.host, server.port, timeout_s=10)
+def test_slow_small_body_holds_no_worker_and_gets_408(serve):
+    server = serve(APP, "--threads", "1", "--body-timeout", "6")
+    slow = Wire(server.host, server.port, timeout_s=15)
     slow.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\nab")
+    fast = Wire(server.host, server.port, timeout_s=3)  # well inside the slow one's 6 s
+    fast.send(get("/big?n=1"))
+    assert fast.read_response().body == b"x"  # the only worker was never taken
+    fast.close()
     response = slow.read_response()
     assert response.status == 408
     assert response.header("connection") == "close"
     slow.close()
-    fast = Wire(server.host, server.port, timeout_s=5)  # the worker is free again
+
+
+def test_slow_large_body_gets_408_from_the_worker(serve):
+    server = serve(APP, "--threads", "1", "--body-timeout", "1")
+    slow = Wire(server.host, server.port, timeout_s=10)
+    slow.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\nab")
+    response = slow.read_response()
+    assert response.status == 408
+    slow.close()
+    fast = Wire(server.host, server.port, timeout_s=5)
     fast.send(get("/big?n=1"))
     assert fast.read_response().body == b"x"
     fast.close()
