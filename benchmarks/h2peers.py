@@ -1,15 +1,16 @@
-"""HTTP/2 benchmark: treadle against the peers that serve WSGI over HTTP/2, with h2load.
+"""HTTP/2 loads of the peer benchmark: treadle against the peers that serve WSGI over HTTP/2,
+driven by h2load. benchmarks/peers.py runs them with its own loads (they are in its
+`--loads`); alone:
 
     python -m benchmarks.h2peers [--duration 5] [--rounds 3] [--threads 8] [--servers a,b]
 
-The HTTP/2 part of benchmarks/peers.py (kept apart while that file had another owner): the
-same rules, the same hello-world application (benchmarks.apps:hello). Every server runs as
-one process pinned to one core (`--server-cpu`), h2load runs on another (`--client-cpu`),
-each (round, load, server) on a fresh process and port, servers taking turns within a
-round; figures are medians over rounds. Peers, where installed: gunicorn (gthread worker,
-`--http-protocols h2,h1`), hypercorn and granian. Loads: TLS with ALPN h2 at 10 streams per
-connection and at 100 (`h2load -m 100`), and h2c with prior knowledge at 100.
-Results go to benchmarks/results/h2peers-<time>.json.
+The same rules as peers.py, the same hello-world application (benchmarks.apps:hello).
+Every server runs as one process pinned to one core (`--server-cpu`), h2load runs on
+another (`--client-cpu`), each (round, load, server) on a fresh process and port, servers
+taking turns within a round; figures are medians over rounds. Peers, where installed:
+gunicorn (gthread worker, `--http-protocols h2,h1`), hypercorn and granian. Loads: TLS with
+ALPN h2 at 10 streams per connection and at 100 (`h2load -m 100`), and h2c with prior
+knowledge at 100. Results go to benchmarks/results/h2peers-<time>.json.
 """
 
 from __future__ import annotations
@@ -56,8 +57,8 @@ class Load:
 LOADS = (
     # 8 connections, not more: gunicorn's gthread worker holds a thread per HTTP/2
     # connection, so with more connections than threads the extra ones are never served.
-    Load("tls-m10", "TLS + ALPN h2, 8 connections x 10 streams", True, 8, 10),
-    Load("tls-m100", "TLS + ALPN h2, 4 connections x 100 streams", True, 4, 100),
+    Load("h2-tls-m10", "HTTP/2 over TLS (ALPN), 8 connections x 10 streams", True, 8, 10),
+    Load("h2-tls-m100", "HTTP/2 over TLS (ALPN), 4 connections x 100 streams", True, 4, 100),
     Load("h2c-m100", "h2c prior knowledge, 4 connections x 100 streams", False, 4, 100),
 )
 
@@ -195,9 +196,10 @@ def measure(server: Server, load: Load, args: argparse.Namespace, h2load: str, c
                 time.sleep(0.1)
             scheme = "https" if load.tls else "http"
             # -N: a connection the server leaves without an answer for 5 s counts as failed
-            command = [h2load, "-D", str(args.duration), "--warm-up-time", "1", "-N", "5s",
+            command = [h2load, "-D", str(args.duration), "-N", "5s",
                        "-c", str(load.connections), "-m", str(load.streams), "-t", "1",
                        f"{scheme}://127.0.0.1:{port}/"]
+            cpu_before = cpu_seconds(process.pid)
             try:
                 completed = subprocess.run(command, capture_output=True, text=True,
                                            timeout=args.duration + 20,
@@ -205,9 +207,33 @@ def measure(server: Server, load: Load, args: argparse.Namespace, h2load: str, c
             except subprocess.TimeoutExpired:
                 raise RuntimeError("stalled: h2load never finished (connections left "
                                    "unanswered)") from None
-            return parse_h2load(completed.stdout)
+            figures = parse_h2load(completed.stdout)
+            cpu_s = cpu_seconds(process.pid) - cpu_before
+            served = figures["succeeded"]
+            figures["cpu_us_per_req"] = cpu_s * 1e6 / served if served else None
+            return figures
         finally:
             _stop(process)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a server process and its children (less noisy than req/s
+    on a shared machine: it counts work, not waiting)."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:
@@ -234,6 +260,7 @@ def medians(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any
             "rps": statistics.median(run["rps"] for run in group),
             "failed": max(run["failed"] for run in group),
             "mean_ms": statistics.median(run["mean_ms"] or 0.0 for run in group),
+            "cpu_us_per_req": statistics.median(run["cpu_us_per_req"] or 0.0 for run in group),
             "rounds": len(group),
         }
     return result
@@ -247,12 +274,12 @@ def table(result: dict[str, dict[str, dict[str, Any]]]) -> str:
             continue
         lines.append(f"\n{load.name}: {load.description}")
         lines.append(f"  {'server':<10} {'req/s':>10} {'mean ms':>9} {'failed':>7} "
-                     f"{'treadle/x':>10}")
+                     f"{'CPU us/req':>11} {'treadle/x':>10}")
         ours = figures.get("treadle", {}).get("rps")
         for name, row in sorted(figures.items(), key=lambda item: -item[1]["rps"]):
             ratio = f"{ours / row['rps']:.2f}x" if ours and row["rps"] else "-"
             lines.append(f"  {name:<10} {row['rps']:>10.0f} {row['mean_ms']:>9.2f} "
-                         f"{row['failed']:>7} {ratio:>10}")
+                         f"{row['failed']:>7} {row['cpu_us_per_req']:>11.0f} {ratio:>10}")
     return "\n".join(lines)
 
 
@@ -277,26 +304,24 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = parse_args(argv)
+def run_loads(args: argparse.Namespace, loads: Sequence[Load]) -> list[dict[str, Any]]:
+    """Every (round, load, server) with h2load; `args` as benchmarks/peers.py parses them
+    (duration, rounds, threads, servers, server_cpu, client_cpu, output)."""
     h2load = shutil.which("h2load")
     if h2load is None:
-        print("error: this benchmark needs h2load (apt-get install nghttp2-client)",
+        print("HTTP/2 loads skipped: they need h2load (apt-get install nghttp2-client)",
               file=sys.stderr)
-        return 2
-    raise_fd_limit()
+        return []
     servers = [server for server in SERVERS if server.name in args.servers and available(server)]
-    loads = [load for load in LOADS if load.name in args.loads]
     logs = args.output / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     runs: list[dict[str, Any]] = []
-    started = time.time()
     with tempfile.TemporaryDirectory() as scratch:
         cert, key = make_certificate(Path(scratch))
         for round_index in range(args.rounds):
             for load in loads:
                 for server in servers:
-                    log = logs / f"h2-{server.name}-{load.name}-{round_index}.log"
+                    log = logs / f"{server.name}-{load.name}-{round_index}.log"
                     entry: dict[str, Any] = {"server": server.name, "load": load.name,
                                              "round": round_index}
                     try:
@@ -306,8 +331,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                     runs.append(entry)
                     shown = (f"{entry['rps']:.0f} req/s, {entry['failed']} failed"
                              if "rps" in entry else entry["error"])
-                    print(f"round {round_index} {load.name:<9} {server.name:<10} {shown}",
+                    print(f"round {round_index} {load.name:<11} {server.name:<10} {shown}",
                           flush=True)
+    return runs
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    raise_fd_limit()
+    started = time.time()
+    runs = run_loads(args, [load for load in LOADS if load.name in args.loads])
+    if not runs:
+        return 2
     result = medians(runs)
     print(table(result))
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))

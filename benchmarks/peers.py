@@ -10,6 +10,11 @@ Each (round, load, server) gets a fresh server process on a fresh port, so one l
 leftovers (a starved backlog, a grown heap) never colour the next, and the servers take
 turns within each round so that drift on the machine touches them all alike.
 Figures are medians over rounds; results go to benchmarks/results/ (JSON, chart, logs).
+
+The HTTP/2 loads (h2-tls-m10, h2-tls-m100, h2c-m100: h2load over TLS with ALPN, and h2c
+with prior knowledge, up to 100 streams per connection) run after the wrk loads, under the
+same rules, against the servers that speak HTTP/2 (benchmarks/h2peers.py); their figures
+print as their own tables and go to the JSON under "http2".
 """
 
 from __future__ import annotations
@@ -330,8 +335,10 @@ def median_results(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[s
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.peers", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    from benchmarks import h2peers  # here: h2peers imports this module's helpers
+
     names = [server.name for server in SERVERS]
-    loads = [load.name for load in LOADS]
+    loads = [load.name for load in LOADS] + [load.name for load in h2peers.LOADS]
     parser.add_argument("--duration", type=int, default=5, help="whole seconds per load (5)")
     parser.add_argument("--rounds", type=int, default=3, help="runs per server and load (3)")
     parser.add_argument("--threads", type=int, default=8, help="worker threads per server (8)")
@@ -387,27 +394,54 @@ def run_all(args: argparse.Namespace, wrk: str) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from benchmarks import h2peers
+
     args = parse_args(argv)
+    h2_loads = [load for load in h2peers.LOADS if load.name in args.loads]
     wrk = shutil.which("wrk")
-    if wrk is None:
+    if wrk is None and len(h2_loads) < len(args.loads):
         print("error: this benchmark needs wrk (apt-get install wrk)", file=sys.stderr)
         return 2
     raise_fd_limit()
     if args.client_cpu is not None:
         os.sched_setaffinity(0, {args.client_cpu})
     started = time.time()
-    runs = run_all(args, wrk)
+    runs = run_all(args, wrk) if wrk is not None else []
+    h2_runs = h2peers.run_loads(args, h2_loads) if h2_loads else []  # h2load, HTTP/2
+    if h2_runs:
+        print(h2peers.table(h2peers.medians(h2_runs)))
+    if not runs:
+        return _save_http2_only(args, started, h2_runs)
     medians = median_results(runs)
-    meta = report.metadata(args, started, {load.name: load.description for load in LOADS},
+    meta = report.metadata(args, started,
+                           {load.name: load.description for load in (*LOADS, *h2peers.LOADS)},
                            {server.name: server.pure_python for server in SERVERS})
     print()
     print(report.tables(medians, meta))
     args.output.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
     json_path = args.output / f"peers-{stamp}.json"
-    json_path.write_text(json.dumps({"meta": meta, "median": medians, "runs": runs}, indent=2))
+    http2 = {"median": h2peers.medians(h2_runs), "runs": h2_runs}
+    json_path.write_text(json.dumps({"meta": meta, "median": medians, "runs": runs,
+                                     "http2": http2}, indent=2))
     chart_path = report.chart(medians, meta, args.output / f"peers-{stamp}")
     print(f"\nresults: {json_path}\nchart:   {chart_path}")
+    return 0
+
+
+def _save_http2_only(args: argparse.Namespace, started: float,
+                     h2_runs: list[dict[str, Any]]) -> int:
+    """Only HTTP/2 loads were asked for: their results alone (no wrk tables or chart)."""
+    from benchmarks import h2peers
+
+    if not h2_runs:
+        return 2
+    args.output.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
+    json_path = args.output / f"peers-{stamp}.json"
+    json_path.write_text(json.dumps({"http2": {"median": h2peers.medians(h2_runs),
+                                               "runs": h2_runs}}, indent=2))
+    print(f"\nresults: {json_path}")
     return 0
 
 
