@@ -3,13 +3,13 @@
     python -m server examples.upload:app
     curl -T big.iso -H 'Transfer-Encoding: chunked' http://127.0.0.1:8000/upload
 
-treadle hands the application the request body through wsgi.input as the bytes come off the
-socket (with `Content-Length` or `Transfer-Encoding: chunked` alike); `read(size)` returns as
-soon as `size` bytes (or the end of the body) are there. This application reads 64 KiB at a
-time, hashes each block, and reports its progress to wsgi.errors (treadle's error log). A body
-cut short or malformed makes the read raise (an OSError) instead of returning a short body
-as if it were complete: the client then gets a 400 (or 408 after body_timeout) and the
-connection is closed.
+treadle hands the application a chunked body, or one declared over 64 KiB, through wsgi.input
+as the bytes come off the socket (smaller bodies are received whole before the application
+runs); `read(size)` returns as soon as `size` bytes (or the end of the body) are there. This
+application reads 64 KiB at a time, hashes each block, and reports its progress to
+wsgi.errors (treadle's error log). A body cut short or malformed makes the read raise (an
+OSError) instead of returning a short body as if it were complete: the client then gets a 400
+(or 408 after body_timeout) and the connection is closed.
 """
 
 import hashlib
