@@ -192,7 +192,11 @@ class Connection:
     def start_next_cycle(self) -> None:
         """Both sides DONE -> both IDLE, for the next request on this connection;
         otherwise LocalProtocolError."""
-        self._cstate.start_next_cycle()
+        states = self._cstate.states
+        if states[CLIENT] is DONE and states[SERVER] is DONE:
+            states[CLIENT] = states[SERVER] = IDLE
+        else:
+            self._cstate.start_next_cycle()  # raises the error
         self._request_method = None
         assert not self.client_is_waiting_for_100_continue
         self._writer = _HEAD_WRITER
@@ -354,7 +358,12 @@ class Connection:
         if data:
             if self._receive_buffer_closed:
                 raise RuntimeError("received close, then received more data?")
-            self._receive_buffer.feed(data)
+            buf = self._receive_buffer
+            if not buf and type(data) is bytes:
+                buf._data = data  # the common case, without the call: see ReceiveBuffer.feed
+                buf._pos = 0
+            else:
+                buf.feed(data)
         else:
             self._receive_buffer_closed = True
 

@@ -30,7 +30,10 @@ class Event:
 
 
 def _headers_of(headers: HeaderTypes) -> Headers:
-    if isinstance(headers, Headers):
+    # type() first: Headers is a Sequence, and isinstance() on an ABC is slow.
+    if type(headers) is Headers:
+        return headers
+    if type(headers) is not list and isinstance(headers, Headers):
         return headers
     return normalize_and_validate(headers)
 
@@ -97,7 +100,7 @@ class _ResponseBase(Event):
         _set(self, "headers", _headers_of(headers))
         _set(self, "reason", bytesify(reason))
         _set(self, "http_version", bytesify(http_version))
-        if not isinstance(status_code, int):
+        if type(status_code) is not int and not isinstance(status_code, int):
             raise LocalProtocolError("status code must be integer")
         # IntEnum members are ints but print differently: store a plain int.
         _set(self, "status_code", int(status_code))

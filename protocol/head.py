@@ -23,6 +23,7 @@ from .limits import Limits
 
 # Control bytes in a head other than HTAB, CR and LF (CR/LF are checked by counting).
 CTL_IN_HEAD = re.compile(rb"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]").search
+HOST_LIST_OR_SPACE = re.compile(rb"[, \t]").search
 TARGET_FULLMATCH = re.compile(rb"[\x21-\x7e]+").fullmatch
 ABSOLUTE_FORM_MATCH = re.compile(rb"[A-Za-z][A-Za-z0-9+.\-]*://").match
 AUTHORITY_FORM_FULLMATCH = re.compile(
@@ -198,7 +199,7 @@ def head_facts(
             if is_request:
                 if hosts > 1:
                     raise bad_input("more than one Host field", state, value)
-                if b"," in value or b" " in value or b"\t" in value:
+                if HOST_LIST_OR_SPACE(value) is not None:
                     raise bad_input("malformed Host field", state, value)
             continue
         # Cheap screens first: most Connection, Expect and Upgrade values change nothing.

@@ -166,7 +166,8 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     append = new_items.append
     framing: list[RawItem] | None = None
     for name, value in headers:
-        raw, lname = _name_pair(name)
+        pair = _STR_NAME_CACHE.get(name) if type(name) is str else None
+        raw, lname = _name_pair(name) if pair is None else pair
         # A printable ASCII str has no control byte: skip the regex for it.
         if type(value) is str and value.isascii() and value.isprintable():
             value = value.encode("ascii")

@@ -49,7 +49,7 @@ class ReceiveBuffer:
                 grown += data
                 self._data = grown
         else:
-            assert isinstance(held, bytearray)
+            assert type(held) is bytearray
             if pos:
                 del held[:pos]  # O(1) at the front of a bytearray
             held += data
