@@ -98,12 +98,15 @@ class _ResponseBase(Event):
         reason: bytes | str = b"",
     ) -> None:
         _set(self, "headers", _headers_of(headers))
-        _set(self, "reason", bytesify(reason))
-        _set(self, "http_version", bytesify(http_version))
-        if type(status_code) is not int and not isinstance(status_code, int):
-            raise LocalProtocolError("status code must be integer")
-        # IntEnum members are ints but print differently: store a plain int.
-        _set(self, "status_code", int(status_code))
+        _set(self, "reason", reason if type(reason) is bytes else bytesify(reason))
+        _set(self, "http_version",
+             http_version if type(http_version) is bytes else bytesify(http_version))
+        if type(status_code) is not int:
+            if not isinstance(status_code, int):
+                raise LocalProtocolError("status code must be integer")
+            # IntEnum members are ints but print differently: store a plain int.
+            status_code = int(status_code)
+        _set(self, "status_code", status_code)
         self.__post_init__()
 
     def __post_init__(self) -> None:

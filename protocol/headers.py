@@ -164,7 +164,9 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     """
     new_items: list[RawItem] = []
     append = new_items.append
-    framing: list[RawItem] | None = None
+    seen_length: bytes | None = None
+    saw_transfer_encoding = False
+    unusual_framing = False
     for name, value in headers:
         pair = _STR_NAME_CACHE.get(name) if type(name) is str else None
         raw, lname = _name_pair(name) if pair is None else pair
@@ -181,17 +183,22 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
             value[0] in OWS or value[-1] in OWS or (not checked and CTL_IN_VALUE(value))
         ):
             raise LocalProtocolError(f"Illegal header value {value!r}")
-        if lname == b"content-length" or lname == b"transfer-encoding":
-            if framing is None:
-                framing = []
-            framing.append((raw, lname, value))
+        if lname == b"content-length":
+            if seen_length is None and value.isdigit() and len(value) <= 20:
+                seen_length = value
+            else:
+                unusual_framing = True
+        elif lname == b"transfer-encoding":
+            if saw_transfer_encoding or value != b"chunked":
+                unusual_framing = True
+            saw_transfer_encoding = True
         append((raw, lname, value))
-    if framing is not None:
-        return Headers(_normalize_framing(new_items, framing))
+    if unusual_framing:
+        return Headers(_normalize_framing(new_items))
     return Headers(new_items)
 
 
-def _normalize_framing(items: list[RawItem], framing: list[RawItem]) -> list[RawItem]:
+def _normalize_framing(items: list[RawItem]) -> list[RawItem]:
     """h11's treatment of Content-Length and Transfer-Encoding given to a constructor."""
     seen_length: bytes | None = None
     saw_transfer_encoding = False
