@@ -38,6 +38,8 @@ from .state import (
     IDLE,
     MIGHT_SWITCH_PROTOCOL,
     MUST_CLOSE,
+    QUICK_GET,
+    QUICK_MISS,
     SEND_BODY,
     SEND_RESPONSE,
     SERVER,
@@ -160,6 +162,9 @@ class Connection:
             self._head_readers[SEND_RESPONSE] = ResponseHeadReader(self._limits, "SEND_RESPONSE")
         for state in (DONE, MUST_CLOSE, CLOSED):
             self._head_readers[state] = ExpectNothing(repr(state))
+        self._head_writers: dict[type[Sentinel], str] = {IDLE: _HEAD_WRITER}
+        if our_role is SERVER:
+            self._head_writers[SEND_RESPONSE] = _HEAD_WRITER
         self._writer: BodyWriter | str | None = self._writer_for(IDLE, None, PLAIN_FACTS)
         self._reader: Reader | None = self._head_readers[IDLE]
 
@@ -228,18 +233,23 @@ class Connection:
             return  # Data changes no state
         old_client = states[CLIENT]
         old_server = states[SERVER]
-        new = None
-        if cstate.keep_alive and not cstate.pending_switch_proposals:
-            if event_type is Request or event_type is Response:
-                if (
-                    not facts.close
-                    and not facts.upgrade
-                    and event.http_version >= b"1.1"  # type: ignore[attr-defined]
-                    and (event_type is Response or event.method != b"CONNECT")  # type: ignore[attr-defined]
-                ):
-                    new = quick_transition(role, event_type, old_client, old_server)
-            elif event_type is not InformationalResponse or event.status_code != 101:  # type: ignore[attr-defined]
-                new = quick_transition(role, event_type, old_client, old_server)
+        new: Any = None
+        if cstate.keep_alive and not cstate.pending_switch_proposals and (
+            (
+                (event_type is Request or event_type is Response)
+                and not facts.close
+                and not facts.upgrade
+                and event.http_version >= b"1.1"  # type: ignore[attr-defined]
+                and (event_type is Response or event.method != b"CONNECT")  # type: ignore[attr-defined]
+            )
+            or event_type is EndOfMessage
+            or event_type is ConnectionClosed
+            or (event_type is InformationalResponse and event.status_code != 101)  # type: ignore[attr-defined]
+        ):
+            key = (role, event_type, old_client, old_server)
+            new = QUICK_GET(key, QUICK_MISS)
+            if new is QUICK_MISS:
+                new = quick_transition(*key)
         if new is None:
             self._process_event_slow(role, event, facts)
             return
@@ -256,8 +266,20 @@ class Connection:
             self.client_is_waiting_for_100_continue = False
         elif role is CLIENT and event_type is EndOfMessage:
             self.client_is_waiting_for_100_continue = False
-        if new_client is not old_client or new_server is not old_server:
-            self._respond_to_state_changes((old_client, old_server), event, facts)
+        if self.our_role is SERVER:
+            our_old, our_new, their_old, their_new = old_server, new_server, old_client, new_client
+        else:
+            our_old, our_new, their_old, their_new = old_client, new_client, old_server, new_server
+        if our_new is not our_old:
+            self._writer = (
+                self._writer_for(our_new, event, facts) if our_new is SEND_BODY
+                else self._head_writers.get(our_new)
+            )
+        if their_new is not their_old:
+            self._reader = (
+                self._body_reader(event, facts) if their_new is SEND_BODY
+                else self._head_readers.get(their_new)
+            )
 
     def _process_event_slow(
         self, role: type[Sentinel], event: Event, facts: HeadFacts

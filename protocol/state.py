@@ -211,6 +211,8 @@ class ConnectionState:
 # stays the only source of truth. A plain dict: get/set are atomic, and it holds at most
 # 2 roles x 6 events x the state pairs.
 _QUICK: dict[tuple[Role, type[Event], State, State], tuple[State, State] | None] = {}
+QUICK_GET = _QUICK.get  # callers look here first and call quick_transition on a miss
+QUICK_MISS = object()
 
 
 def quick_transition(
