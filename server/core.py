@@ -37,6 +37,7 @@ from server.wsgi import FileWrapper, TrustedProxies
 
 ACCEPT_BATCH = 64  # accepts per readiness event, so arrivals cannot starve parked clients
 ACCEPT_RETRY_S = 0.5  # pause after running out of file descriptors
+COMPACT_MIN_ENTRIES = 1024  # expiry heap size that triggers dropping closed connections
 SERVER_SOFTWARE = "treadle"
 
 
@@ -262,6 +263,7 @@ class _Poller:
         self.server = server
         self.readiness = make_readiness()
         self.expiry: list[tuple[float, int, HTTP1Connection]] = []
+        self.compact_at = COMPACT_MIN_ENTRIES
         self.sequence = itertools.count()
         self.accepting = False
         self.resume_at = 0.0
@@ -332,6 +334,23 @@ class _Poller:
         if queued is None or conn.deadline < queued:
             conn.heap_deadline = conn.deadline
             heapq.heappush(self.expiry, (conn.deadline, next(self.sequence), conn))
+            if len(self.expiry) > self.compact_at:
+                self.compact()
+
+    def compact(self) -> None:
+        """Drop entries of closed connections (and superseded ones) from the heap.
+
+        Without this, each short-lived connection would stay referenced until its deadline
+        (header_timeout later): at thousands of connections a second that is a large heap
+        and many live objects for the garbage collector to walk (long pauses)."""
+        kept = [entry for entry in self.expiry
+                if not entry[2].closed and entry[2].heap_deadline == entry[0]]
+        for entry in self.expiry:
+            if entry[2].closed:
+                entry[2].heap_deadline = None
+        heapq.heapify(kept)
+        self.expiry = kept
+        self.compact_at = max(COMPACT_MIN_ENTRIES, 2 * len(kept))
 
     def expire(self) -> None:
         now = time.monotonic()
