@@ -409,10 +409,10 @@ class Connection:
             assert reader is not None
             event = reader(buf)
             if event is None:
-                if not buf and self._receive_buffer_closed:
+                if self._receive_buffer_closed and not buf:
                     event = reader.read_eof()
                 else:
-                    if len(buf) > self._max_incomplete_event_size:
+                    if len(buf._data) - buf._pos > self._max_incomplete_event_size:
                         raise RemoteProtocolError("Receive buffer too long", 431)
                     if self._receive_buffer_closed:
                         raise RemoteProtocolError("peer unexpectedly closed connection")

@@ -177,7 +177,8 @@ class RequestHeadReader(Reader):
         self._empty_lines = 0
 
     def __call__(self, buf: ReceiveBuffer) -> Event | None:
-        if buf.startswith(_CR_OR_LF) and not self._skip_empty_lines(buf):
+        # Empty lines can only come before the head's first byte has been looked at.
+        if buf._scanned == 0 and buf.startswith(_CR_OR_LF) and not self._skip_empty_lines(buf):
             return None
         found = self.scanner.take(buf)
         if found is None:

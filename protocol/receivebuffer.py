@@ -139,16 +139,19 @@ class ReceiveBuffer:
         data = self._data
         pos = self._pos
         scanned = self._scanned
-        found = data.find(b"\r\n\r\n", pos + scanned - 3 if scanned > 3 else pos)
-        if found >= 0:
-            return found - pos
-        self._prev_scanned = scanned
         size = len(data)
+        # The blank line ends with a LF: without a new LF there is nothing to find.
+        new_lf = data.find(b"\n", pos + scanned)
+        if new_lf >= 0:
+            found = data.find(b"\r\n\r\n", pos + scanned - 3 if scanned > 3 else pos)
+            if found >= 0:
+                return found - pos
+        self._prev_scanned = scanned
         self._scanned = size - pos
         if (
-            scanned == 0
+            new_lf >= 0
+            or scanned == 0
             or size - pos >= alarm
-            or data.find(b"\n", pos + scanned) >= 0
             or data.find(b"\r", pos + scanned - 1, size - 1) >= 0
         ):
             return -2
