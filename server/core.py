@@ -147,6 +147,8 @@ class Server:
         deadline = time.monotonic() + join_timeout_s
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
+        if not self._threads:
+            self._poller.readiness.close()  # the poller never ran to close it
         if not self._threads or not self._threads[0].is_alive():
             os.close(self._wake_r)
             os.close(self._wake_w)
