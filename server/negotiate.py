@@ -130,7 +130,8 @@ def upgrade(conn: HTTP1Connection, request: Any) -> bool:
     if settings is None:
         return False
     engine = conn.engine
-    if type(engine.next_event()) is not protocol.EndOfMessage:
+    # the poller may have read the (empty) body already; else its end is buffered
+    if not conn.early_done and type(engine.next_event()) is not protocol.EndOfMessage:
         return False
     switch = engine.send(protocol.InformationalResponse(
         status_code=101, headers=[(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]))
