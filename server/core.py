@@ -29,10 +29,23 @@ from email.utils import formatdate
 from typing import Any
 
 from server.exchange import run_exchange
-from server.http1 import BODY, CLOSE, DISPATCH, HEAD, IDLE, LINGER, WAIT, HTTP1Connection
+from server.http1 import (
+    BODY,
+    CLOSE,
+    DISPATCH,
+    HANDED_OFF,
+    HANDSHAKE,
+    HEAD,
+    IDLE,
+    LINGER,
+    WAIT,
+    HTTP1Connection,
+)
+from server.http2 import H2Driver, H2Registry, limits_from
 from server.listeners import Listener
 from server.logs import access_atoms, error_stream, format_access
 from server.readiness import make_readiness
+from server.tls import build_context
 from server.wsgi import FileWrapper, TrustedProxies
 
 ACCEPT_BATCH = 64  # accepts per readiness event, so arrivals cannot starve parked clients
@@ -87,7 +100,15 @@ class Server:
             field_count=cfg.limit_request_fields,
             field_size=cfg.limit_request_field_size or head,
         )
-        self.sendfile_ok = hasattr(os, "sendfile")
+        self.tls_context = build_context(cfg)  # TLSConfigError when the files are unusable
+        self.handshake_timeout_s: float = cfg.handshake_timeout
+        self.h2_enabled = "h2" in cfg.http_protocols
+        cleartext = cfg.http2_cleartext if self.h2_enabled and self.tls_context is None else "off"
+        self.h2c_prior = cleartext in ("prior-knowledge", "both")
+        self.h2c_upgrade = cleartext in ("upgrade", "both")
+        self.h2_limits = limits_from(cfg)
+        self.h2_connections = H2Registry()  # open HTTP/2 connections, each on its own thread
+        self.sendfile_ok = hasattr(os, "sendfile") and self.tls_context is None
         self.run_exchange = run_exchange
         self.stopping = False
         self._environ_common = _environ_common(cfg, error_log, multiprocess)
@@ -131,6 +152,7 @@ class Server:
             if self._open == 0:
                 self._all_closed.set()
         self._wake()
+        self.h2_connections.wake_all()  # each sends GOAWAY and finishes its streams
 
     def wait_stopped(self, timeout_s: float) -> bool:
         return self._all_closed.wait(timeout_s)
@@ -225,13 +247,16 @@ class Server:
             self._date = cached
         return cached[1]
 
-    def environ_base(self, conn: HTTP1Connection) -> dict[str, Any]:
+    def environ_base(self, conn: HTTP1Connection | H2Driver) -> dict[str, Any]:
         """The environ entries that stay the same for every request on `conn`."""
         base = self._environ_common.copy()
         base["REMOTE_ADDR"] = conn.peer_host or ""
         base["REMOTE_PORT"] = conn.peer_port
         base["SERVER_NAME"] = conn.listener_name
         base["SERVER_PORT"] = str(conn.listener_port)
+        tls = conn.tls_environ
+        if tls:
+            base.update(tls)
         return base
 
     def log_access(self, environ: dict[str, Any], status: str,
@@ -319,6 +344,9 @@ class _Poller:
             self.server.dispatch(conn)
         elif action == CLOSE:
             self.close(conn)
+        elif action == HANDED_OFF:  # it speaks HTTP/2: its driver owns the socket now
+            conn.registered = False
+            self.readiness.remove(conn.fd)
         else:
             conn.registered = True
             self.readiness.arm(conn.fd, conn)
@@ -372,6 +400,9 @@ class _Poller:
                     continue
                 if conn.phase == HEAD:
                     self.server.error_log.debug("closing %s: request head not received in "
+                                                "time", conn.peer_host)
+                elif conn.phase == HANDSHAKE:
+                    self.server.error_log.debug("closing %s: TLS handshake not finished in "
                                                 "time", conn.peer_host)
                 self.close(conn)
             else:
@@ -442,7 +473,13 @@ class _Poller:
                 pass
         conn = HTTP1Connection(server, sock, peer, local)
         server.connection_opened()
+        if server.tls_context is not None:  # the handshake runs on a worker, never here
+            conn.phase = HANDSHAKE
+            conn.deadline = time.monotonic() + server.handshake_timeout_s
+            server.dispatch(conn)
+            return
         conn.phase = HEAD
+        conn.h2c_watch = server.h2c_prior
         conn.deadline = time.monotonic() + server.header_timeout_s
         action = conn.on_readable()
         if action == WAIT:

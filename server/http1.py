@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import protocol
 from server.errors import ClientGone, RequestBodyError, is_client_gone
+from server.negotiate import handshake, upgrade, watch_preface
 from server.sockio import lingering_ok, recv_some, send_all
 
 if TYPE_CHECKING:
@@ -39,12 +40,15 @@ EARLY_BODY_MAX = 65536
 DISPATCH = 1  # a whole request head is here: give it to a worker
 WAIT = 2  # keep it (or put it) in the poller
 CLOSE = 3  # close it now
+HANDED_OFF = 4  # it speaks HTTP/2 now: its H2Driver owns it (forget it)
 
 # Where a parked connection is; decides which timeout applies.
 IDLE = 0  # between requests: keepalive
 HEAD = 1  # a request head is arriving (or a new connection): header_timeout
 LINGER = 2  # answered with an error and shut for writing: LINGER_S
 BODY = 3  # a small request body is arriving before dispatch: body_timeout, in total
+HANDSHAKE = -1  # TLS: waiting for the client's handshake: handshake_timeout (below LINGER:
+#                 a graceful stop closes it, as an idle connection)
 
 _Request = protocol.Request
 _LINGER_RESET = struct.pack("ii", 1, 0)
@@ -96,6 +100,9 @@ class HTTP1Connection:
         "early_body",
         "early_done",
         "closed",
+        "tls_environ",
+        "h2c_watch",
+        "preface_seen",
     )
 
     def __init__(self, server: Server, sock: socket.socket, peer: Any, local: tuple[str, int]):
@@ -132,11 +139,16 @@ class HTTP1Connection:
         self.early_body: list[bytes] = []  # body chunks the poller received for the app
         self.early_done = False  # the whole body is in early_body
         self.closed = False
+        self.tls_environ: dict[str, Any] | None = None  # TLS: scheme, client certificate
+        self.h2c_watch = False  # the first bytes may be the HTTP/2 preface (h2c)
+        self.preface_seen = b""
 
     # -- in the poller ------------------------------------------------------------------
 
     def on_readable(self) -> int:
         """Read what arrived; DISPATCH when a whole head is here. Never blocks."""
+        if self.phase == HANDSHAKE:  # a worker takes the next handshake step
+            return CLOSE if self.server.stopping else DISPATCH
         try:
             data = self.sock.recv(RECV_SIZE)
         except BlockingIOError:
@@ -146,6 +158,10 @@ class HTTP1Connection:
         if self.phase == LINGER:
             self.lingered_bytes += len(data)
             return WAIT if data and self.lingered_bytes < LINGER_MAX_BYTES else CLOSE
+        if self.h2c_watch:
+            switched, data = watch_preface(self, data)
+            if switched is not None:
+                return switched
         self.engine.receive_data(data)
         action = self.read_early_body() if self.phase == BODY else self.next_request()
         if action == WAIT and self.phase == IDLE:
@@ -225,8 +241,13 @@ class HTTP1Connection:
         server = self.server
         run_exchange = server.run_exchange
         try:
+            if self.phase == HANDSHAKE:
+                self._handshake()
+                return
             while True:
                 request, self.request = self.request, None
+                if server.h2c_upgrade and upgrade(self, request):
+                    return  # answered over HTTP/2 as stream 1
                 if not run_exchange(self, request):
                     return
                 self.phase = IDLE
@@ -251,6 +272,14 @@ class HTTP1Connection:
             else:
                 server.error_log.error("unexpected error on a connection", exc_info=exc)
             self.abort()
+
+    def _handshake(self) -> None:
+        """One TLS handshake step (server/negotiate.py); the request head comes later."""
+        action = handshake(self)
+        if action == WAIT:
+            self.server.park(self)
+        elif action == CLOSE:
+            self._close_now()
 
     def _read_more(self) -> int:
         """One non-blocking read before parking: the next request may already be here."""

@@ -23,6 +23,7 @@ from server.app import AppLoadError, load_app
 from server.core import Server
 from server.listeners import BindError, Listener, open_listener
 from server.logs import setup_access_log, setup_error_log
+from server.tls import TLSConfigError
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -83,10 +84,16 @@ def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logg
           access_log: logging.Logger | None) -> int:
     """Run a Server in this process until a stop signal; the caller owns the listeners."""
     stop = _StopSignals()
-    server = Server(app, cfg, listeners, error_log, access_log, on_failure=stop.fail)
+    try:
+        server = Server(app, cfg, listeners, error_log, access_log, on_failure=stop.fail)
+    except TLSConfigError as exc:
+        stop.restore()
+        _error(str(exc))
+        return EXIT_CONFIG
     server.start()
+    scheme = "https://" if server.tls_context is not None else "http://"
     for listener in listeners:
-        error_log.info("Listening at: %s", listener.url())
+        error_log.info("Listening at: %s", listener.url().replace("http://", scheme, 1))
     error_log.info("Serving %s with %d threads (pid %d)", cfg.wsgi_app, cfg.threads, os.getpid())
     try:
         first = stop.wait()
