@@ -1,0 +1,181 @@
+"""HTTP/2 end to end with real clients: httpx, curl, h2load, h2 itself; streams of one
+connection served concurrently; the same environ and header policy as HTTP/1.1;
+failures; Flask; h2c only when enabled; graceful stop with streams in flight."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Callable
+
+import httpx
+import pytest
+
+from tests.conftest import require_tool
+from tests.e2e.conftest import RunningServer
+from tests.e2e.test_http2_apps import Certificates, H2Client
+
+APP = "tests.e2e.test_http2_apps:app"
+Serve = Callable[..., RunningServer]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
+    return Certificates(str(tmp_path_factory.mktemp("certs")))
+
+
+@pytest.fixture
+def tls_server(serve: Serve, certs: Certificates) -> RunningServer:
+    return serve(APP, "--certfile", certs.server_pem, "--threads", "4",
+                 "--forwarded-allow-ips", "192.0.2.1")
+
+
+def url(server: RunningServer, path: str, scheme: str = "https") -> str:
+    return f"{scheme}://127.0.0.1:{server.port}{path}"
+
+
+def test_httpx_sees_the_same_environ_policy_as_http11(tls_server: RunningServer,
+                                                      certs: Certificates) -> None:
+    headers = {"X_Smuggled": "1", "X-Forwarded-For": "203.0.113.9", "X-Custom": "a",
+               "Content-Type": "text/plain"}
+    with httpx.Client(http2=True, verify=certs.client_context()) as client:
+        response = client.post(url(tls_server, "/environ?q=%20x"), headers=headers,
+                               content=b"body bytes")
+    assert response.http_version == "HTTP/2"
+    environ = response.json()
+    assert environ["SERVER_PROTOCOL"] == "HTTP/2"
+    assert environ["REQUEST_METHOD"] == "POST"
+    assert (environ["PATH_INFO"], environ["QUERY_STRING"]) == ("/environ", "q=%20x")
+    assert environ["HTTP_HOST"] == f"127.0.0.1:{tls_server.port}"  # from :authority
+    assert (environ["CONTENT_TYPE"], environ["CONTENT_LENGTH"]) == ("text/plain", "10")
+    assert environ["body"] == "body bytes"
+    assert environ["HTTP_X_CUSTOM"] == "a"
+    assert "HTTP_X_SMUGGLED" not in environ  # underscore names dropped
+    assert "HTTP_X_FORWARDED_FOR" not in environ  # 127.0.0.1 is not a trusted proxy
+    # connection-specific response headers from the application are dropped in HTTP/2
+    assert response.headers["x-kept"] == "yes"
+    for name in ("connection", "transfer-encoding", "keep-alive", "upgrade"):
+        assert name not in response.headers
+    assert response.headers["server"] == "treadle"
+
+
+def test_curl_over_tls_and_h2c_only_when_enabled(serve: Serve, certs: Certificates) -> None:
+    curl = require_tool("curl")
+    tls = serve(APP, "--certfile", certs.server_pem)
+    out = subprocess.run([curl, "-s", "--http2", "--cacert", certs.ca_pem, "-w",
+                          " %{http_version}", url(tls, "/")], capture_output=True, text=True,
+                         timeout=30)
+    assert out.stdout == "hello 2"
+    off = serve(APP)  # http2_cleartext off: neither kind of h2c (HARDENING 22)
+    out = subprocess.run([curl, "-s", "--http2", "-w", " %{http_version}",
+                          url(off, "/", "http")], capture_output=True, text=True, timeout=30)
+    assert out.stdout == "hello 1.1"  # Upgrade: h2c ignored
+    with socket.create_connection(("127.0.0.1", off.port)) as sock:
+        sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        assert sock.recv(100)[:12] in (b"HTTP/1.1 400", b"HTTP/1.1 505")  # not HTTP/2
+    both = serve(APP, "--http2-cleartext", "both")
+    for flag in ("--http2-prior-knowledge", "--http2"):
+        out = subprocess.run([curl, "-s", flag, "-w", " %{http_version}",
+                              url(both, "/", "http")], capture_output=True, text=True,
+                             timeout=30)
+        assert out.stdout == "hello 2", flag
+    upgrade_only = serve(APP, "--http2-cleartext", "upgrade")
+    out = subprocess.run([curl, "-s", "--http2-prior-knowledge", url(upgrade_only, "/", "http")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0  # prior knowledge is not enabled there
+
+
+def test_h2load_smoke_run_has_no_failures(serve: Serve) -> None:
+    h2load = require_tool("h2load")
+    server = serve(APP, "--http2-cleartext", "prior-knowledge")
+    out = subprocess.run([h2load, "-n", "2000", "-c", "4", "-m", "20", url(server, "/", "http")],
+                         capture_output=True, text=True, timeout=60)
+    assert "2000 succeeded, 0 failed, 0 errored, 0 timeout" in out.stdout, out.stdout
+
+
+def test_a_held_stream_does_not_delay_the_next_one(tls_server: RunningServer,
+                                                   certs: Certificates) -> None:
+    """Stream 1 is held by the application until stream 3 (same connection) completes."""
+    client = H2Client(tls_server.port, certs.client_context())
+    held = client.request("/hold")
+    quick = client.request("/release")
+    client.read(lambda: client.answered(quick))
+    assert client.bodies[quick] == b"released"
+    client.read(lambda: client.answered(held))
+    assert client.bodies[held] == b"held, released"
+    assert client.ended.index(quick) < client.ended.index(held)
+    client.close()
+
+
+def test_100_continue_when_the_application_reads_the_body(tls_server: RunningServer,
+                                                          certs: Certificates) -> None:
+    client = H2Client(tls_server.port, certs.client_context())
+    stream = client.conn.get_next_available_stream_id()
+    client.conn.send_headers(stream, [(b":method", b"POST"), (b":scheme", b"https"),
+                                      (b":authority", b"127.0.0.1"), (b":path", b"/upload"),
+                                      (b"expect", b"100-continue")])
+    client.flush()
+    client.read(lambda: bool(client.informational))
+    assert client.informational == [(stream, [(b":status", b"100")])]
+    client.conn.send_data(stream, b"z" * 1000, end_stream=True)
+    client.flush()
+    client.read(lambda: client.answered(stream))
+    assert (client.status(stream), client.bodies[stream]) == (200, b"1000")
+    client.close()
+
+
+def test_file_wrapper_and_application_failures(tls_server: RunningServer,
+                                               certs: Certificates) -> None:
+    client = H2Client(tls_server.port, certs.client_context())
+    file_stream = client.request("/file")
+    before = client.request("/fail-before")
+    after = client.request("/fail-after")
+    client.read(lambda: all(client.answered(s) for s in (file_stream, before, after)))
+    assert client.bodies[file_stream] == bytes(range(256)) * 4096 * 3
+    assert client.status(before) == 500
+    assert client.bodies[before] == b"500 Internal Server Error\n"
+    assert client.resets[after] == 2  # INTERNAL_ERROR: the client cannot take it as whole
+    ok = client.request("/")  # the connection is still fine
+    client.read(lambda: client.answered(ok))
+    assert client.bodies[ok] == b"hello"
+    client.close()
+    log = tls_server.log()
+    assert "failing before the response" in log and "failing after the response" in log
+
+
+def test_flask_over_http2(serve: Serve, certs: Certificates) -> None:
+    pytest.importorskip("flask")
+    server = serve("examples.flask_app:app", "--certfile", certs.server_pem)
+    with httpx.Client(http2=True, verify=certs.client_context()) as client:
+        item = client.get(url(server, "/items/2"))
+        echo = client.post(url(server, "/echo"), json={"a": [1, 2]})
+    assert item.http_version == "HTTP/2"
+    assert item.json() == {"id": 2, "name": "treadle"}
+    assert echo.json() == {"received": {"a": [1, 2]}, "scheme": "https"}
+
+
+def test_graceful_stop_finishes_streams_in_flight(serve: Serve, certs: Certificates) -> None:
+    """SIGTERM: GOAWAY at once, the streams in flight still complete, then the close.
+
+    curl (nghttp2) carries three streams on one connection through the stop; the raw h2
+    client shows the GOAWAY (h2 as a client stops reading at a GOAWAY: python-hyper/h2#1181).
+    """
+    curl = require_tool("curl")
+    server = serve(APP, "--certfile", certs.server_pem, "--threads", "4")
+    slow = url(server, "/slow?1")
+    transfers = subprocess.Popen([curl, "-s", "--http2", "--parallel", "--cacert", certs.ca_pem,
+                                  slow, slow, slow], stdout=subprocess.PIPE, text=True)
+    client = H2Client(server.port, certs.client_context())
+    stream = client.request("/slow?1")
+    time.sleep(0.4)  # let every stream reach the application (headers come with the body)
+    server.send_signal(signal.SIGTERM)
+    client.read(lambda: client.goaway is not None)
+    assert (client.goaway.last_stream_id, int(client.goaway.error_code)) == (stream, 0)
+    out, _ = transfers.communicate(timeout=30)
+    assert (transfers.returncode, out) == (0, "slow done" * 3)
+    assert server.stop() == 0
+    log = server.log()
+    assert "Traceback" not in log and "dropping" not in log
+    client.close()
