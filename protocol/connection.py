@@ -3,7 +3,7 @@
 # readers and writers are swapped only when a state changes.
 from __future__ import annotations
 
-from typing import Any, cast, overload
+from typing import Any, overload
 
 from .errors import LocalProtocolError, RemoteProtocolError
 from .events import (
@@ -353,7 +353,7 @@ class Connection:
     ) -> BodyWriter | str | None:
         if state is SEND_BODY:
             framing, length = body_framing(
-                self._request_method, cast(Request | Response, event), facts
+                self._request_method, event, facts  # type: ignore[arg-type]
             )
             if framing is _CONTENT_LENGTH:
                 return ContentLengthWriter(length)
@@ -364,7 +364,7 @@ class Connection:
 
     def _body_reader(self, event: Event | None, facts: HeadFacts) -> Reader:
         framing, length = body_framing(
-            self._request_method, cast(Request | Response, event), facts
+            self._request_method, event, facts  # type: ignore[arg-type]
         )
         if framing is _CONTENT_LENGTH:
             return ContentLengthReader(length) if length else NO_BODY
@@ -457,7 +457,7 @@ class Connection:
             if event_type is Data:
                 writer = self._writer
                 self._process_event(our_role, event, PLAIN_FACTS)
-                return cast(BodyWriter, writer).data(event.data)  # type: ignore[attr-defined]
+                return writer.data(event.data)  # type: ignore[union-attr, attr-defined]
             if event_type is Response:
                 response, facts = self._clean_up_response(event)  # type: ignore[arg-type]
                 self._process_event(our_role, response, facts)
@@ -465,7 +465,7 @@ class Connection:
             if event_type is EndOfMessage:
                 writer = self._writer
                 self._process_event(our_role, event, PLAIN_FACTS)
-                return cast(BodyWriter, writer).end(event.headers)  # type: ignore[attr-defined]
+                return writer.end(event.headers)  # type: ignore[union-attr, attr-defined]
             if event_type is Request:
                 facts = facts_of_headers(event.headers)  # type: ignore[attr-defined]
                 self._process_event(our_role, event, facts)
@@ -488,7 +488,7 @@ class Connection:
         try:
             writer = self._writer
             self._process_event(self.our_role, event, PLAIN_FACTS)
-            return cast(BodyWriter, writer).data_parts(event.data)
+            return writer.data_parts(event.data)  # type: ignore[union-attr]
         except BaseException:
             self._process_error(self.our_role)
             raise
