@@ -381,7 +381,7 @@ class Connection:
             if self._receive_buffer_closed:
                 raise RuntimeError("received close, then received more data?")
             buf = self._receive_buffer
-            if not buf and type(data) is bytes:
+            if buf._pos == len(buf._data) and type(data) is bytes:
                 buf._data = data  # the common case, without the call: see ReceiveBuffer.feed
                 buf._pos = 0
             else:

@@ -97,7 +97,8 @@ class _ResponseBase(Event):
         http_version: bytes | str = b"1.1",
         reason: bytes | str = b"",
     ) -> None:
-        _set(self, "headers", _headers_of(headers))
+        _set(self, "headers", normalize_and_validate(headers) if type(headers) is list
+             else _headers_of(headers))
         _set(self, "reason", reason if type(reason) is bytes else bytesify(reason))
         _set(self, "http_version",
              http_version if type(http_version) is bytes else bytesify(http_version))

@@ -178,7 +178,11 @@ class RequestHeadReader(Reader):
 
     def __call__(self, buf: ReceiveBuffer) -> Event | None:
         # Empty lines can only come before the head's first byte has been looked at.
-        if buf._scanned == 0 and buf.startswith(_CR_OR_LF) and not self._skip_empty_lines(buf):
+        if (
+            buf._scanned == 0
+            and buf._data.startswith(_CR_OR_LF, buf._pos)
+            and not self._skip_empty_lines(buf)
+        ):
             return None
         found = self.scanner.take(buf)
         if found is None:

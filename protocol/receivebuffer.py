@@ -169,5 +169,12 @@ class ReceiveBuffer:
             head: bytes = data[:stop]
         else:
             head = bytes(data[pos:stop])
-        self._consume(stop + terminator_size)
+        stop += terminator_size
+        self._scanned = 0
+        self._prev_scanned = 0
+        if stop >= len(data):
+            self._data = b""
+            self._pos = 0
+        else:
+            self._pos = stop
         return head

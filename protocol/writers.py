@@ -36,10 +36,14 @@ def write_request(request: Request) -> bytes:
 def write_response(response: InformationalResponse | Response) -> bytes:
     if response.http_version != b"1.1":
         raise LocalProtocolError("I only send HTTP/1.1")
-    return encode_head(
-        b"HTTP/1.1 %d %s\r\n" % (response.status_code, response.reason),
-        response.headers._full_items,
-    )
+    items = response.headers._full_items
+    out = [b"HTTP/1.1 %d %s\r\n" % (response.status_code, response.reason)]
+    for raw, name, value in items:
+        if name == b"host":  # rare in a response: let encode_head put it first
+            return encode_head(out[0], items)
+        out.append(b"%s: %s\r\n" % (raw, value))
+    out.append(b"\r\n")
+    return b"".join(out)
 
 
 class BodyWriter:
@@ -64,7 +68,11 @@ class ContentLengthWriter(BodyWriter):
         self._left = length
 
     def data(self, data: Any) -> bytes:
-        self._count(data)
+        left = self._left - len(data)
+        if left < 0:
+            self._left = left
+            raise LocalProtocolError("Too much data for declared Content-Length")
+        self._left = left
         return data if type(data) is bytes else b"".join((data,))
 
     def data_parts(self, data: Any) -> list[Any]:
@@ -79,7 +87,7 @@ class ContentLengthWriter(BodyWriter):
     def end(self, headers: Headers) -> bytes:
         if self._left != 0:
             raise LocalProtocolError("Too little data for declared Content-Length")
-        if headers:
+        if headers._full_items:
             raise LocalProtocolError("Content-Length and trailers don't mix")
         return b""
 
@@ -114,6 +122,6 @@ class Http10Writer(BodyWriter):
         return [data]
 
     def end(self, headers: Headers) -> bytes:
-        if headers:
+        if headers._full_items:
             raise LocalProtocolError("can't send trailers to HTTP/1.0 client")
         return b""
