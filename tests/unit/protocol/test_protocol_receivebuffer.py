@@ -61,6 +61,19 @@ def test_head_search_says_when_new_bytes_need_a_closer_look() -> None:
     assert buf.find_head_end(10) == -2  # the alarm size
 
 
+def test_a_slow_head_is_searched_once() -> None:
+    """Each search looks only at the bytes that arrived since the last one (plus the 3
+    before them that may start the blank line): no quadratic rescans for slow clients."""
+    buf = ReceiveBuffer()
+    head = b"GET / HTTP/1.1\r\n" + b"X-Pad: " + b"a" * 4000 + b"\r\n\r\n"
+    for i in range(len(head) - 1):
+        buf.feed(head[i : i + 1])
+        assert buf.find_head_end(1 << 30) < 0
+        assert buf.new_bytes_start() == i  # where this search's new bytes began
+    buf.feed(head[-1:])
+    assert buf.find_head_end(1 << 30) == len(head) - 4
+
+
 def test_new_bytes_start_marks_where_the_last_search_began() -> None:
     buf = ReceiveBuffer()
     buf.feed(b"abc")
