@@ -97,15 +97,17 @@ def test_h2load_smoke_run_has_no_failures(serve: Serve) -> None:
 
 def test_a_held_stream_does_not_delay_the_next_one(tls_server: RunningServer,
                                                    certs: Certificates) -> None:
-    """Stream 1 is held by the application until stream 3 (same connection) completes."""
+    """Stream 1 is held by the application until the client has the answer of stream 3
+    (same connection) and only then asks, on stream 5, to release it."""
     client = H2Client(tls_server.port, certs.client_context())
     held = client.request("/hold")
-    quick = client.request("/release")
+    quick = client.request("/")
     client.read(lambda: client.answered(quick))
-    assert client.bodies[quick] == b"released"
-    client.read(lambda: client.answered(held))
+    assert client.bodies[quick] == b"hello"
+    assert not client.answered(held)  # it cannot be: nothing has released it yet
+    release = client.request("/release")
+    client.read(lambda: client.answered(held) and client.answered(release))
     assert client.bodies[held] == b"held, released"
-    assert client.ended.index(quick) < client.ended.index(held)
     client.close()
 
 
@@ -164,12 +166,15 @@ def test_graceful_stop_finishes_streams_in_flight(serve: Serve, certs: Certifica
     """
     curl = require_tool("curl")
     server = serve(APP, "--certfile", certs.server_pem, "--threads", "4")
-    slow = url(server, "/slow?1")
+    slow = url(server, "/slow?2")
     transfers = subprocess.Popen([curl, "-s", "--http2", "--parallel", "--cacert", certs.ca_pem,
                                   slow, slow, slow], stdout=subprocess.PIPE, text=True)
     client = H2Client(server.port, certs.client_context())
-    stream = client.request("/slow?1")
-    time.sleep(0.4)  # let every stream reach the application (headers come with the body)
+    stream = client.request("/slow?2")
+    client.conn.ping(b"in order")  # its ACK comes after the server has read the request
+    client.flush()
+    client.read(lambda: any(type(e).__name__ == "PingAckReceived" for e in client.events))
+    time.sleep(0.5)  # curl's three: set up, not a measurement (they have 2 s in the app)
     server.send_signal(signal.SIGTERM)
     client.read(lambda: client.goaway is not None)
     assert (client.goaway.last_stream_id, int(client.goaway.error_code)) == (stream, 0)
