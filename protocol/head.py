@@ -132,25 +132,27 @@ def _bad_name(line: bytes, state: str) -> RemoteProtocolError:
 def parse_fields(
     lines: list[bytes], first: int, state: str
 ) -> tuple[Headers, list[tuple[bytes, bytes]] | None]:
-    """Headers from lines[first:], and the (name, value) pairs of SPECIAL_FIELDS."""
+    """Headers from lines[first:], and the (name, value) pairs of SPECIAL_FIELDS, less
+    Connection fields that cannot hold `close` (most say keep-alive)."""
     items: list[RawItem] = []
     append = items.append
     special: list[tuple[bytes, bytes]] | None = None
-    for index in range(first, len(lines)):
-        name, colon, value = lines[index].partition(b":")
+    for line in lines[first:]:
+        name, colon, value = line.partition(b":")
         lname = NAME_CACHE_GET(name)
         if lname is None or not colon:
             lname = lower_name(name)
             if lname is None or not colon:
-                raise _bad_name(lines[index], state)
+                raise _bad_name(line, state)
         value = value.strip(OWS)
         if lname in SPECIAL_FIELDS:
             if lname == b"transfer-encoding":
                 value = value.lower()  # as h11 stores it
-            if special is None:
-                special = [(lname, value)]
-            else:
-                special.append((lname, value))
+            if lname != b"connection" or b"close" in value.lower():
+                if special is None:
+                    special = [(lname, value)]
+                else:
+                    special.append((lname, value))
         append((name, lname, value))
     return Headers(items), special
 
@@ -282,6 +284,11 @@ def parse_request(
     if special is None:
         facts = PLAIN_FACTS
         hosts = 0
+    elif len(special) == 1 and special[0][0] == b"host":  # the usual case
+        facts = PLAIN_FACTS
+        hosts = 1
+        if HOST_LIST_OR_SPACE(special[0][1]) is not None:
+            raise bad_input("malformed Host field", state, special[0][1])
     else:
         facts, hosts = head_facts(special, http_version, state, True)
     if hosts == 0 and http_version == b"1.1":
