@@ -18,19 +18,18 @@ from .state import (
     DONE,
     ERROR,
     IDLE,
+    MIGHT_SWITCH_PROTOCOL,
     MUST_CLOSE,
     SEND_BODY,
     SEND_RESPONSE,
     SERVER,
     SWITCHED_PROTOCOL,
 )
-from .state import MIGHT_SWITCH_PROTOCOL as MIGHT_SWITCH_PROTOCOL
+from .version import PRODUCT_ID
+from .version import __version__ as __version__
 
-__version__ = "0.1.0"
-PRODUCT_ID = "treadle/" + __version__
-
-# Exactly h11's __all__ (h11 also leaves MIGHT_SWITCH_PROTOCOL and PRODUCT_ID out of it,
-# while offering both as attributes, as we do).
+# h11's public names: its __all__ plus MIGHT_SWITCH_PROTOCOL and PRODUCT_ID, which h11
+# documents and exports but leaves out of its own __all__.
 __all__ = (
     "Connection",
     "NEED_DATA",
@@ -52,7 +51,9 @@ __all__ = (
     "SEND_RESPONSE",
     "SERVER",
     "SWITCHED_PROTOCOL",
+    "MIGHT_SWITCH_PROTOCOL",
     "ProtocolError",
     "LocalProtocolError",
     "RemoteProtocolError",
+    "PRODUCT_ID",
 )
