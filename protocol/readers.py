@@ -151,7 +151,8 @@ class HeadScanner:
                                            buf.peek(bare + 1)[-48:])))
         limit = self.line_limit
         if limit is not None and not self._line_seen:
-            if buf.find(b"\r\n", max(new_start - 1, 0), min(size, limit + 2)) >= 0:
+            # From 0, not new_start: another reader may have searched part of this head.
+            if buf.find(b"\r\n", 0, min(size, limit + 2)) >= 0:
                 self._line_seen = True
                 self._alarm = self.limits.head
             elif size >= limit + 2:

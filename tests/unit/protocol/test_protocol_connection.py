@@ -118,3 +118,17 @@ def test_local_errors_put_us_in_error() -> None:
     assert conn.our_state is ERROR
     with pytest.raises(protocol.LocalProtocolError, match="our state is ERROR"):
         conn.send(Request(method="GET", target="/", headers=[("Host", "a")]))
+
+
+def test_response_head_split_across_a_reader_swap() -> None:
+    """A response that starts arriving while the server is IDLE and ends after our
+    request moved it to SEND_RESPONSE is read whole; the line limit is not tripped by the
+    reader swap."""
+    conn = Connection(CLIENT, max_request_line_size=20)
+    conn.receive_data(b"HTTP/1.1 200 OK\r\nX: " + b"a" * 30)
+    assert conn.next_event() is NEED_DATA
+    conn.send(Request(method="GET", target="/", headers=[("Host", "a")]))
+    conn.receive_data(b"b\r\nContent-Length: 0\r\n\r\n")
+    response = conn.next_event()
+    assert isinstance(response, Response)
+    assert response.headers[0] == (b"x", b"a" * 30 + b"b")
