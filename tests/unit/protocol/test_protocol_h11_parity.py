@@ -185,6 +185,21 @@ SERVER_CASES: dict[str, list[Any]] = {
     "leading zeros in length": [
         ("recv", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 003\r\n\r\nabc"), ("drain",),
     ],
+    "close only as a whole token": [
+        ("recv", b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: ,\r\nConnection: closed, x-close\r\n"
+                 b"Expect: 100-continued\r\n\r\n"),
+        ("drain",), ("send", resp(200, CL5)), ("send", data(b"12345")), ("send", eom()),
+        ("cycle",),
+    ],
+    "close among other tokens, with expect": [
+        ("recv", b"POST / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, CLOSE\r\n"
+                 b"Expect: foo, 100-continue\r\nContent-Length: 1\r\n\r\n"),
+        ("next",), ("recv", b"x"), ("drain",), ("send", resp(200, CL5)),
+    ],
+    "host beside other framing fields": [
+        ("recv", b"POST / HTTP/1.1\r\nContent-Length: 2\r\nHost: a\r\nUpgrade:\r\n\r\nab"),
+        ("drain",),
+    ],
     "chunk sizes in upper case with zeros": [
         ("recv", b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n"
                  b"00A\r\n0123456789\r\n000\r\n\r\n"), ("drain",),
