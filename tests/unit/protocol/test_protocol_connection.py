@@ -132,3 +132,15 @@ def test_response_head_split_across_a_reader_swap() -> None:
     response = conn.next_event()
     assert isinstance(response, Response)
     assert response.headers[0] == (b"x", b"a" * 30 + b"b")
+
+
+def test_passthrough_errors_like_send() -> None:
+    conn = Connection(SERVER)
+    with pytest.raises(protocol.LocalProtocolError):
+        conn.send_with_data_passthrough(Data(data=b"x"))  # no response started
+    assert conn.our_state is ERROR
+    with pytest.raises(protocol.LocalProtocolError, match="our state is ERROR"):
+        conn.send_with_data_passthrough(Data(data=b"x"))
+    assert conn.send_with_data_passthrough is not None
+    client = Connection(CLIENT)
+    assert client.send_with_data_passthrough(protocol.ConnectionClosed()) is None
