@@ -237,5 +237,3 @@ def parsed_end_of_message(headers: Headers) -> EndOfMessage:
     _set(event, "headers", headers)
     return event
 
-
-EMPTY_END_OF_MESSAGE_HEADERS = Headers([])

@@ -125,18 +125,6 @@ def bytesify(s: bytes | bytearray | memoryview | str | int) -> bytes:
     return bytes(s)
 
 
-def value_is_valid(value: bytes) -> bool:
-    """field-value as we send and accept it: no CTL but HTAB, no surrounding whitespace.
-
-    Stricter than h11, which accepts \\x01-\\x08 and \\x0e-\\x1f in values it is given.
-    """
-    if not value:
-        return True
-    if value[0] in OWS or value[-1] in OWS:
-        return False
-    return CTL_IN_VALUE(value) is None
-
-
 def _name_pair(name: bytes | bytearray | memoryview | str | int) -> tuple[bytes, bytes | None]:
     """(name as bytes, its lower-case form or None if it is not a valid field name)."""
     if type(name) is str:
@@ -158,9 +146,12 @@ _STR_NAME_CACHE: dict[str, tuple[bytes, bytes]] = {}
 def normalize_and_validate(headers: HeaderTypes) -> Headers:
     """Headers from what an application gave an event constructor (h11's rules).
 
-    Names must be tokens, values valid field-values. A Content-Length list of equal values
-    is reduced to one value, repeats of the same length are dropped, conflicting ones are an
-    error; Transfer-Encoding must be exactly `chunked` (stored lower-case), once.
+    Names must be tokens, values valid field-values without surrounding whitespace; no
+    control byte but HTAB in a value (stricter than h11, which lets \\x01-\\x08 and
+    \\x0e-\\x1f through: we never send what we would refuse). A Content-Length list of
+    equal values is reduced to one value, repeats of the same length are dropped,
+    conflicting ones are an error; Transfer-Encoding must be exactly `chunked` (stored
+    lower-case), once.
     """
     new_items: list[RawItem] = []
     append = new_items.append

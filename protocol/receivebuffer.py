@@ -75,19 +75,12 @@ class ReceiveBuffer:
     def startswith(self, prefix: bytes | tuple[bytes, ...]) -> bool:
         return self._data.startswith(prefix, self._pos)
 
-    def first_byte(self) -> int:
-        return self._data[self._pos]
-
     def find(self, sub: bytes, start: int = 0, end: int | None = None) -> int:
         """Index of `sub` counted from the front, or -1; `start`/`end` likewise."""
         pos = self._pos
         stop = len(self._data) if end is None else pos + end
         found = self._data.find(sub, pos + start, stop)
         return found - pos if found >= 0 else -1
-
-    def count(self, sub: bytes, start: int, end: int) -> int:
-        pos = self._pos
-        return self._data.count(sub, pos + start, pos + end)
 
     def byte_at(self, index: int) -> int:
         return self._data[self._pos + index]
