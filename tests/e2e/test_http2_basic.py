@@ -95,6 +95,22 @@ def test_h2load_smoke_run_has_no_failures(serve: Serve) -> None:
     assert "2000 succeeded, 0 failed, 0 errored, 0 timeout" in out.stdout, out.stdout
 
 
+def test_http2_settings_are_announced(serve: Serve) -> None:
+    server = serve(APP, "--http2-cleartext", "prior-knowledge",
+                   "--http2-max-concurrent-streams", "7", "--http2-initial-window-size",
+                   "1048576", "--http2-max-frame-size", "32768",
+                   "--http2-max-header-list-size", "4096")
+    client = H2Client(server.port)
+    stream = client.request("/")
+    client.read(lambda: client.answered(stream))
+    remote = client.conn.remote_settings
+    assert (remote.max_concurrent_streams, remote.initial_window_size, remote.max_frame_size,
+            remote.max_header_list_size, remote.enable_push) == (7, 1048576, 32768, 4096, 0)
+    # the connection window grows to the streams' windows together (capped at 16 MiB)
+    assert client.conn.outbound_flow_control_window >= 7 * 1048576 - 65535 - 100
+    client.close()
+
+
 def test_a_held_stream_does_not_delay_the_next_one(tls_server: RunningServer,
                                                    certs: Certificates) -> None:
     """Stream 1 is held by the application until the client has the answer of stream 3

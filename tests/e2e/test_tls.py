@@ -66,6 +66,16 @@ def test_tls_connection_settings(serve: Serve, certs: Certificates) -> None:
         old.wrap_socket(raw, server_hostname="127.0.0.1")
 
 
+def test_cipher_list_takes_effect(serve: Serve, certs: Certificates) -> None:
+    cipher = "ECDHE-ECDSA-AES256-GCM-SHA384"  # trustme keys are ECDSA
+    server = serve(APP, "--certfile", certs.server_pem, "--ciphers", cipher)
+    context = certs.client_context()
+    context.maximum_version = ssl.TLSVersion.TLSv1_2  # TLS 1.3 suites are separate
+    with socket.create_connection(("127.0.0.1", server.port)) as raw, \
+            context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+        assert tls.cipher()[0] == cipher
+
+
 def test_client_certificates_accepted_and_refused(serve: Serve, certs: Certificates) -> None:
     server = serve(APP, "--certfile", certs.server_pem, "--ca-certs", certs.ca_pem,
                    "--cert-reqs", "required", "--log-level", "debug")
