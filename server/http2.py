@@ -16,6 +16,9 @@ HTTP/2 connection, at most worker_connections).
 Bounds: at most OUTPUT_HIGH_BYTES of frames wait for the socket (beyond it we stop reading,
 so PING and SETTINGS floods cannot queue answers), per-stream send buffers (h2stream), the
 request body by the windows, header blocks and PING/SETTINGS/reset rates by the FrameGate.
+
+This module has the loop, reading, the workers' news, writing and closing; what the client
+sends is handled stream by stream in server/h2events.py (a mixin of H2Driver).
 """
 
 from __future__ import annotations
@@ -37,22 +40,12 @@ from protocol.http2 import (
     FloodError,
     FrameGate,
     H2Limits,
-    MalformedRequest,
-    RequestHead,
     RequestLimits,
-    check_trailers,
     goaway_frame,
     new_server_connection,
-    parse_request,
 )
-from server.h2stream import (
-    SEND_BUFFER_BYTES,
-    H2Stream,
-    StreamRunner,
-    error_body,
-    error_head,
-)
-from server.wsgi import build_environ
+from server.h2events import StreamEvents
+from server.h2stream import SEND_BUFFER_BYTES, H2Stream
 
 if TYPE_CHECKING:
     from server.core import Server
@@ -62,9 +55,6 @@ SEND_BYTES = 256 * 1024  # at most this much per send() call
 OUTPUT_HIGH_BYTES = 1 << 20  # stop reading while this much waits for the socket
 LINGER_S = 1.0  # after our last frame, how long the client's late bytes are read
 LINGER_MAX_BYTES = 1 << 20
-_PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
-_REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
-_NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 
 
@@ -104,7 +94,7 @@ class H2Registry:
             return len(self._drivers)
 
 
-class H2Driver:
+class H2Driver(StreamEvents):
     """One HTTP/2 connection; `start()` runs it on a new thread until it closes."""
 
     def __init__(self, server: Server, sock: socket.socket, peer_host: str | None,
@@ -347,140 +337,6 @@ class H2Driver:
         self.goaway_at = 0
         self._forget_all(why)
 
-    # -- events --------------------------------------------------------------------------
-
-    def _on_request(self, event: h2.events.RequestReceived) -> None:
-        stream_id = event.stream_id
-        if self.goaway_at is not None and stream_id > self.goaway_at:
-            self._reset(stream_id, _REFUSED_STREAM)
-            return
-        try:
-            head = parse_request(event.headers or [], self.request_limits)
-            ended = event.stream_ended is not None
-            if ended and head.content_length not in (None, 0):
-                raise MalformedRequest("content-length without a body")
-        except MalformedRequest as exc:
-            self._refuse(stream_id, exc)
-            return
-        stream = H2Stream(self, stream_id, self._environ(head), head.content_length)
-        self._open_stream(stream, ended)
-
-    def _environ(self, head: RequestHead) -> dict[str, Any]:
-        return build_environ(self.environ_base, head.method, head.path, b"2", head.headers,
-                             self.server.root_path, self.trusted_proxy)
-
-    def _open_stream(self, stream: H2Stream, ended: bool) -> None:
-        stream.in_ended = ended
-        self.served_any = True
-        self.streams[stream.stream_id] = stream
-        with self.lock:
-            self.waiting_streams.append(stream)
-            more = (len(self.waiting_streams) > self.runners - self.busy_runners
-                    and self.runners < self.server.thread_count)
-            if more:
-                self.runners += 1
-        if more:
-            self.server.dispatch(StreamRunner(self))  # type: ignore[arg-type]
-
-    def _refuse(self, stream_id: int, exc: MalformedRequest) -> None:
-        self.server.error_log.debug("HTTP/2 request refused from %s: %s", self.peer_host, exc)
-        if exc.status is None:
-            self._reset(stream_id, _PROTOCOL_ERROR)
-            try:
-                self.gate.note_reset(time.monotonic())
-            except FloodError as flood:
-                self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(flood))
-            return
-        conn = self.conn
-        try:
-            conn.send_headers(stream_id, error_head(exc.status, self.server))
-            conn.send_data(stream_id, error_body(exc.status), end_stream=True)
-            if conn.streams.get(stream_id) is not None and not conn.streams[stream_id].closed:
-                conn.reset_stream(stream_id, _NO_ERROR)  # no need for the body
-        except h2.exceptions.H2Error:
-            pass
-
-    def _reset(self, stream_id: int, code: int) -> None:
-        try:
-            self.conn.reset_stream(stream_id, code)
-        except h2.exceptions.H2Error:
-            pass  # already closed
-
-    def _on_data(self, event: h2.events.DataReceived) -> None:
-        stream = self.streams.get(event.stream_id)
-        flow = event.flow_controlled_length or 0
-        data = event.data or b""
-        if stream is None:
-            self._acknowledge(event.stream_id, flow)  # nobody will read it
-            return
-        stream.received += len(data)
-        if stream.content_length is not None and stream.received > stream.content_length:
-            self._acknowledge(event.stream_id, flow)
-            self._stream_error(stream, "more DATA than content-length")
-            return
-        with self.lock:
-            if stream.dead is None:
-                stream.inbox.append(data)
-                stream.inbox_flow.append(flow)
-                stream.notify()
-                return
-        self._acknowledge(event.stream_id, flow)
-
-    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
-        stream = self.streams.get(event.stream_id)
-        if stream is None or stream.in_ended:  # ended with its HEADERS: checked already
-            return
-        if stream.content_length is not None and stream.received != stream.content_length:
-            self._stream_error(stream, "less DATA than content-length")
-            return
-        with self.lock:
-            stream.in_ended = True
-            stream.notify()
-        self._maybe_forget(stream)
-
-    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
-        stream = self.streams.get(event.stream_id)
-        try:
-            check_trailers(event.headers or [])
-        except MalformedRequest as exc:
-            if stream is not None:
-                self._stream_error(stream, str(exc))
-            else:
-                self._reset(event.stream_id, _PROTOCOL_ERROR)
-
-    def _stream_error(self, stream: H2Stream, why: str) -> None:
-        """A malformed request body: reset the stream; its worker sees the body fail."""
-        self.server.error_log.debug("HTTP/2 stream %d from %s reset: %s", stream.stream_id,
-                                    self.peer_host, why)
-        self._reset(stream.stream_id, _PROTOCOL_ERROR)
-        self._kill(stream, why)
-        try:
-            self.gate.note_reset(time.monotonic())
-        except FloodError as flood:
-            self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(flood))
-
-    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
-        stream = self.streams.get(event.stream_id)
-        if stream is not None:
-            self._kill(stream, "reset by the client")
-
-    def _on_window(self, event: Any) -> None:
-        stream_id = getattr(event, "stream_id", 0)
-        if stream_id:
-            stream = self.streams.get(stream_id)
-            if stream is not None and stream.outbox:
-                self.sending[stream_id] = stream
-        else:
-            for stream in self.streams.values():
-                if stream.outbox or (stream.out_ended and not stream.end_sent):
-                    self.sending[stream.stream_id] = stream
-
-    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
-        # The client is leaving: finish what is in flight (reading on, for its window
-        # updates), accept nothing new, then close.
-        if self.goaway_at is None:
-            self.goaway_at = self.conn.highest_inbound_stream_id
-
     # -- the workers' news -----------------------------------------------------------------
 
     def _on_wake(self, drain_pipe: bool) -> None:
@@ -580,50 +436,6 @@ class H2Driver:
                 self.sending[stream_id] = stream  # more when the socket has taken this
         if stream.end_sent:
             self._maybe_forget(stream)
-
-    def _acknowledge(self, stream_id: int, size: int) -> None:
-        if size <= 0:
-            return
-        try:
-            self.conn.acknowledge_received_data(size, stream_id)
-        except h2.exceptions.H2Error:
-            pass
-
-    # -- forgetting streams ----------------------------------------------------------------
-
-    def _maybe_forget(self, stream: H2Stream) -> None:
-        """A stream is done when its response is sent; an unread request body is then
-        refused (RST_STREAM NO_ERROR) and its window given back."""
-        if not stream.end_sent or stream.finished:
-            return
-        with self.lock:
-            in_ended = stream.in_ended
-        if not in_ended:
-            self._reset(stream.stream_id, _NO_ERROR)
-        self._kill(stream, "the response is complete")
-
-    def _kill(self, stream: H2Stream, why: str) -> None:
-        with self.lock:
-            if stream.dead is None:
-                stream.dead = why
-            stream.notify()
-            unread = sum(stream.inbox_flow) + stream.consumed
-            stream.inbox.clear()
-            stream.inbox_flow.clear()
-            stream.consumed = 0
-            stream.outbox.clear()
-            stream.out_bytes = 0
-        self._acknowledge(stream.stream_id, unread)
-        stream.finished = True
-        self.streams.pop(stream.stream_id, None)
-        self.sending.pop(stream.stream_id, None)
-        if not self.streams:
-            self.idle_since = time.monotonic()
-        self.served_any = False  # before the first request, header_timeout applies
-
-    def _forget_all(self, why: str) -> None:
-        for stream in list(self.streams.values()):
-            self._kill(stream, why)
 
     # -- writing -------------------------------------------------------------------------
 

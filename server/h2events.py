@@ -1,0 +1,248 @@
+"""The HTTP/2 connection thread's handling of what the client sends, stream by stream.
+
+A mixin of H2Driver (server/http2.py), kept apart for size: request headers judged by the
+policy of protocol/http2.py (a malformed request resets only its stream), request bodies
+counted against content-length and handed to the stream's wsgi.input, resets, window
+updates, GOAWAY, and forgetting finished streams (giving back what they left unread).
+Everything here runs on the connection's own thread.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import deque
+from typing import TYPE_CHECKING, Any, cast
+
+import h2.errors
+import h2.events
+import h2.exceptions
+
+from protocol.http2 import (
+    FloodError,
+    FrameGate,
+    MalformedRequest,
+    RequestHead,
+    RequestLimits,
+    check_trailers,
+    parse_request,
+)
+from server.h2stream import H2Stream, StreamRunner, error_body, error_head
+from server.wsgi import build_environ
+
+if TYPE_CHECKING:
+    from protocol.http2 import ServerConnection
+    from server.core import Server
+    from server.http2 import H2Driver
+
+_PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
+_REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
+_NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
+
+
+class StreamEvents:
+    """Event handlers of H2Driver; the attributes below are the driver's."""
+
+    server: Server
+    sock: socket.socket
+    conn: ServerConnection
+    gate: FrameGate
+    lock: threading.Lock
+    request_limits: RequestLimits
+    environ_base: dict[str, Any]
+    trusted_proxy: bool
+    peer_host: str | None
+    streams: dict[int, H2Stream]
+    sending: dict[int, H2Stream]
+    waiting_streams: deque[H2Stream]
+    runners: int
+    busy_runners: int
+    goaway_at: int | None
+    served_any: bool
+    idle_since: float
+
+    if TYPE_CHECKING:
+        def _fail_connection(self, code: h2.errors.ErrorCodes | None, why: str) -> None: ...
+
+    @property
+    def _driver(self) -> H2Driver:
+        return cast("H2Driver", self)
+
+    # -- events --------------------------------------------------------------------------
+
+    def _on_request(self, event: h2.events.RequestReceived) -> None:
+        stream_id = event.stream_id
+        if self.goaway_at is not None and stream_id > self.goaway_at:
+            self._reset(stream_id, _REFUSED_STREAM)
+            return
+        try:
+            head = parse_request(event.headers or [], self.request_limits)
+            ended = event.stream_ended is not None
+            if ended and head.content_length not in (None, 0):
+                raise MalformedRequest("content-length without a body")
+        except MalformedRequest as exc:
+            self._refuse(stream_id, exc)
+            return
+        stream = H2Stream(self._driver, stream_id, self._environ(head), head.content_length)
+        self._open_stream(stream, ended)
+
+    def _environ(self, head: RequestHead) -> dict[str, Any]:
+        return build_environ(self.environ_base, head.method, head.path, b"2", head.headers,
+                             self.server.root_path, self.trusted_proxy)
+
+    def _open_stream(self, stream: H2Stream, ended: bool) -> None:
+        stream.in_ended = ended
+        self.served_any = True
+        self.streams[stream.stream_id] = stream
+        with self.lock:
+            self.waiting_streams.append(stream)
+            more = (len(self.waiting_streams) > self.runners - self.busy_runners
+                    and self.runners < self.server.thread_count)
+            if more:
+                self.runners += 1
+        if more:
+            self.server.dispatch(StreamRunner(self._driver))  # type: ignore[arg-type]
+
+    def _refuse(self, stream_id: int, exc: MalformedRequest) -> None:
+        self.server.error_log.debug("HTTP/2 request refused from %s: %s", self.peer_host, exc)
+        if exc.status is None:
+            self._reset(stream_id, _PROTOCOL_ERROR)
+            try:
+                self.gate.note_reset(time.monotonic())
+            except FloodError as flood:
+                self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(flood))
+            return
+        conn = self.conn
+        try:
+            conn.send_headers(stream_id, error_head(exc.status, self.server))
+            conn.send_data(stream_id, error_body(exc.status), end_stream=True)
+            if conn.streams.get(stream_id) is not None and not conn.streams[stream_id].closed:
+                conn.reset_stream(stream_id, _NO_ERROR)  # no need for the body
+        except h2.exceptions.H2Error:
+            pass
+
+    def _reset(self, stream_id: int, code: int) -> None:
+        try:
+            self.conn.reset_stream(stream_id, code)
+        except h2.exceptions.H2Error:
+            pass  # already closed
+
+    def _on_data(self, event: h2.events.DataReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        flow = event.flow_controlled_length or 0
+        data = event.data or b""
+        if stream is None:
+            self._acknowledge(event.stream_id, flow)  # nobody will read it
+            return
+        stream.received += len(data)
+        if stream.content_length is not None and stream.received > stream.content_length:
+            self._acknowledge(event.stream_id, flow)
+            self._stream_error(stream, "more DATA than content-length")
+            return
+        with self.lock:
+            if stream.dead is None:
+                stream.inbox.append(data)
+                stream.inbox_flow.append(flow)
+                stream.notify()
+                return
+        self._acknowledge(event.stream_id, flow)
+
+    def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None or stream.in_ended:  # ended with its HEADERS: checked already
+            return
+        if stream.content_length is not None and stream.received != stream.content_length:
+            self._stream_error(stream, "less DATA than content-length")
+            return
+        with self.lock:
+            stream.in_ended = True
+            stream.notify()
+        self._maybe_forget(stream)
+
+    def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
+        stream = self.streams.get(event.stream_id)
+        try:
+            check_trailers(event.headers or [])
+        except MalformedRequest as exc:
+            if stream is not None:
+                self._stream_error(stream, str(exc))
+            else:
+                self._reset(event.stream_id, _PROTOCOL_ERROR)
+
+    def _stream_error(self, stream: H2Stream, why: str) -> None:
+        """A malformed request body: reset the stream; its worker sees the body fail."""
+        self.server.error_log.debug("HTTP/2 stream %d from %s reset: %s", stream.stream_id,
+                                    self.peer_host, why)
+        self._reset(stream.stream_id, _PROTOCOL_ERROR)
+        self._kill(stream, why)
+        try:
+            self.gate.note_reset(time.monotonic())
+        except FloodError as flood:
+            self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(flood))
+
+    def _on_stream_reset(self, event: h2.events.StreamReset) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            self._kill(stream, "reset by the client")
+
+    def _on_window(self, event: Any) -> None:
+        stream_id = getattr(event, "stream_id", 0)
+        if stream_id:
+            stream = self.streams.get(stream_id)
+            if stream is not None and stream.outbox:
+                self.sending[stream_id] = stream
+        else:
+            for stream in self.streams.values():
+                if stream.outbox or (stream.out_ended and not stream.end_sent):
+                    self.sending[stream.stream_id] = stream
+
+    def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
+        # The client is leaving: finish what is in flight (reading on, for its window
+        # updates), accept nothing new, then close.
+        if self.goaway_at is None:
+            self.goaway_at = self.conn.highest_inbound_stream_id
+
+    def _acknowledge(self, stream_id: int, size: int) -> None:
+        if size <= 0:
+            return
+        try:
+            self.conn.acknowledge_received_data(size, stream_id)
+        except h2.exceptions.H2Error:
+            pass
+
+    # -- forgetting streams ----------------------------------------------------------------
+
+    def _maybe_forget(self, stream: H2Stream) -> None:
+        """A stream is done when its response is sent; an unread request body is then
+        refused (RST_STREAM NO_ERROR) and its window given back."""
+        if not stream.end_sent or stream.finished:
+            return
+        with self.lock:
+            in_ended = stream.in_ended
+        if not in_ended:
+            self._reset(stream.stream_id, _NO_ERROR)
+        self._kill(stream, "the response is complete")
+
+    def _kill(self, stream: H2Stream, why: str) -> None:
+        with self.lock:
+            if stream.dead is None:
+                stream.dead = why
+            stream.notify()
+            unread = sum(stream.inbox_flow) + stream.consumed
+            stream.inbox.clear()
+            stream.inbox_flow.clear()
+            stream.consumed = 0
+            stream.outbox.clear()
+            stream.out_bytes = 0
+        self._acknowledge(stream.stream_id, unread)
+        stream.finished = True
+        self.streams.pop(stream.stream_id, None)
+        self.sending.pop(stream.stream_id, None)
+        if not self.streams:
+            self.idle_since = time.monotonic()
+        self.served_any = False  # before the first request, header_timeout applies
+
+    def _forget_all(self, why: str) -> None:
+        for stream in list(self.streams.values()):
+            self._kill(stream, why)
