@@ -80,6 +80,21 @@ def test_invalid_or_smuggled_fields_reset_only_their_stream(h2c: RunningServer) 
     assert_no_crash_logged(h2c)
 
 
+def test_http11_limits_answer_431_and_414_over_http2(serve: Serve) -> None:
+    """limit_request_fields, limit_request_field_size and limit_request_line hold for
+    HTTP/2 too: the stream gets the same status as an HTTP/1.1 request would."""
+    server = serve(APP, "--http2-cleartext", "prior-knowledge", "--limit-request-fields", "5",
+                   "--limit-request-field-size", "100", "--limit-request-line", "50")
+    client = H2Client(server.port)
+    many = client.request("/", extra=[(b"x-%d" % i, b"v") for i in range(6)])
+    large = client.request("/", extra=[(b"x-big", b"v" * 200)])
+    long_path = client.request("/" + "p" * 60)
+    fine = client.request("/", extra=[(b"x-%d" % i, b"v") for i in range(4)])
+    client.read(lambda: all(client.answered(s) for s in (many, large, long_path, fine)))
+    assert [client.status(s) for s in (many, large, long_path, fine)] == [431, 431, 414, 200]
+    client.close()
+
+
 def test_pseudo_headers_in_trailers_reset_the_stream(h2c: RunningServer) -> None:
     client = H2Client(h2c.port)
     stream = client.conn.get_next_available_stream_id()
