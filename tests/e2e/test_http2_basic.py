@@ -127,6 +127,22 @@ def test_a_held_stream_does_not_delay_the_next_one(tls_server: RunningServer,
     client.close()
 
 
+def test_connection_thread_never_waits_for_the_pool(serve: Serve) -> None:
+    """One worker, busy in a slow stream: the connection still answers PING at once, and a
+    stream queued behind the busy pool is served afterwards, not lost or deadlocked."""
+    server = serve(APP, "--http2-cleartext", "prior-knowledge", "--threads", "1")
+    client = H2Client(server.port)
+    slow = client.request("/slow?1.5")
+    queued = client.request("/")
+    client.conn.ping(b"poolbusy")
+    client.flush()
+    client.read(lambda: any(type(e).__name__ == "PingAckReceived" for e in client.events))
+    assert not client.answered(slow) and not client.answered(queued)
+    client.read(lambda: client.answered(slow) and client.answered(queued))
+    assert (client.bodies[slow], client.bodies[queued]) == (b"slow done", b"hello")
+    client.close()
+
+
 def test_100_continue_when_the_application_reads_the_body(tls_server: RunningServer,
                                                           certs: Certificates) -> None:
     client = H2Client(tls_server.port, certs.client_context())
