@@ -308,7 +308,7 @@ class _Budget:
 
 
 _DATA, _HEADERS, _RST_STREAM, _SETTINGS, _PING, _CONTINUATION = 0x0, 0x1, 0x3, 0x4, 0x6, 0x9
-_END_HEADERS, _ACK = 0x4, 0x1
+_END_HEADERS, _ACK, _END_STREAM = 0x4, 0x1, 0x1
 
 
 class FrameGate:
@@ -316,7 +316,8 @@ class FrameGate:
 
     It caps a header block (HEADERS plus CONTINUATION, before decoding) at the header list
     limit, and meters what costs the server work or an answer: PING and SETTINGS (each needs
-    an ACK), stream resets by the peer (rapid reset) and resets it provokes (`note_reset`).
+    an ACK), stream resets by the peer (rapid reset) and resets it provokes (`note_reset`),
+    and empty DATA frames (work for nothing).
     The connection preface is skipped.
     """
 
@@ -327,6 +328,7 @@ class FrameGate:
         self._block = -1  # size of the header block being received; -1: none
         self.pings = _Budget(100, 10)
         self.settings = _Budget(50, 5)
+        self.empty = _Budget(100, 10)  # DATA without data or end: CVE-2019-9518
         resets = max(200, 2 * max_concurrent_streams)
         self.resets = _Budget(resets, resets / 2)
 
@@ -368,6 +370,8 @@ class FrameGate:
             self.settings.spend(now, "SETTINGS frames")
         elif kind == _RST_STREAM:
             self.resets.spend(now, "stream resets")
+        elif kind == _DATA and length == 0 and not flags & _END_STREAM:
+            self.empty.spend(now, "empty DATA frames")
 
     def note_reset(self, now: float) -> None:
         """A stream the peer made us reset (a malformed request): same budget as its resets."""

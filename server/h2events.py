@@ -132,8 +132,8 @@ class StreamEvents:
         stream = self.streams.get(event.stream_id)
         flow = event.flow_controlled_length or 0
         data = event.data or b""
-        if stream is None:
-            self._acknowledge(event.stream_id, flow)  # nobody will read it
+        if stream is None or not data:  # nobody will read it, or nothing to read
+            self._acknowledge(event.stream_id, flow)
             return
         stream.received += len(data)
         if stream.content_length is not None and stream.received > stream.content_length:

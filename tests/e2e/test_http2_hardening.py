@@ -10,9 +10,16 @@ import socket
 import time
 from collections.abc import Callable
 
+import hpack
 import psutil
 import pytest
-from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, SettingsFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    HeadersFrame,
+    PingFrame,
+    SettingsFrame,
+)
 
 from tests.e2e.conftest import RunningServer
 from tests.e2e.test_http2_apps import H2Client
@@ -197,16 +204,25 @@ def test_continuation_flood_is_capped_before_decoding(h2c: RunningServer) -> Non
     assert_still_serving(h2c)
 
 
-@pytest.mark.parametrize("flood", ["ping", "settings"])
-def test_ping_and_settings_floods_are_cut_off(h2c: RunningServer, flood: str) -> None:
+@pytest.mark.parametrize("flood", ["ping", "settings", "empty-data"])
+def test_ping_settings_and_empty_data_floods_are_cut_off(h2c: RunningServer,
+                                                         flood: str) -> None:
     """Item 25: every PING and SETTINGS needs an answer; a client sending them by the
     thousand without reading gets GOAWAY ENHANCE_YOUR_CALM, and the answers it never read
-    do not pile up in the server."""
+    do not pile up in the server. Empty DATA frames (work for nothing, CVE-2019-9518) too."""
     sock = raw_connection(h2c)
-    frame = (PingFrame(0, opaque_data=b"8 bytes!") if flood == "ping"
-             else SettingsFrame(0, settings={0x3: 100})).serialize()
+    opening = b""
+    if flood == "ping":
+        frame = PingFrame(0, opaque_data=b"8 bytes!").serialize()
+    elif flood == "settings":
+        frame = SettingsFrame(0, settings={0x3: 100}).serialize()
+    else:
+        block = hpack.Encoder().encode([(b":method", b"POST"), *BASE[1:3],
+                                        (b":path", b"/upload")])
+        opening = HeadersFrame(1, data=block, flags=["END_HEADERS"]).serialize()
+        frame = DataFrame(1, data=b"").serialize()
     try:
-        sock.sendall(frame * 20000)
+        sock.sendall(opening + frame * 20000)
     except OSError:
         pass
     assert goaway_code(read_until_closed(sock)) == ENHANCE_YOUR_CALM

@@ -6,7 +6,13 @@ import h2.config
 import h2.connection
 import h2.events
 import pytest
-from hyperframe.frame import ContinuationFrame, HeadersFrame, PingFrame, RstStreamFrame
+from hyperframe.frame import (
+    ContinuationFrame,
+    DataFrame,
+    HeadersFrame,
+    PingFrame,
+    RstStreamFrame,
+)
 
 from protocol.http2 import (
     PREFACE,
@@ -148,6 +154,17 @@ def test_gate_meters_pings_and_resets_over_time() -> None:
         gate.note_reset(0.0)
     with pytest.raises(FloodError):
         gate.feed(reset, 0.0)
+
+
+def test_gate_meters_empty_data_frames() -> None:
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    gate.feed(PREFACE, 0.0)
+    gate.feed(frame_bytes(DataFrame(1, data=b"", flags=["END_STREAM"])) * 500, 0.0)  # free
+    gate.feed(frame_bytes(DataFrame(1, data=b"x")) * 500, 0.0)  # real data: not metered
+    empty = frame_bytes(DataFrame(1, data=b""))
+    gate.feed(empty * 100, 0.0)
+    with pytest.raises(FloodError):
+        gate.feed(empty, 0.0)
 
 
 def client_and_server(limits: H2Limits) -> tuple[h2.connection.H2Connection,
