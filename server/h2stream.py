@@ -180,9 +180,13 @@ class StreamRunner:
                 driver.busy_runners += 1
             try:
                 H2Exchange(stream).serve()
-            finally:
+            except BaseException:  # only what the exchange re-raises (KeyboardInterrupt)
                 with lock:
                     driver.busy_runners -= 1
+                    driver.runners -= 1  # gone: the next stream gets a new runner
+                raise
+            with lock:
+                driver.busy_runners -= 1
             turn += 1
             if turn >= RUNNER_TURN and not server.idle_workers_likely():  # others wait
                 with lock:
