@@ -499,7 +499,10 @@ class Connection:
         connection will close."""
         facts = facts_of_headers(response.headers)
         method = self._request_method
-        framing, _ = body_framing(b"GET" if method == b"HEAD" else method, response, facts)
+        if facts.content_length is not None and not facts.chunked:
+            framing = _CONTENT_LENGTH  # whatever the status or method: nothing to fix
+        else:
+            framing = body_framing(b"GET" if method == b"HEAD" else method, response, facts)[0]
         headers = response.headers
         need_close = False
         changed = False
