@@ -22,6 +22,14 @@ def _error(message: str) -> None:
 def _check(cfg: Config) -> int:
     """--check-config: settings are already valid; now the files they name and the app."""
     problems = check_paths(cfg)
+    if not problems and cfg.certfile is not None:
+        # config/ may not import ssl; loading the key pair is the only full check of it
+        from server.tls import TLSConfigError, build_context
+
+        try:
+            build_context(cfg)
+        except TLSConfigError as exc:
+            problems.append(str(exc))
     if cfg.wsgi_app is not None:
         from server.app import AppLoadError, load_app  # the server side may be absent in tests
 

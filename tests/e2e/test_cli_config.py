@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import trustme
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:
@@ -140,3 +142,18 @@ def test_help_and_version_exit_0() -> None:
     assert "TREADLE_<NAME>" in result.stdout
     result = treadle("--version")
     assert result.returncode == 0 and result.stdout.startswith("treadle ")
+
+
+def test_check_config_loads_the_tls_key_pair(tmp_path: Path) -> None:
+    cert = trustme.CA().issue_cert("localhost")
+    other = trustme.CA().issue_cert("localhost")
+    certfile, keyfile, wrong_key = (tmp_path / n for n in ("cert.pem", "key.pem", "other.pem"))
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    other.private_key_pem.write_to_path(str(wrong_key))
+
+    good = treadle("--check-config", "--certfile", str(certfile), "--keyfile", str(keyfile))
+    assert good.returncode == 0, good.stderr
+    # Both files exist, so only loading the pair finds that the key is not the certificate's.
+    bad = treadle("--check-config", "--certfile", str(certfile), "--keyfile", str(wrong_key))
+    assert "certfile/keyfile" in one_error_line(bad)
