@@ -81,7 +81,12 @@ def _first_bare_cr_or_lf(buf: ReceiveBuffer, start: int, end: int) -> int:
 
 class HeadScanner:
     """Finds a complete head (or trailer section) in the buffer and reports the prefix
-    errors in order of where they show."""
+    errors in order of where they show.
+
+    Stricter than h11: lines end with CRLF only (a bare CR or LF anywhere -> 400; h11
+    accepts bare LF); no control byte but HTAB (-> 400); a head must start with a token
+    byte (h11 refuses only bytes below "!"); the head cap holds however the head arrives
+    (h11 checks it only while waiting for more bytes)."""
 
     __slots__ = ("limits", "state", "what", "line_limit", "check_first_byte", "_line_seen",
                  "_line_limit", "_first_alarm", "_alarm")
@@ -286,9 +291,10 @@ class ContentLengthReader(Reader):
 
 class ChunkedReader(Reader):
     """Chunked coding, strictly: chunk-size 1*HEXDIG (at most 16), chunk-ext by the RFC
-    grammar, exactly CRLF after chunk data (h11 accepts any chunk-ext bytes and up to 20
-    hex digits). chunk_start is set on the first Data of every chunk, also when its size
-    line and its data arrive apart (h11 then drops the flag)."""
+    9112 7.1.1 grammar, exactly CRLF after chunk data (h11 accepts any chunk-ext bytes and
+    up to 20 hex digits, but refuses the grammar's BWS before ";", which we accept).
+    chunk_start is set on the first Data of every chunk, also when its size line and its
+    data arrive apart (h11 then drops the flag)."""
 
     __slots__ = ("limits", "_remaining", "_crlf_left", "_fresh", "_trailer", "_line_searched")
 
