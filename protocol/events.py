@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import ClassVar
 
 from .errors import LocalProtocolError
 from .headers import TOKEN_FULLMATCH, Headers, HeaderTypes, bytesify, normalize_and_validate
@@ -108,7 +109,11 @@ class _ResponseBase(Event):
             # IntEnum members are ints but print differently: store a plain int.
             status_code = int(status_code)
         _set(self, "status_code", status_code)
-        self.__post_init__()
+        low, high = self._status_range
+        if not (low <= status_code < high):
+            self.__post_init__()  # raises, with the class's own message
+
+    _status_range: ClassVar[tuple[int, int]] = (0, 1 << 30)
 
     def __post_init__(self) -> None:
         pass
@@ -119,6 +124,8 @@ class _ResponseBase(Event):
 @dataclass(init=False, frozen=True)
 class InformationalResponse(_ResponseBase):
     """A 1xx response: `status_code` in [100, 200), `headers`, `http_version`, `reason`."""
+
+    _status_range: ClassVar[tuple[int, int]] = (100, 200)
 
     def __post_init__(self) -> None:
         if not (100 <= self.status_code < 200):
@@ -133,6 +140,8 @@ class InformationalResponse(_ResponseBase):
 @dataclass(init=False, frozen=True)
 class Response(_ResponseBase):
     """The start of a final response: `status_code` in [200, 1000), `headers`, ..."""
+
+    _status_range: ClassVar[tuple[int, int]] = (200, 1000)
 
     def __post_init__(self) -> None:
         if not (200 <= self.status_code < 1000):
