@@ -127,6 +127,10 @@ class _StopSignals:
         self._read_fd, self._write_fd = os.pipe()
         os.set_blocking(self._write_fd, False)
         self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
+        # A signal may be delivered to any thread; CPython then only flags it, and the Python
+        # handler runs on the main thread, which sleeps in wait()'s read and is not
+        # interrupted. The wake-up fd is written at C level by whichever thread receives it.
+        self._previous_wakeup_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
 
     @property
     def count(self) -> int:
@@ -154,6 +158,7 @@ class _StopSignals:
         return self.received[0]
 
     def restore(self) -> None:
+        signal.set_wakeup_fd(self._previous_wakeup_fd)
         for sig, previous in self._previous.items():
             signal.signal(sig, previous)
         os.close(self._read_fd)
