@@ -5,16 +5,18 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import stat
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import run_server
+from tests.e2e.conftest import ROOT, run_server
 from tests.e2e.wire import Wire, get
 
 APP = "tests.e2e.apps_core:app"
@@ -196,14 +198,24 @@ def test_user_and_group_switch_after_binding(serve):
 
     user = pwd.getpwnam("nobody")
     group = grp.getgrgid(user.pw_gid).gr_name
-    # The application is imported as nobody, who may not read this Python's library.
-    server = serve("examples.hello:app", "--user", "nobody", "--group", group)
-    wire = Wire(server.host, server.port)
-    wire.send(get("/"))
-    assert wire.read_response().body == b"Hello, world!\n"
-    wire.close()
-    uids = psutil.Process(server.process.pid).uids()
-    assert (uids.real, uids.effective) == (user.pw_uid, user.pw_uid)
+    # The application is imported after the switch, as nobody, who may not read a private
+    # checkout (a clone in a 0700 directory): serve a copy from a directory nobody can read.
+    app_dir = Path(tempfile.mkdtemp(prefix="treadle-nobody-"))
+    try:
+        app_dir.chmod(0o755)
+        shutil.copy(ROOT / "examples" / "hello.py", app_dir / "hello_as_nobody.py")
+        (app_dir / "hello_as_nobody.py").chmod(0o644)
+        server = serve("hello_as_nobody:app", "--user", "nobody", "--group", group,
+                       "--chdir", str(app_dir))
+        wire = Wire(server.host, server.port)
+        wire.send(get("/"))
+        assert wire.read_response().body == b"Hello, world!\n"
+        wire.close()
+        uids = psutil.Process(server.process.pid).uids()
+        assert (uids.real, uids.effective) == (user.pw_uid, user.pw_uid)
+        assert server.stop() == 0
+    finally:
+        shutil.rmtree(app_dir)
 
 
 def test_unknown_user_exits_2():
