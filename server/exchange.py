@@ -209,22 +209,23 @@ class Exchange:
         if code == 204 or code == 304:
             self.body_allowed = False
             if code == 204:
-                headers = [h for h in headers if h[0] not in (b"content-length",
-                                                               b"transfer-encoding")]
+                headers = [h for h in headers if h[0].lower() not in (b"content-length",
+                                                                       b"transfer-encoding")]
         has_date = has_server = False
         for name, _value in headers:
-            if name == b"date":
+            lowered = name.lower()
+            if lowered == b"date":
                 has_date = True
-            elif name == b"server":
+            elif lowered == b"server":
                 has_server = True
         extra = []
         if not has_date:
-            extra.append((b"date", server.http_date()))
+            extra.append((b"Date", server.http_date()))
         if not has_server and server.server_header:
-            extra.append((b"server", b"treadle"))
+            extra.append((b"Server", b"treadle"))
         if self._must_close():
             self.close_planned = True
-            extra.append((b"connection", b"close"))
+            extra.append((b"Connection", b"close"))
         self.response_headers = headers + extra if extra else headers
         event = protocol.Response(status_code=code, headers=self.response_headers,
                                   reason=self.reason)
@@ -359,6 +360,6 @@ def _check_chunk(chunk: object) -> None:
 
 def _header(headers: list[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     for key, value in headers:
-        if key == name:
+        if key.lower() == name:
             return value
     return None

@@ -305,15 +305,16 @@ class H2Exchange:
         if code in _NO_BODY_STATUSES or code < 200:
             self.body_allowed = False
         has_date = has_server = False
+        head = [(b":status", str(code).encode("ascii"))]
         for name, value in headers:
+            name = name.lower()  # HTTP/2 field names are lower-case (RFC 9113 8.2.1)
+            head.append((name, value))
             if name == b"date":
                 has_date = True
             elif name == b"server":
                 has_server = True
             elif name == b"content-length" and value.isdigit() and self.body_allowed:
                 self.declared = int(value)
-        head = [(b":status", str(code).encode("ascii"))]
-        head += headers
         if not has_date:
             head.append((b"date", server.http_date()))
         if not has_server and server.server_header:

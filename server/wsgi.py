@@ -55,7 +55,7 @@ _ENVIRON_KEYS_MAX = 1024
 _STATUS_RE = re.compile(r"([2-5][0-9][0-9]) ([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|\A[ \t]|[ \t]\Z")
-_HEADER_NAMES: dict[str, bytes] = {}  # validated name -> its lower-case bytes; bounded
+_HEADER_NAMES: dict[str, bytes] = {}  # validated name -> its bytes; bounded
 _HEADER_NAMES_MAX = 1024
 # (name, value) str pairs already checked -> their encoded form: most responses repeat the
 # same few headers. Bounded in count and value size, so it cannot grow with hostile input.
@@ -200,7 +200,11 @@ def parse_status(status: object) -> tuple[int, bytes]:
 
 
 def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
-    """Check start_response headers and return them as (lower-case name, value) bytes."""
+    """Check start_response headers and return them as (name, value) bytes.
+
+    Names keep the application's case: HTTP/1.1 sends them as written (as h11, gunicorn and
+    waitress do); HTTP/2 lower-cases them, as RFC 9113 requires. Compare names lower-cased.
+    """
     if type(headers) is not list and not isinstance(headers, (list, tuple)):
         raise TypeError(f"start_response: headers must be a list, got {type(headers).__name__}")
     encoded = []
@@ -239,7 +243,7 @@ def _check_name(name: object) -> bytes:
     lowered = name.lower()
     if lowered in HOP_BY_HOP:
         raise ValueError(f"start_response: hop-by-hop header {name!r} is the server's business")
-    name_bytes = lowered.encode("ascii")
+    name_bytes = name.encode("ascii")
     if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
         _HEADER_NAMES[name] = name_bytes
     return name_bytes

@@ -45,3 +45,19 @@ def test_curl_reuses_the_connection(serve):
     assert done.stdout == "Hello, world!\n" * 2
     assert "Re-using existing connection" in done.stderr
     assert "server: treadle" not in done.stderr.lower()
+
+
+def test_response_header_names_keep_the_applications_case(serve):
+    """HTTP/1.1 sends names as the application wrote them (as gunicorn and waitress do);
+    the server's own headers use the conventional case."""
+    from tests.e2e.wire import Wire, get
+
+    server = serve("examples.hello:app")
+    wire = Wire(server.host, server.port)
+    try:
+        wire.send(get("/"))
+        names = [name for name, _ in wire.read_response().headers]
+    finally:
+        wire.close()
+    assert "Content-Type" in names and "Content-Length" in names, names
+    assert "Date" in names and "Server" in names, names

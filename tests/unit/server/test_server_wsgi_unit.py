@@ -88,9 +88,9 @@ def test_bad_headers(headers):
         encode_headers(headers)
 
 
-def test_good_headers_are_lowered_and_encoded():
+def test_good_headers_keep_their_case_and_are_encoded():
     assert encode_headers([("Content-Type", "text/plain"), ("X-Latin", "caf\xe9")]) == [
-        (b"content-type", b"text/plain"), (b"x-latin", b"caf\xe9")]
+        (b"Content-Type", b"text/plain"), (b"X-Latin", b"caf\xe9")]
 
 
 class Chunks:
