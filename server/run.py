@@ -58,26 +58,28 @@ def run(cfg: Any) -> int:
     raise_open_file_limit(cfg.worker_connections + 64)
     listeners: list[Listener] = []
     pidfile: str | None = None
-    try:
-        for bind in cfg.bind:
-            listeners.append(open_listener(bind, cfg.backlog, cfg.reuse_port))
-        switch_user(cfg.user, cfg.group, listeners)
-        pidfile = write_pidfile(cfg.pidfile)
-        app = load_app(cfg)
-    except BindError as exc:
-        _error(str(exc))
-        return _cleanup(listeners, pidfile, EXIT_BIND)
-    except AppLoadError as exc:
-        _error(f"cannot load the application: {exc}")
-        return _cleanup(listeners, pidfile, EXIT_APP)
-    except ProcessSettingError as exc:
-        _error(str(exc))
-        return _cleanup(listeners, pidfile, exc.status)
-    # Everything imported so far lives as long as the process: keep it out of the garbage
-    # collector's full passes, which would otherwise walk it all (pauses under load).
-    gc.freeze()
-    status = serve(app, cfg, listeners, error_log, access_log)
-    return _cleanup(listeners, pidfile, status)
+    try:  # whatever happens, the listeners close and our pidfile goes
+        try:
+            for bind in cfg.bind:
+                listeners.append(open_listener(bind, cfg.backlog, cfg.reuse_port))
+            switch_user(cfg.user, cfg.group, listeners)
+            pidfile = write_pidfile(cfg.pidfile)
+            app = load_app(cfg)
+        except BindError as exc:
+            _error(str(exc))
+            return EXIT_BIND
+        except AppLoadError as exc:
+            _error(f"cannot load the application: {exc}")
+            return EXIT_APP
+        except ProcessSettingError as exc:
+            _error(str(exc))
+            return exc.status
+        # Everything imported so far lives as long as the process: keep it out of the garbage
+        # collector's full passes, which would otherwise walk it all (pauses under load).
+        gc.freeze()
+        return serve(app, cfg, listeners, error_log, access_log)
+    finally:
+        _cleanup(listeners, pidfile)
 
 
 def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logger,
@@ -224,7 +226,7 @@ def write_pidfile(path: str | None) -> str | None:
     return path
 
 
-def _cleanup(listeners: list[Listener], pidfile: str | None, status: int) -> int:
+def _cleanup(listeners: list[Listener], pidfile: str | None) -> None:
     for listener in listeners:
         listener.close()
     if pidfile is not None:
@@ -235,4 +237,3 @@ def _cleanup(listeners: list[Listener], pidfile: str | None, status: int) -> int
                 os.unlink(pidfile)
         except OSError:
             pass
-    return status
