@@ -2,7 +2,7 @@
 #
 #   docker build -t treadle .
 #   docker run --rm -p 8000:8000 treadle                       # serves examples/hello.py
-#   docker run --rm -p 8000:8000 -v "$PWD/myapp:/app" treadle myapp:app
+#   docker run --rm -p 8000:8000 -v "$PWD:/app" treadle myapp:app   # ./myapp.py, app = ...
 #   docker run --rm -p 8000:8000 -e TREADLE_THREADS=16 treadle  # any setting as TREADLE_<NAME>
 #
 # Settings come from TREADLE_* environment variables or a TOML file mounted at
@@ -35,8 +35,10 @@ EXPOSE 8000
 # The server finishes requests in flight on SIGTERM (within graceful_timeout, 30 s by default;
 # keep `docker stop --time` / Kubernetes terminationGracePeriodSeconds above it).
 STOPSIGNAL SIGTERM
-# Any HTTP answer means the server is up; only a failed connection is unhealthy.
+# Any HTTP answer means the server is up; only a failed connection is unhealthy. The probe
+# follows TREADLE_BIND's first HOST:PORT (else 8000) and speaks TLS when TREADLE_CERTFILE is
+# set; with the port or TLS set only in a TOML file, give the container its own HEALTHCHECK.
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
-    CMD ["python", "-c", "import http.client as h; c = h.HTTPConnection('127.0.0.1', 8000, timeout=2); c.request('GET', '/'); c.getresponse()"]
+    CMD ["python", "-c", "import os, ssl, http.client as h; b = os.environ.get('TREADLE_BIND', '').split(',')[0]; p = int(b.rpartition(':')[2]) if b[-1:].isdigit() and not b.startswith(('unix:', 'fd:')) else 8000; c = h.HTTPSConnection('127.0.0.1', p, timeout=2, context=ssl._create_unverified_context()) if os.environ.get('TREADLE_CERTFILE') else h.HTTPConnection('127.0.0.1', p, timeout=2); c.request('GET', '/'); c.getresponse()"]
 ENTRYPOINT ["treadle"]
 CMD ["examples.hello:app"]

@@ -153,15 +153,25 @@ def container_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def health_check(port: int) -> int:
+    """Run the image's HEALTHCHECK command as Docker would; its exit status."""
+    rest = [r for word, r in final_stage() if word == "HEALTHCHECK"][-1]
+    probe = json.loads(rest[rest.index("CMD") + 3 :])
+    env = container_env(TREADLE_BIND=f"127.0.0.1:{port}")
+    return subprocess.run(probe, env=env, capture_output=True, timeout=10).returncode
+
+
 def test_image_command_serves_as_pid_one() -> None:
     require_tool(exec_form("ENTRYPOINT")[0])
     server = NamespacedServer(exec_form("ENTRYPOINT") + exec_form("CMD"), container_env())
     try:
         status, body = server.get()
         assert (status, body) == (200, b"Hello, world!\n")
+        assert health_check(server.port) == 0, "healthy server reported unhealthy"
     finally:
         server.pid_one().send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=15) == 0, "".join(server.log)
+    assert health_check(server.port) != 0, "stopped server reported healthy"
 
 
 def test_sigterm_to_pid_one_finishes_the_request_in_flight(tmp_path: Path) -> None:
