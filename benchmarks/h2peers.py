@@ -20,7 +20,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import statistics
@@ -38,7 +37,13 @@ REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(REPO))
 
-from benchmarks.peers import free_port, pin_to, raise_fd_limit  # noqa: E402
+from benchmarks.peers import (  # noqa: E402
+    cpu_seconds,
+    free_port,
+    pin_to,
+    raise_fd_limit,
+    stop_process_group,
+)
 
 APP = "benchmarks.apps:hello"
 READY_TIMEOUT_S = 30.0
@@ -213,40 +218,7 @@ def measure(server: Server, load: Load, args: argparse.Namespace, h2load: str, c
             figures["cpu_us_per_req"] = cpu_s * 1e6 / served if served else None
             return figures
         finally:
-            _stop(process)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a server process and its children (less noisy than req/s
-    on a shared machine: it counts work, not waiting)."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        processes = [root, *root.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0.0
-    for process in processes:
-        try:
-            times = process.cpu_times()
-            total += times.user + times.system
-        except psutil.Error:
-            pass
-    return total
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=STOP_TIMEOUT_S)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+            stop_process_group(process)
 
 
 def medians(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:

@@ -162,6 +162,42 @@ def answers_http(port: int) -> bool:
         return False
 
 
+def process_tree(pid: int) -> list[psutil.Process]:
+    """A server process and all its children (empty once it is gone)."""
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a server process and its children so far (less noisy than
+    requests/s on a shared machine: it counts work, not waiting)."""
+    total = 0.0
+    for process in process_tree(pid):
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def stop_process_group(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's own session (it and its children), SIGKILL if it lingers."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=STOP_TIMEOUT_S)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
 class RunningServer:
     """One server process (and its children) under test, with a peak-RSS sampler."""
 
@@ -188,29 +224,11 @@ class RunningServer:
             time.sleep(0.1)
         raise RuntimeError(f"no HTTP answer within {READY_TIMEOUT_S:.0f} s")
 
-    def _processes(self) -> list[psutil.Process]:
-        try:
-            root = psutil.Process(self.process.pid)
-            return [root, *root.children(recursive=True)]
-        except psutil.Error:
-            return []
-
     def rss_bytes(self) -> int:
         total = 0
-        for process in self._processes():
+        for process in process_tree(self.process.pid):
             try:
                 total += process.memory_info().rss
-            except psutil.Error:
-                pass
-        return total
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the server and its children so far."""
-        total = 0.0
-        for process in self._processes():
-            try:
-                times = process.cpu_times()
-                total += times.user + times.system
             except psutil.Error:
                 pass
         return total
@@ -231,16 +249,7 @@ class RunningServer:
         self._sampling.set()
         if self._sampler is not None:
             self._sampler.join(timeout=2)
-        for sig, wait_s in ((signal.SIGTERM, STOP_TIMEOUT_S), (signal.SIGKILL, STOP_TIMEOUT_S)):
-            try:
-                os.killpg(self.process.pid, sig)  # our own session: the server and its children
-            except ProcessLookupError:
-                break
-            try:
-                self.process.wait(timeout=wait_s)
-                break
-            except subprocess.TimeoutExpired:
-                continue
+        stop_process_group(self.process)
         self._log.close()
 
 
@@ -269,7 +278,7 @@ def measure(server: Server, load: Load, args: argparse.Namespace, wrk: str, scri
     try:
         running.wait_ready()
         running.start_sampling()
-        cpu_before = running.cpu_seconds()
+        cpu_before = cpu_seconds(running.process.pid)
         if load.idle_connections:
             idle = IdleClients(running.port, load.idle_connections)
             idle.start()
@@ -279,7 +288,7 @@ def measure(server: Server, load: Load, args: argparse.Namespace, wrk: str, scri
         wrk_result = run_wrk(wrk, script, running.port, load, args)
         idle_stats = idle.stop() if idle is not None else None
         idle = None
-        cpu_used_s = running.cpu_seconds() - cpu_before
+        cpu_used_s = cpu_seconds(running.process.pid) - cpu_before
     finally:
         if idle is not None:
             idle.stop()
