@@ -43,6 +43,7 @@ from benchmarks.peers import (  # noqa: E402
     pin_to,
     raise_fd_limit,
     stop_process_group,
+    successful_runs_by_load_and_server,
 )
 
 APP = "benchmarks.apps:hello"
@@ -222,12 +223,8 @@ def measure(server: Server, load: Load, args: argparse.Namespace, h2load: str, c
 
 
 def medians(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for run in runs:
-        if "error" not in run:
-            grouped.setdefault((run["load"], run["server"]), []).append(run)
     result: dict[str, dict[str, dict[str, Any]]] = {}
-    for (load, server), group in grouped.items():
+    for (load, server), group in successful_runs_by_load_and_server(runs).items():
         result.setdefault(load, {})[server] = {
             "rps": statistics.median(run["rps"] for run in group),
             "failed": max(run["failed"] for run in group),

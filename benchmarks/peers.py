@@ -322,14 +322,20 @@ def _median(values: Sequence[float | None]) -> float | None:
     return statistics.median(known) if known else None
 
 
-def median_results(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
-    """{load: {server: median of each figure over the rounds that succeeded}}."""
+def successful_runs_by_load_and_server(
+        runs: Sequence[dict[str, Any]]) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """The rounds that succeeded, grouped by (load, server), in the order they ran."""
     grouped: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for run in runs:
         if "error" not in run:
             grouped.setdefault((run["load"], run["server"]), []).append(run)
+    return grouped
+
+
+def median_results(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any]]]:
+    """{load: {server: median of each figure over the rounds that succeeded}}."""
     medians: dict[str, dict[str, dict[str, Any]]] = {}
-    for (load, server), group in grouped.items():
+    for (load, server), group in successful_runs_by_load_and_server(runs).items():
         figures: dict[str, Any] = {key: _median([run.get(key) for run in group])
                    for key in ("rps", "p50_ms", "p99_ms", "errors", "timeouts", "peak_rss_mib",
                                "cpu_us_per_req")}
