@@ -423,10 +423,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
     runs = run_all(args, wrk) if wrk is not None else []
     h2_runs = h2peers.run_loads(args, h2_loads) if h2_loads else []  # h2load, HTTP/2
+    http2 = {"median": h2peers.medians(h2_runs), "runs": h2_runs}
     if h2_runs:
-        print(h2peers.table(h2peers.medians(h2_runs)))
+        print(h2peers.table(http2["median"]))
     if not runs:
-        return _save_http2_only(args, started, h2_runs)
+        return _save_http2_only(args, started, http2)
     medians = median_results(runs)
     meta = report.metadata(args, started,
                            {load.name: load.description for load in (*LOADS, *h2peers.LOADS)},
@@ -436,7 +437,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
     json_path = args.output / f"peers-{stamp}.json"
-    http2 = {"median": h2peers.medians(h2_runs), "runs": h2_runs}
     json_path.write_text(json.dumps({"meta": meta, "median": medians, "runs": runs,
                                      "http2": http2}, indent=2))
     chart_path = report.chart(medians, meta, args.output / f"peers-{stamp}")
@@ -444,18 +444,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _save_http2_only(args: argparse.Namespace, started: float,
-                     h2_runs: list[dict[str, Any]]) -> int:
+def _save_http2_only(args: argparse.Namespace, started: float, http2: dict[str, Any]) -> int:
     """Only HTTP/2 loads were asked for: their results alone (no wrk tables or chart)."""
-    from benchmarks import h2peers
-
-    if not h2_runs:
+    if not http2["runs"]:
         return 2
     args.output.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(started))
     json_path = args.output / f"peers-{stamp}.json"
-    json_path.write_text(json.dumps({"http2": {"median": h2peers.medians(h2_runs),
-                                               "runs": h2_runs}}, indent=2))
+    json_path.write_text(json.dumps({"http2": http2}, indent=2))
     print(f"\nresults: {json_path}")
     return 0
 
