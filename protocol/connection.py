@@ -15,8 +15,13 @@ from .events import (
     Request,
     Response,
 )
-from .head import PLAIN_FACTS, SPECIAL_FIELDS, HeadFacts, comma_elements
-from .headers import Headers, get_comma_header, set_comma_header
+from .headers import (
+    PLAIN_FACTS,
+    HeadFacts,
+    facts_of_headers,
+    get_comma_header,
+    set_comma_header,
+)
 from .limits import Limits
 from .readers import (
     NO_BODY,
@@ -75,27 +80,6 @@ _CONTENT_LENGTH = "content-length"
 _CHUNKED = "chunked"
 _HTTP10 = "http/1.0"
 _HEAD_WRITER = "head"  # marker: in this state we write a Request or a response head
-
-
-def facts_of_headers(headers: Headers) -> HeadFacts:
-    """The framing facts of headers given to send() (already normalized by the event)."""
-    facts = PLAIN_FACTS
-    for _, name, value in headers._full_items:
-        if name in SPECIAL_FIELDS and name != b"host":
-            if facts is PLAIN_FACTS:
-                facts = HeadFacts()
-            if name == b"content-length":
-                facts.content_length = int(value)
-            elif name == b"transfer-encoding":
-                facts.chunked = True
-            elif name == b"connection":
-                facts.close = facts.close or b"close" in comma_elements(value)
-            elif name == b"expect":
-                if b"100-continue" in comma_elements(value):
-                    facts.expect_continue = True
-            elif comma_elements(value):
-                facts.upgrade = True
-    return facts
 
 
 def body_framing(

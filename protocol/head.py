@@ -14,9 +14,13 @@ from .headers import (
     CONTENT_LENGTH_MAX_DIGITS,
     NAME_CACHE_GET,
     OWS,
+    PLAIN_FACTS,
+    SPECIAL_FIELDS,
     TOKEN_FULLMATCH,
     Headers,
+    HeadFacts,
     RawItem,
+    comma_elements,
     lower_name,
 )
 from .limits import Limits
@@ -35,30 +39,10 @@ TCHAR_BYTES = frozenset(
 KNOWN_METHODS = frozenset(
     (b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"CONNECT", b"TRACE")
 )
-# Fields whose values decide framing, keep-alive, 100-continue, switching or routing.
-SPECIAL_FIELDS = frozenset(
-    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
-)
 # Trailer fields that would change framing, routing or scheme if applied (HARDENING 18).
 FORBIDDEN_TRAILERS = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"forwarded")
 )
-
-
-class HeadFacts:
-    """What a head says about its body and connection, found while splitting it."""
-
-    __slots__ = ("content_length", "chunked", "close", "expect_continue", "upgrade")
-
-    def __init__(self) -> None:
-        self.content_length: int | None = None
-        self.chunked = False
-        self.close = False
-        self.expect_continue = False
-        self.upgrade = False
-
-
-PLAIN_FACTS = HeadFacts()  # shared by heads without special fields; never mutated
 
 
 def parse_version(version: bytes, line: bytes, state: str) -> bytes:
@@ -177,10 +161,6 @@ def parse_transfer_encoding(value: bytes, state: str) -> None:
         raise bad_input("Transfer-Encoding must end with a single chunked", state, value)
     if len(elements) != 1:
         raise bad_input("unsupported transfer coding", state, value, 501)
-
-
-def comma_elements(value: bytes) -> list[bytes]:
-    return [e for e in (e.strip(OWS) for e in value.lower().split(b",")) if e]
 
 
 def head_facts(

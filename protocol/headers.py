@@ -54,6 +54,28 @@ def lower_name(raw: bytes) -> bytes | None:
 
 RawItem = tuple[bytes, bytes, bytes]  # (name as received or given, lower-case name, value)
 
+# Fields whose values decide framing, keep-alive, 100-continue, switching or routing.
+SPECIAL_FIELDS = frozenset(
+    (b"host", b"content-length", b"transfer-encoding", b"connection", b"expect", b"upgrade")
+)
+
+
+class HeadFacts:
+    """What a head says about its body and connection, found while splitting it.
+    Shared between events and connections once made: never changed after that."""
+
+    __slots__ = ("content_length", "chunked", "close", "expect_continue", "upgrade")
+
+    def __init__(self) -> None:
+        self.content_length: int | None = None
+        self.chunked = False
+        self.close = False
+        self.expect_continue = False
+        self.upgrade = False
+
+
+PLAIN_FACTS = HeadFacts()  # shared by heads without special fields; never mutated
+
 
 class Headers(Sequence[tuple[bytes, bytes]]):
     """The fields of an event: a sequence of (lower-case name, value) byte pairs.
@@ -62,10 +84,13 @@ class Headers(Sequence[tuple[bytes, bytes]]):
     iterable of the same pairs, as h11's Headers does.
     """
 
-    __slots__ = ("_full_items",)
+    # _facts: what send() needs to know about framing (facts_of_headers), remembered
+    # here because a Headers never changes; None until someone asks.
+    __slots__ = ("_full_items", "_facts")
 
     def __init__(self, full_items: list[RawItem]) -> None:
         self._full_items = full_items
+        self._facts: HeadFacts | None = None
 
     def __bool__(self) -> bool:
         return bool(self._full_items)
@@ -143,6 +168,54 @@ def _name_pair(name: bytes | bytearray | memoryview | str | int) -> tuple[bytes,
 _STR_NAME_CACHE: dict[str, tuple[bytes, bytes]] = {}
 
 
+# Validated (name, value) pairs given to event constructors -> their RawItem. Responses
+# repeat the same fields (Content-Type, Server, this second's Date), so one dict lookup
+# replaces the checks. Keys are exact bytes pairs or exact str pairs, kept in two dicts:
+# "a" and b"a" hash alike, and a bytes key must never be compared with a str key. Only
+# pairs that passed the checks enter, only short ones, and a full dict is emptied (old
+# Dates go, new ones come in): what an application echoes from requests cannot grow it.
+# A race can only add or drop entries; every entry is the checks' own result.
+_ITEM_CACHE_MAX = 512
+_ITEM_MAX_SIZE = 128  # len(name) + len(value); long cookies and tokens are checked anew
+_BYTES_ITEMS: dict[tuple[bytes, bytes], RawItem] = {}
+_STR_ITEMS: dict[tuple[str, str], RawItem] = {}
+_BYTES_ITEMS_GET = _BYTES_ITEMS.get
+_STR_ITEMS_GET = _STR_ITEMS.get
+
+
+def _checked_item(
+    name: bytes | bytearray | memoryview | str | int,
+    value: bytes | bytearray | memoryview | str | int,
+) -> RawItem:
+    """The RawItem of one field given to a constructor; LocalProtocolError if invalid."""
+    raw, lname = _name_pair(name)
+    # A printable ASCII str has no control byte: skip the regex for it.
+    if type(value) is str and value.isascii() and value.isprintable():
+        checked_value = value.encode("ascii")
+        checked = True
+    else:
+        checked_value = bytesify(value)
+        checked = False
+    if lname is None:
+        raise LocalProtocolError(f"Illegal header name {raw!r}")
+    if checked_value and (
+        checked_value[0] in OWS or checked_value[-1] in OWS
+        or (not checked and CTL_IN_VALUE(checked_value))
+    ):
+        raise LocalProtocolError(f"Illegal header value {checked_value!r}")
+    item = (raw, lname, checked_value)
+    if len(raw) + len(checked_value) <= _ITEM_MAX_SIZE:
+        if type(name) is bytes and type(value) is bytes:
+            if len(_BYTES_ITEMS) >= _ITEM_CACHE_MAX:
+                _BYTES_ITEMS.clear()
+            _BYTES_ITEMS[(name, value)] = item
+        elif type(name) is str and type(value) is str:
+            if len(_STR_ITEMS) >= _ITEM_CACHE_MAX:
+                _STR_ITEMS.clear()
+            _STR_ITEMS[(name, value)] = item
+    return item
+
+
 def normalize_and_validate(headers: HeaderTypes) -> Headers:
     """Headers from what an application gave an event constructor (h11's rules).
 
@@ -152,41 +225,95 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     equal values is reduced to one value, repeats of the same length are dropped,
     conflicting ones are an error; Transfer-Encoding must be exactly `chunked` (stored
     lower-case), once.
+
+    The usual result (no special field but Host and one Content-Length) carries its
+    facts, so send() need not scan it again.
     """
     new_items: list[RawItem] = []
     append = new_items.append
     seen_length: bytes | None = None
     saw_transfer_encoding = False
     unusual_framing = False
+    special = False  # a special field other than Host and a first Content-Length
     for name, value in headers:
-        pair = _STR_NAME_CACHE.get(name) if type(name) is str else None
-        raw, lname = _name_pair(name) if pair is None else pair
-        # A printable ASCII str has no control byte: skip the regex for it.
-        if type(value) is str and value.isascii() and value.isprintable():
-            value = value.encode("ascii")
-            checked = True
+        if type(name) is bytes:
+            item = _BYTES_ITEMS_GET((name, value)) if type(value) is bytes else None
+        elif type(name) is str and type(value) is str:
+            item = _STR_ITEMS_GET((name, value))
         else:
-            value = bytesify(value)
-            checked = False
-        if lname is None:
-            raise LocalProtocolError(f"Illegal header name {raw!r}")
-        if value and (
-            value[0] in OWS or value[-1] in OWS or (not checked and CTL_IN_VALUE(value))
-        ):
-            raise LocalProtocolError(f"Illegal header value {value!r}")
-        if lname == b"content-length":
-            if seen_length is None and value.isdigit() and len(value) <= 20:
-                seen_length = value
-            else:
-                unusual_framing = True
-        elif lname == b"transfer-encoding":
-            if saw_transfer_encoding or value != b"chunked":
-                unusual_framing = True
-            saw_transfer_encoding = True
-        append((raw, lname, value))
+            item = None
+        if item is None:
+            item = _checked_item(name, value)
+        lname = item[1]
+        if lname in SPECIAL_FIELDS:
+            if lname == b"content-length":
+                length = item[2]
+                if seen_length is None and length.isdigit() and len(length) <= 20:
+                    seen_length = length
+                else:
+                    unusual_framing = True
+            elif lname != b"host":
+                special = True
+                if lname == b"transfer-encoding":
+                    if saw_transfer_encoding or item[2] != b"chunked":
+                        unusual_framing = True
+                    saw_transfer_encoding = True
+        append(item)
     if unusual_framing:
         return Headers(_normalize_framing(new_items))
-    return Headers(new_items)
+    result = Headers(new_items)
+    if not special:
+        result._facts = PLAIN_FACTS if seen_length is None else _length_facts(seen_length)
+    return result
+
+
+# Content-Length values (at most 20 digits) -> their facts; emptied when full.
+_LENGTH_FACTS: dict[bytes, HeadFacts] = {}
+_LENGTH_FACTS_MAX = 256
+
+
+def _length_facts(length: bytes) -> HeadFacts:
+    facts = _LENGTH_FACTS.get(length)
+    if facts is None:
+        facts = HeadFacts()
+        facts.content_length = int(length)
+        if len(_LENGTH_FACTS) >= _LENGTH_FACTS_MAX:
+            _LENGTH_FACTS.clear()
+        _LENGTH_FACTS[length] = facts
+    return facts
+
+
+def comma_elements(value: bytes) -> list[bytes]:
+    return [e for e in (e.strip(OWS) for e in value.lower().split(b",")) if e]
+
+
+def facts_of_headers(headers: Headers) -> HeadFacts:
+    """The framing facts of headers given to send() (already normalized by the event);
+    worked out once per Headers."""
+    facts = headers._facts
+    if facts is None:
+        facts = headers._facts = _scan_facts(headers._full_items)
+    return facts
+
+
+def _scan_facts(items: list[RawItem]) -> HeadFacts:
+    facts = PLAIN_FACTS
+    for _, name, value in items:
+        if name in SPECIAL_FIELDS and name != b"host":
+            if facts is PLAIN_FACTS:
+                facts = HeadFacts()
+            if name == b"content-length":
+                facts.content_length = int(value)
+            elif name == b"transfer-encoding":
+                facts.chunked = True
+            elif name == b"connection":
+                facts.close = facts.close or b"close" in comma_elements(value)
+            elif name == b"expect":
+                if b"100-continue" in comma_elements(value):
+                    facts.expect_continue = True
+            elif comma_elements(value):
+                facts.upgrade = True
+    return facts
 
 
 def _normalize_framing(items: list[RawItem]) -> list[RawItem]:

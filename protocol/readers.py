@@ -21,9 +21,7 @@ from .events import (
     parsed_response,
 )
 from .head import (
-    PLAIN_FACTS,
     TCHAR_BYTES,
-    HeadFacts,
     check_controls,
     check_field_limits,
     head_facts,
@@ -32,7 +30,7 @@ from .head import (
     parse_status_line,
     parse_trailers,
 )
-from .headers import Headers
+from .headers import PLAIN_FACTS, Headers, HeadFacts
 from .limits import Limits
 from .receivebuffer import ReceiveBuffer
 
