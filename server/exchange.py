@@ -61,9 +61,11 @@ def run_exchange(conn: HTTP1Connection, request: Any) -> bool:
         try:
             exchange.finish(result)
         finally:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            # A list or tuple has no close(); looking for it would raise and catch inside.
+            if type(result) is not list and type(result) is not tuple:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
     except BaseException as exc:  # the application may raise anything (SystemExit too)
         exchange.fail(exc)
         return False
@@ -164,6 +166,15 @@ class Exchange:
     def _send_all_of(self, items: list[bytes] | tuple[bytes, ...]) -> None:
         """A body already whole: head, chunks and end in as few sends as possible."""
         send = self.conn.engine.send
+        if len(items) == 1 and type(items[0]) is bytes and items[0]:  # the usual case
+            chunk = items[0]
+            head = self._head()
+            if not self.body_allowed:
+                self._send(head + send(_END))
+                return
+            self.body_bytes = len(chunk)
+            self._send(b"".join((head, send(_Data(data=chunk)), send(_END))))
+            return
         out = []
         size = 0
         for chunk in items:
@@ -213,11 +224,12 @@ class Exchange:
                                                                        b"transfer-encoding")]
         has_date = has_server = False
         for name, _value in headers:
-            lowered = name.lower()
-            if lowered == b"date":
-                has_date = True
-            elif lowered == b"server":
-                has_server = True
+            if len(name) == 4 or len(name) == 6:  # only these can be Date or Server
+                lowered = name.lower()
+                if lowered == b"date":
+                    has_date = True
+                elif lowered == b"server":
+                    has_server = True
         extra = []
         if not has_date:
             extra.append((b"Date", server.http_date()))
@@ -298,10 +310,13 @@ class Exchange:
         """Drain an unread body if allowed, and start the next cycle; False when closed."""
         conn = self.conn
         engine = conn.engine
-        if engine.their_state is _SEND_BODY and (self.close_planned or not self._drain()):
-            conn.close()
-            return False
-        if engine.our_state is _DONE and engine.their_state is _DONE:
+        their_state = engine.their_state
+        if their_state is _SEND_BODY:
+            if self.close_planned or not self._drain():
+                conn.close()
+                return False
+            their_state = engine.their_state
+        if their_state is _DONE and engine.our_state is _DONE:
             engine.start_next_cycle()
             return True
         conn.close()

@@ -51,6 +51,8 @@ HANDSHAKE = -1  # TLS: waiting for the client's handshake: handshake_timeout (be
 #                 a graceful stop closes it, as an idle connection)
 
 _Request = protocol.Request
+_Data = protocol.Data
+_EndOfMessage = protocol.EndOfMessage
 _LINGER_RESET = struct.pack("ii", 1, 0)
 _NEED_DATA = protocol.NEED_DATA
 _DONE = protocol.DONE
@@ -183,8 +185,8 @@ class HTTP1Connection:
             self.body_error = None
             self.early_body = []
             self.early_done = False
-            if self.expecting_continue or not _small_body(event.headers):
-                return DISPATCH  # the application reads it (and asks for it) as it goes
+            if self.expecting_continue:
+                return DISPATCH  # the application asks for the body as it reads it
             return self.read_early_body()
         if event is _NEED_DATA:
             return WAIT
@@ -194,6 +196,9 @@ class HTTP1Connection:
         """Receive a small body before dispatch: DISPATCH once whole (or broken: the
         application's read then fails, as it would have while streaming), WAIT for more."""
         engine = self.engine
+        # A body that is not small streams as the application reads it; the size check
+        # waits until the engine has not ended the message at once (most requests).
+        small = self.phase == BODY
         while True:
             try:
                 event = engine.next_event()
@@ -201,12 +206,20 @@ class HTTP1Connection:
                 self._body_failed(str(exc), exc.error_status_hint)
                 return DISPATCH
             kind = type(event)
-            if kind is protocol.Data:
+            if kind is _EndOfMessage:
+                self.early_done = True
+                return DISPATCH
+            if not small:
+                small = _small_body(self.request.headers)
+            if kind is _Data:
                 data = bytes(event.data)  # type: ignore[union-attr]
                 self.early_body.append(data)
                 self.body_consumed += len(data)
-            elif kind is protocol.EndOfMessage:
-                self.early_done = True
+                if not small:
+                    return DISPATCH
+            elif not small:
+                if event is not _NEED_DATA:
+                    self._body_failed("the connection closed before the body ended", 400)
                 return DISPATCH
             elif event is _NEED_DATA:
                 if self.phase != BODY:
