@@ -64,6 +64,13 @@ _VALID_PAIRS_MAX = 4096
 _VALID_PAIR_VALUE_MAX = 64
 _STATUSES: dict[str, tuple[int, bytes]] = {}  # status line -> (code, reason); bounded
 _STATUSES_MAX = 512
+# request-target -> (path, query, raw) as environ strings, before root_path is taken off:
+# most traffic repeats a few targets. Cleared when full, so it follows the traffic; short
+# targets only, so it stays small whatever clients send.
+_TARGETS: dict[bytes, tuple[str, str, str]] = {}
+_TARGETS_MAX = 1024
+_TARGET_CACHE_MAX_BYTES = 256
+_VERSIONS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0", b"2": "HTTP/2"}
 
 
 class TrustedProxies:
@@ -126,20 +133,18 @@ def build_environ(
 ) -> dict[str, Any]:
     """A fresh environ for one request, from a per-connection `base` holding the constants."""
     environ = base.copy()
-    path, _, query = target.partition(b"?")
-    if path[:1] != b"/" and b"://" in path:  # absolute-form: keep only the path
-        path = b"/" + path.split(b"://", 1)[1].partition(b"/")[2]
-    if b"%" in path:
-        path = unquote_to_bytes(path)
-    path_info = path.decode("latin-1")
+    split = _TARGETS.get(target)
+    if split is None:
+        split = split_target(target)
+    path_info = split[0]
     if root_path and (path_info == root_path or path_info.startswith(root_path + "/")):
         path_info = path_info[len(root_path) :]
     environ["REQUEST_METHOD"] = method.decode("latin-1")
     environ["PATH_INFO"] = path_info
-    environ["QUERY_STRING"] = query.decode("latin-1")
-    environ["RAW_URI"] = target.decode("latin-1")
-    environ["SERVER_PROTOCOL"] = "HTTP/1.1" if http_version == b"1.1" else "HTTP/" + (
-        http_version.decode("latin-1")
+    environ["QUERY_STRING"] = split[1]
+    environ["RAW_URI"] = split[2]
+    environ["SERVER_PROTOCOL"] = _VERSIONS.get(http_version) or (
+        "HTTP/" + http_version.decode("latin-1")
     )
     forwarded = False
     known_keys = _ENVIRON_KEYS
@@ -163,6 +168,22 @@ def build_environ(
         if scheme:
             environ["wsgi.url_scheme"] = scheme
     return environ
+
+
+def split_target(target: bytes) -> tuple[str, str, str]:
+    """(PATH_INFO before root_path is removed, QUERY_STRING, RAW_URI) of a request-target:
+    the path percent-decoded, then latin-1, as PEP 3333 says."""
+    path, _, query = target.partition(b"?")
+    if path[:1] != b"/" and b"://" in path:  # absolute-form: keep only the path
+        path = b"/" + path.split(b"://", 1)[1].partition(b"/")[2]
+    if b"%" in path:
+        path = unquote_to_bytes(path)
+    split = (path.decode("latin-1"), query.decode("latin-1"), target.decode("latin-1"))
+    if len(target) <= _TARGET_CACHE_MAX_BYTES:
+        if len(_TARGETS) >= _TARGETS_MAX:
+            _TARGETS.clear()
+        _TARGETS[target] = split
+    return split
 
 
 def forwarded_scheme(environ: dict[str, Any]) -> str | None:

@@ -11,6 +11,7 @@ from server.wsgi import (
     encode_headers,
     environ_key,
     parse_status,
+    split_target,
 )
 
 BASE = {"SCRIPT_NAME": "/app", "wsgi.url_scheme": "http"}
@@ -28,6 +29,23 @@ def environ(target: bytes, *headers: tuple[bytes, bytes], trusted: bool = True,
 ])
 def test_path_info_is_percent_decoded_latin1_and_root_stripped(target, path):
     assert environ(target)["PATH_INFO"] == path
+
+
+def test_the_target_cache_gives_the_same_answers_and_stays_bounded():
+    import server.wsgi as wsgi
+
+    # Twice each: the second answer comes from the cache, and must match the first
+    # (including the root_path strip, which is applied after the cache).
+    for root in ("/app", ""):
+        for _ in range(2):
+            assert environ(b"/app/x?q=1", root=root)["PATH_INFO"] == ("/x" if root else "/app/x")
+            assert environ(b"/app/x?q=1", root=root)["QUERY_STRING"] == "q=1"
+    for number in range(3 * wsgi._TARGETS_MAX):
+        assert split_target(b"/n/%d?x" % number) == (f"/n/{number}", "x", f"/n/{number}?x")
+    assert len(wsgi._TARGETS) <= wsgi._TARGETS_MAX
+    long_target = b"/" + b"a" * wsgi._TARGET_CACHE_MAX_BYTES
+    split_target(long_target)
+    assert long_target not in wsgi._TARGETS
 
 
 def test_headers_join_drop_underscores_and_special_names():
