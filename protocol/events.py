@@ -98,17 +98,18 @@ class _ResponseBase(Event):
         http_version: bytes | str = b"1.1",
         reason: bytes | str = b"",
     ) -> None:
-        _set(self, "headers", normalize_and_validate(headers) if type(headers) is list
-             else _headers_of(headers))
-        _set(self, "reason", reason if type(reason) is bytes else bytesify(reason))
-        _set(self, "http_version",
-             http_version if type(http_version) is bytes else bytesify(http_version))
+        # The slot setters are bound below the class (a little faster than _set).
+        _set_response_headers(self, normalize_and_validate(headers) if type(headers) is list
+                              else _headers_of(headers))
+        _set_reason(self, reason if type(reason) is bytes else bytesify(reason))
+        _set_response_version(
+            self, http_version if type(http_version) is bytes else bytesify(http_version))
         if type(status_code) is not int:
             if not isinstance(status_code, int):
                 raise LocalProtocolError("status code must be integer")
             # IntEnum members are ints but print differently: store a plain int.
             status_code = int(status_code)
-        _set(self, "status_code", status_code)
+        _set_status_code(self, status_code)
         low, high = self._status_range
         if not (low <= status_code < high):
             self.__post_init__()  # raises, with the class's own message
@@ -119,6 +120,12 @@ class _ResponseBase(Event):
         pass
 
     __hash__ = None  # type: ignore[assignment]
+
+
+_set_response_headers = _ResponseBase.__dict__["headers"].__set__
+_set_reason = _ResponseBase.__dict__["reason"].__set__
+_set_response_version = _ResponseBase.__dict__["http_version"].__set__
+_set_status_code = _ResponseBase.__dict__["status_code"].__set__
 
 
 @dataclass(init=False, frozen=True)

@@ -113,6 +113,18 @@ def _bad_name(line: bytes, state: str) -> RemoteProtocolError:
     return bad_input("illegal field name", state, line)
 
 
+# Field lines already parsed -> their RawItem. Clients send the same lines request after
+# request (Host, User-Agent, Accept...), so one dict lookup replaces the split, the name
+# lookup and the strip. What a line parses to depends on its bytes only (the reader has
+# checked the whole head for bare CR, LF and control bytes before), and only lines that
+# parsed enter. Bounded like the constructor's item cache (headers.py): short lines only,
+# a full dict is emptied, so unique lines from a hostile peer cannot grow it.
+_LINE_CACHE_MAX = 1024
+_LINE_MAX_SIZE = 256
+_LINES: dict[bytes, RawItem] = {}
+_LINES_GET = _LINES.get
+
+
 def parse_fields(
     lines: list[bytes], first: int, state: str
 ) -> tuple[Headers, list[tuple[bytes, bytes]] | None]:
@@ -121,24 +133,36 @@ def parse_fields(
     items: list[RawItem] = []
     append = items.append
     special: list[tuple[bytes, bytes]] | None = None
-    for line in lines[first:]:
-        name, colon, value = line.partition(b":")
-        lname = NAME_CACHE_GET(name)
-        if lname is None or not colon:
-            lname = lower_name(name)
-            if lname is None or not colon:
-                raise _bad_name(line, state)
-        value = value.strip(OWS)
-        if lname in SPECIAL_FIELDS:
-            if lname == b"transfer-encoding":
-                value = value.lower()  # as h11 stores it
-            if lname != b"connection" or b"close" in value.lower():
-                if special is None:
-                    special = [(lname, value)]
-                else:
-                    special.append((lname, value))
-        append((name, lname, value))
+    for line in lines[first:] if first else lines:
+        item = _LINES_GET(line)
+        if item is None:
+            item = _parse_field(line, state)
+        lname = item[1]
+        if lname in SPECIAL_FIELDS and (lname != b"connection" or b"close" in item[2].lower()):
+            if special is None:
+                special = [(lname, item[2])]
+            else:
+                special.append((lname, item[2]))
+        append(item)
     return Headers(items), special
+
+
+def _parse_field(line: bytes, state: str) -> RawItem:
+    name, colon, value = line.partition(b":")
+    lname = NAME_CACHE_GET(name)
+    if lname is None or not colon:
+        lname = lower_name(name)
+        if lname is None or not colon:
+            raise _bad_name(line, state)
+    value = value.strip(OWS)
+    if lname == b"transfer-encoding":
+        value = value.lower()  # as h11 stores it
+    item = (name, lname, value)
+    if len(line) <= _LINE_MAX_SIZE:
+        if len(_LINES) >= _LINE_CACHE_MAX:
+            _LINES.clear()
+        _LINES[line] = item
+    return item
 
 
 def parse_content_length(value: bytes, state: str) -> int:
@@ -236,14 +260,15 @@ def check_target(method: bytes, target: bytes, line: bytes, state: str) -> None:
             raise bad_input("illegal request target form", state, line)
 
 
-def parse_request(
-    head: bytes, lines: list[bytes], limits: Limits, state: str
-) -> tuple[Request, HeadFacts]:
-    """The Request in a complete head whose size, line endings, control bytes and
-    request-line length the reader has already checked."""
-    if len(lines) > limits.field_count + 1 or len(head) > limits.field_size:
-        check_field_limits(lines, limits, state)
-    line = lines[0]
+# Request lines already parsed -> (method, target, version): the same few lines come
+# again and again. Bounded like the field-line cache above.
+_REQUEST_LINES: dict[bytes, tuple[bytes, bytes, bytes]] = {}
+_REQUEST_LINES_GET = _REQUEST_LINES.get
+
+
+def parse_request_line(line: bytes, state: str) -> tuple[bytes, bytes, bytes]:
+    """(method, target, version) from a request line the reader has checked for control
+    bytes and length."""
     parts = line.split(b" ")
     if len(parts) != 3:
         raise bad_input("illegal request line", state, line)
@@ -260,6 +285,26 @@ def parse_request(
         http_version = b"1.1"
     else:
         http_version = parse_version(version, line, state)
+    parsed = (method, target, http_version)
+    if len(line) <= _LINE_MAX_SIZE:
+        if len(_REQUEST_LINES) >= _LINE_CACHE_MAX:
+            _REQUEST_LINES.clear()
+        _REQUEST_LINES[line] = parsed
+    return parsed
+
+
+def parse_request(
+    head: bytes, lines: list[bytes], limits: Limits, state: str
+) -> tuple[Request, HeadFacts]:
+    """The Request in a complete head whose size, line endings, control bytes and
+    request-line length the reader has already checked."""
+    if len(lines) > limits.field_count + 1 or len(head) > limits.field_size:
+        check_field_limits(lines, limits, state)
+    line = lines[0]
+    parsed = _REQUEST_LINES_GET(line)
+    if parsed is None:
+        parsed = parse_request_line(line, state)
+    method, target, http_version = parsed
     headers, special = parse_fields(lines, 1, state)
     if special is None:
         facts = PLAIN_FACTS

@@ -50,6 +50,9 @@ CHUNK_LINE_FULLMATCH = re.compile(
 
 
 NO_FIELDS = Headers([])  # shared by EndOfMessage events without trailers; never mutated
+# Events are immutable, so one EndOfMessage without trailers serves every message that
+# has none (h11 makes a new one each time; they compare equal).
+END_OF_MESSAGE = parsed_end_of_message(NO_FIELDS)
 
 
 class Reader:
@@ -111,7 +114,14 @@ class HeadScanner:
         remove exactly the CRLF pairs the split found (so no bare CR or LF and no other
         control byte), and the sizes and first byte must be in bounds; otherwise the slow
         path names the error."""
-        end = buf.find_head_end(self._alarm)
+        # A head received whole and not yet searched is found with one search; other
+        # cases go through find_head_end, which remembers how far it looked.
+        if buf._scanned == 0:
+            end = buf._data.find(b"\r\n\r\n", buf._pos) - buf._pos
+            if end < 0:
+                end = buf.find_head_end(self._alarm)
+        else:
+            end = buf.find_head_end(self._alarm)
         if end < 0:
             if end == -2:
                 self._check_prefix(buf, buf.new_bytes_start(), len(buf), False)
@@ -257,7 +267,7 @@ class NoBodyReader(Reader):
     __slots__ = ()
 
     def __call__(self, buf: ReceiveBuffer) -> Event | None:
-        return parsed_end_of_message(NO_FIELDS)
+        return END_OF_MESSAGE
 
 
 NO_BODY = NoBodyReader()
@@ -273,7 +283,7 @@ class ContentLengthReader(Reader):
     def __call__(self, buf: ReceiveBuffer) -> Event | None:
         remaining = self._remaining
         if remaining == 0:
-            return parsed_end_of_message(NO_FIELDS)
+            return END_OF_MESSAGE
         data = buf.take(remaining)
         if data is None:
             return None
@@ -413,7 +423,7 @@ class ChunkedReader(Reader):
         assert scanner is not None
         if buf.startswith(b"\r\n"):
             buf.skip(2)
-            return parsed_end_of_message(NO_FIELDS)
+            return END_OF_MESSAGE
         if not buf or buf.startswith(b"\r"):
             if len(buf) > 1:
                 raise bad_input("bare CR in trailer section", "SEND_BODY", buf.peek(48))
@@ -444,4 +454,4 @@ class Http10Reader(Reader):
         return parsed_data(data, False, False)
 
     def read_eof(self) -> Event:
-        return parsed_end_of_message(NO_FIELDS)
+        return END_OF_MESSAGE
