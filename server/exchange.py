@@ -32,6 +32,8 @@ DRAIN_LIMIT_BYTES = 1 << 20
 COALESCE_BYTES = 256 * 1024
 SENDFILE_BLOCK = 1 << 24
 
+_RESPONSES: dict[tuple[Any, ...], protocol.Response] = {}  # see Exchange._head
+_RESPONSES_MAX = 256
 _Data = protocol.Data
 _EndOfMessage = protocol.EndOfMessage
 _END = protocol.EndOfMessage()  # events are immutable: one serves every response
@@ -238,9 +240,17 @@ class Exchange:
         if self._must_close():
             self.close_planned = True
             extra.append((b"Connection", b"close"))
-        self.response_headers = headers + extra if extra else headers
-        event = protocol.Response(status_code=code, headers=self.response_headers,
-                                  reason=self.reason)
+        response_headers = self.response_headers = headers + extra if extra else headers
+        # Response events are immutable and most responses repeat (the same headers, one
+        # Date a second): build and validate each distinct one once.
+        key = (code, self.reason, *response_headers)
+        event = _RESPONSES.get(key)
+        if event is None:
+            event = protocol.Response(status_code=code, headers=response_headers,
+                                      reason=self.reason)
+            if len(_RESPONSES) >= _RESPONSES_MAX:
+                _RESPONSES.clear()
+            _RESPONSES[key] = event
         self.head_sent = True
         return conn.engine.send(event) or b""
 
