@@ -43,8 +43,8 @@ from .state import (
     IDLE,
     MIGHT_SWITCH_PROTOCOL,
     MUST_CLOSE,
-    QUICK_GET,
     QUICK_MISS,
+    QUICK_STEP_GET,
     SEND_BODY,
     SEND_RESPONSE,
     SERVER,
@@ -52,7 +52,7 @@ from .state import (
     SWITCH_UPGRADE,
     SWITCHED_PROTOCOL,
     ConnectionState,
-    quick_transition,
+    quick_step,
 )
 from .writers import (
     BodyWriter,
@@ -215,51 +215,45 @@ class Connection:
             if role is CLIENT:
                 self.client_is_waiting_for_100_continue = False
             return  # Data changes no state
-        old_client = states[CLIENT]
-        old_server = states[SERVER]
-        new: Any = None
+        step: Any = None
         if cstate.keep_alive and not cstate.pending_switch_proposals and (
-            (
+            event_type is EndOfMessage
+            or (
                 (event_type is Request or event_type is Response)
-                and not facts.close
-                and not facts.upgrade
+                and (facts is PLAIN_FACTS or (not facts.close and not facts.upgrade))
                 and event.http_version >= b"1.1"  # type: ignore[attr-defined]
                 and (event_type is Response or event.method != b"CONNECT")  # type: ignore[attr-defined]
             )
-            or event_type is EndOfMessage
             or event_type is ConnectionClosed
             or (event_type is InformationalResponse and event.status_code != 101)  # type: ignore[attr-defined]
         ):
-            key = (role, event_type, old_client, old_server)
-            new = QUICK_GET(key, QUICK_MISS)
-            if new is QUICK_MISS:
-                new = quick_transition(*key)
-        if new is None:
+            key = (self.our_role, role, event_type, states[CLIENT], states[SERVER])
+            step = QUICK_STEP_GET(key, QUICK_MISS)
+            if step is QUICK_MISS:
+                step = quick_step(*key)
+        if step is None:
             self._process_event_slow(role, event, facts)
             return
-        new_client, new_server = states[CLIENT], states[SERVER] = new
-        if event_type is Request:
+        states[CLIENT], states[SERVER], our_new, their_new = step
+        if event_type is EndOfMessage:
+            if role is CLIENT:
+                self.client_is_waiting_for_100_continue = False
+        elif event_type is Request:
             self._request_method = event.method  # type: ignore[attr-defined]
             if role is self.their_role:
                 self.their_http_version = event.http_version  # type: ignore[attr-defined]
             if facts.expect_continue:
                 self.client_is_waiting_for_100_continue = True
-        elif event_type is Response or event_type is InformationalResponse:
+        elif event_type is not ConnectionClosed:  # a Response or InformationalResponse
             if role is self.their_role:
                 self.their_http_version = event.http_version  # type: ignore[attr-defined]
             self.client_is_waiting_for_100_continue = False
-        elif role is CLIENT and event_type is EndOfMessage:
-            self.client_is_waiting_for_100_continue = False
-        if self.our_role is SERVER:
-            our_old, our_new, their_old, their_new = old_server, new_server, old_client, new_client
-        else:
-            our_old, our_new, their_old, their_new = old_client, new_client, old_server, new_server
-        if our_new is not our_old:
+        if our_new is not None:
             self._writer = (
                 self._writer_for(our_new, event, facts) if our_new is SEND_BODY
                 else self._head_writers.get(our_new)
             )
-        if their_new is not their_old:
+        if their_new is not None:
             self._reader = (
                 self._body_reader(event, facts) if their_new is SEND_BODY
                 else self._head_readers.get(their_new)

@@ -37,13 +37,15 @@ def write_response(response: InformationalResponse | Response) -> bytes:
     if response.http_version != b"1.1":
         raise LocalProtocolError("I only send HTTP/1.1")
     items = response.headers._full_items
-    out = [b"HTTP/1.1 %d %s\r\n" % (response.status_code, response.reason)]
+    # Lines joined with CRLF, the last piece an empty line's CRLF: fewer formatting
+    # operations than "%s: %s\r\n" per field.
+    out = [b"HTTP/1.1 %d %s" % (response.status_code, response.reason)]
     for raw, name, value in items:
         if name == b"host":  # rare in a response: let encode_head put it first
-            return encode_head(out[0], items)
-        out.append(b"%s: %s\r\n" % (raw, value))
+            return encode_head(out[0] + b"\r\n", items)
+        out.append(raw + b": " + value)
     out.append(b"\r\n")
-    return b"".join(out)
+    return b"\r\n".join(out)
 
 
 class BodyWriter:
