@@ -24,6 +24,7 @@ from .headers import (
 )
 from .limits import Limits
 from .readers import (
+    END_OF_MESSAGE,
     NO_BODY,
     ChunkedReader,
     ContentLengthReader,
@@ -341,6 +342,8 @@ class Connection:
         return None
 
     def _body_reader(self, event: Event | None, facts: HeadFacts) -> Reader:
+        if facts is PLAIN_FACTS and type(event) is Request:
+            return NO_BODY  # what body_framing says: no length, no chunked coding
         framing, length = body_framing(
             self._request_method, event, facts  # type: ignore[arg-type]
         )
@@ -384,8 +387,11 @@ class Connection:
             if their_state is MIGHT_SWITCH_PROTOCOL or their_state is SWITCHED_PROTOCOL:
                 return PAUSED
             reader = self._reader
-            assert reader is not None
-            event = reader(buf)
+            if reader is NO_BODY:
+                event: Event | None = END_OF_MESSAGE  # what NO_BODY returns, without the call
+            else:
+                assert reader is not None
+                event = reader(buf)
             if event is None:
                 if self._receive_buffer_closed and not buf:
                     event = reader.read_eof()
@@ -428,16 +434,28 @@ class Connection:
         ERROR.
         """
         our_role = self.our_role
-        if self._cstate.states[our_role] is ERROR:
+        states = self._cstate.states
+        if states[our_role] is ERROR:
             raise LocalProtocolError("Can't send data when our state is ERROR")
         try:
             event_type = type(event)
             if event_type is Data:
                 writer = self._writer
-                self._process_event(our_role, event, PLAIN_FACTS)
+                if states[our_role] is SEND_BODY:  # as _process_event: no state changes
+                    if our_role is CLIENT:
+                        self.client_is_waiting_for_100_continue = False
+                else:
+                    self._process_event(our_role, event, PLAIN_FACTS)
                 return writer.data(event.data)  # type: ignore[union-attr, attr-defined]
             if event_type is Response:
-                response, facts = self._clean_up_response(event)  # type: ignore[arg-type]
+                response: Response = event  # type: ignore[assignment]
+                facts = response.headers._facts
+                # A known length on a kept-alive connection: nothing to clean up.
+                if (
+                    facts is None or facts.content_length is None or facts.chunked
+                    or not self._cstate.keep_alive
+                ):
+                    response, facts = self._clean_up_response(response)
                 self._process_event(our_role, response, facts)
                 return write_response(response)
             if event_type is EndOfMessage:

@@ -305,20 +305,38 @@ def parse_request(
     if parsed is None:
         parsed = parse_request_line(line, state)
     method, target, http_version = parsed
-    headers, special = parse_fields(lines, 1, state)
+    # parse_fields' loop, less the list of special fields while Host is the only one
+    # (the usual head): `host` holds its value until another special field comes.
+    items: list[RawItem] = []
+    append = items.append
+    special: list[tuple[bytes, bytes]] | None = None
+    host: bytes | None = None
+    for line in lines[1:]:
+        item = _LINES_GET(line)
+        if item is None:
+            item = _parse_field(line, state)
+        lname = item[1]
+        if lname in SPECIAL_FIELDS and (lname != b"connection" or b"close" in item[2].lower()):
+            if lname == b"host" and host is None and special is None:
+                host = item[2]
+            elif special is None:
+                special = [(lname, item[2])] if host is None else [
+                    (b"host", host), (lname, item[2])]
+            else:
+                special.append((lname, item[2]))
+        append(item)
     if special is None:
         facts = PLAIN_FACTS
-        hosts = 0
-    elif len(special) == 1 and special[0][0] == b"host":  # the usual case
-        facts = PLAIN_FACTS
-        hosts = 1
-        if HOST_LIST_OR_SPACE(special[0][1]) is not None:
-            raise bad_input("malformed Host field", state, special[0][1])
+        if host is None:
+            if http_version == b"1.1":
+                raise bad_input("missing Host field", state, lines[0])
+        elif HOST_LIST_OR_SPACE(host) is not None:
+            raise bad_input("malformed Host field", state, host)
     else:
         facts, hosts = head_facts(special, http_version, state, True)
-    if hosts == 0 and http_version == b"1.1":
-        raise bad_input("missing Host field", state, line)
-    return parsed_request(method, target, headers, http_version), facts
+        if hosts == 0 and http_version == b"1.1":
+            raise bad_input("missing Host field", state, lines[0])
+    return parsed_request(method, target, Headers(items), http_version), facts
 
 
 def parse_status_line(line: bytes, state: str) -> tuple[bytes, int, bytes]:
