@@ -255,10 +255,12 @@ class Connection:
                 else self._head_writers.get(our_new)
             )
         if their_new is not None:
-            self._reader = (
-                self._body_reader(event, facts) if their_new is SEND_BODY
-                else self._head_readers.get(their_new)
-            )
+            if their_new is not SEND_BODY:
+                self._reader = self._head_readers.get(their_new)
+            elif facts is PLAIN_FACTS and event_type is Request:
+                self._reader = NO_BODY  # as _body_reader says, without the call
+            else:
+                self._reader = self._body_reader(event, facts)
 
     def _process_event_slow(
         self, role: type[Sentinel], event: Event, facts: HeadFacts

@@ -263,23 +263,25 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
         return Headers(_normalize_framing(new_items))
     result = Headers(new_items)
     if not special:
-        result._facts = PLAIN_FACTS if seen_length is None else _length_facts(seen_length)
+        if seen_length is None:
+            result._facts = PLAIN_FACTS
+        else:
+            result._facts = _LENGTH_FACTS_GET(seen_length) or _length_facts(seen_length)
     return result
 
 
 # Content-Length values (at most 20 digits) -> their facts; emptied when full.
 _LENGTH_FACTS: dict[bytes, HeadFacts] = {}
 _LENGTH_FACTS_MAX = 256
+_LENGTH_FACTS_GET = _LENGTH_FACTS.get
 
 
 def _length_facts(length: bytes) -> HeadFacts:
-    facts = _LENGTH_FACTS.get(length)
-    if facts is None:
-        facts = HeadFacts()
-        facts.content_length = int(length)
-        if len(_LENGTH_FACTS) >= _LENGTH_FACTS_MAX:
-            _LENGTH_FACTS.clear()
-        _LENGTH_FACTS[length] = facts
+    facts = HeadFacts()
+    facts.content_length = int(length)
+    if len(_LENGTH_FACTS) >= _LENGTH_FACTS_MAX:
+        _LENGTH_FACTS.clear()
+    _LENGTH_FACTS[length] = facts
     return facts
 
 

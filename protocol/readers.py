@@ -114,24 +114,19 @@ class HeadScanner:
         remove exactly the CRLF pairs the split found (so no bare CR or LF and no other
         control byte), and the sizes and first byte must be in bounds; otherwise the slow
         path names the error."""
-        # A head received whole and not yet searched is found with one search; other
-        # cases go through find_head_end, which remembers how far it looked.
-        if buf._scanned == 0:
-            end = buf._data.find(b"\r\n\r\n", buf._pos) - buf._pos
-            if end < 0:
-                end = buf.find_head_end(self._alarm)
-        else:
+        head = buf.take_whole_head()
+        if head is None:
             end = buf.find_head_end(self._alarm)
-        if end < 0:
-            if end == -2:
-                self._check_prefix(buf, buf.new_bytes_start(), len(buf), False)
-            return None
-        head = buf.take_head(end, 4)
+            if end < 0:
+                if end == -2:
+                    self._check_prefix(buf, buf.new_bytes_start(), len(buf), False)
+                return None
+            head = buf.take_head(end, 4)
         self._line_seen = False
         self._alarm = self._first_alarm
         lines = head.split(b"\r\n")
         if (
-            end + 4 > self.limits.head
+            len(head) + 4 > self.limits.head
             or len(head) - len(head.translate(None, CONTROLS)) != 2 * len(lines) - 2
             or len(lines[0]) > self._line_limit
             or (self.check_first_byte and head[0] not in TCHAR_BYTES)

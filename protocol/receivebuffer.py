@@ -150,6 +150,25 @@ class ReceiveBuffer:
             return -2
         return -1
 
+    def take_whole_head(self) -> bytes | None:
+        """When no search has been made since the last take: the bytes before the first
+        CRLFCRLF, consumed with it; None if there is none (find_head_end then searches
+        and remembers). The common case of a head received whole, in one search."""
+        data = self._data
+        pos = self._pos
+        if self._scanned:
+            return None
+        found = data.find(b"\r\n\r\n", pos)
+        if found < 0:
+            return None
+        head = data[pos:found] if type(data) is bytes else bytes(data[pos:found])
+        if found + 4 >= len(data):
+            self._data = b""
+            self._pos = 0
+        else:
+            self._pos = found + 4
+        return head
+
     def new_bytes_start(self) -> int:
         return self._prev_scanned
 
