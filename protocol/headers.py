@@ -85,12 +85,15 @@ class Headers(Sequence[tuple[bytes, bytes]]):
     """
 
     # _facts: what send() needs to know about framing (facts_of_headers), remembered
-    # here because a Headers never changes; None until someone asks.
-    __slots__ = ("_full_items", "_facts")
+    # here because a Headers never changes; None until someone asks. _lines: the field
+    # lines as written (b"Name: value", no CRLF, in order), when the constructor that
+    # checked the fields had them at hand and none is Host (which is written first).
+    __slots__ = ("_full_items", "_facts", "_lines")
 
     def __init__(self, full_items: list[RawItem]) -> None:
         self._full_items = full_items
         self._facts: HeadFacts | None = None
+        self._lines: list[bytes] | None = None
 
     def __bool__(self) -> bool:
         return bool(self._full_items)
@@ -168,26 +171,28 @@ def _name_pair(name: bytes | bytearray | memoryview | str | int) -> tuple[bytes,
 _STR_NAME_CACHE: dict[str, tuple[bytes, bytes]] = {}
 
 
-# Validated (name, value) pairs given to event constructors -> their RawItem. Responses
-# repeat the same fields (Content-Type, Server, this second's Date), so one dict lookup
-# replaces the checks. Keys are exact bytes pairs or exact str pairs, kept in two dicts:
-# "a" and b"a" hash alike, and a bytes key must never be compared with a str key. Only
-# pairs that passed the checks enter, only short ones, and a full dict is emptied (old
-# Dates go, new ones come in): what an application echoes from requests cannot grow it.
-# A race can only add or drop entries; every entry is the checks' own result.
+# Validated (name, value) pairs given to event constructors -> their RawItem and field
+# line. Responses repeat the same fields (Content-Type, Server, this second's Date), so
+# one dict lookup replaces the checks. Keys are exact bytes pairs or exact str pairs, kept
+# in two dicts: "a" and b"a" hash alike, and a bytes key must never be compared with a
+# str key. Only pairs that passed the checks enter, only short ones, and a full dict is
+# emptied (old Dates go, new ones come in): what an application echoes from requests
+# cannot grow it. A race can only add or drop entries; every entry is the checks' result.
 _ITEM_CACHE_MAX = 512
 _ITEM_MAX_SIZE = 128  # len(name) + len(value); long cookies and tokens are checked anew
-_BYTES_ITEMS: dict[tuple[bytes, bytes], RawItem] = {}
-_STR_ITEMS: dict[tuple[str, str], RawItem] = {}
+CheckedField = tuple[RawItem, bytes]  # (the item, b"Name: value" as written)
+_BYTES_ITEMS: dict[tuple[bytes, bytes], CheckedField] = {}
+_STR_ITEMS: dict[tuple[str, str], CheckedField] = {}
 _BYTES_ITEMS_GET = _BYTES_ITEMS.get
 _STR_ITEMS_GET = _STR_ITEMS.get
 
 
-def _checked_item(
+def _checked_field(
     name: bytes | bytearray | memoryview | str | int,
     value: bytes | bytearray | memoryview | str | int,
-) -> RawItem:
-    """The RawItem of one field given to a constructor; LocalProtocolError if invalid."""
+) -> CheckedField:
+    """The RawItem and line of one field given to a constructor; LocalProtocolError if
+    it is invalid."""
     raw, lname = _name_pair(name)
     # A printable ASCII str has no control byte: skip the regex for it.
     if type(value) is str and value.isascii() and value.isprintable():
@@ -203,17 +208,17 @@ def _checked_item(
         or (not checked and CTL_IN_VALUE(checked_value))
     ):
         raise LocalProtocolError(f"Illegal header value {checked_value!r}")
-    item = (raw, lname, checked_value)
+    field = ((raw, lname, checked_value), raw + b": " + checked_value)
     if len(raw) + len(checked_value) <= _ITEM_MAX_SIZE:
         if type(name) is bytes and type(value) is bytes:
             if len(_BYTES_ITEMS) >= _ITEM_CACHE_MAX:
                 _BYTES_ITEMS.clear()
-            _BYTES_ITEMS[(name, value)] = item
+            _BYTES_ITEMS[(name, value)] = field
         elif type(name) is str and type(value) is str:
             if len(_STR_ITEMS) >= _ITEM_CACHE_MAX:
                 _STR_ITEMS.clear()
-            _STR_ITEMS[(name, value)] = item
-    return item
+            _STR_ITEMS[(name, value)] = field
+    return field
 
 
 def normalize_and_validate(headers: HeaderTypes) -> Headers:
@@ -226,24 +231,28 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
     conflicting ones are an error; Transfer-Encoding must be exactly `chunked` (stored
     lower-case), once.
 
-    The usual result (no special field but Host and one Content-Length) carries its
-    facts, so send() need not scan it again.
+    The usual result (no special field but one Content-Length) carries its facts and
+    field lines, so send() need not scan or format it again.
     """
     new_items: list[RawItem] = []
     append = new_items.append
+    lines: list[bytes] = []
+    append_line = lines.append
     seen_length: bytes | None = None
     saw_transfer_encoding = False
     unusual_framing = False
     special = False  # a special field other than Host and a first Content-Length
+    host = False
     for name, value in headers:
         if type(name) is bytes:
-            item = _BYTES_ITEMS_GET((name, value)) if type(value) is bytes else None
+            field = _BYTES_ITEMS_GET((name, value)) if type(value) is bytes else None
         elif type(name) is str and type(value) is str:
-            item = _STR_ITEMS_GET((name, value))
+            field = _STR_ITEMS_GET((name, value))
         else:
-            item = None
-        if item is None:
-            item = _checked_item(name, value)
+            field = None
+        if field is None:
+            field = _checked_field(name, value)
+        item, line = field
         lname = item[1]
         if lname in SPECIAL_FIELDS:
             if lname == b"content-length":
@@ -252,16 +261,21 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
                     seen_length = length
                 else:
                     unusual_framing = True
-            elif lname != b"host":
+            elif lname == b"host":
+                host = True
+            else:
                 special = True
                 if lname == b"transfer-encoding":
                     if saw_transfer_encoding or item[2] != b"chunked":
                         unusual_framing = True
                     saw_transfer_encoding = True
         append(item)
+        append_line(line)
     if unusual_framing:
         return Headers(_normalize_framing(new_items))
     result = Headers(new_items)
+    if not host:
+        result._lines = lines
     if not special:
         if seen_length is None:
             result._facts = PLAIN_FACTS

@@ -36,14 +36,19 @@ def write_request(request: Request) -> bytes:
 def write_response(response: InformationalResponse | Response) -> bytes:
     if response.http_version != b"1.1":
         raise LocalProtocolError("I only send HTTP/1.1")
-    items = response.headers._full_items
-    # Lines joined with CRLF, the last piece an empty line's CRLF: fewer formatting
-    # operations than "%s: %s\r\n" per field.
+    headers = response.headers
+    # Lines joined with CRLF, the last piece an empty line's CRLF. The constructor that
+    # checked the fields usually made their lines too (Headers._lines).
     out = [b"HTTP/1.1 %d %s" % (response.status_code, response.reason)]
-    for raw, name, value in items:
-        if name == b"host":  # rare in a response: let encode_head put it first
-            return encode_head(out[0] + b"\r\n", items)
-        out.append(raw + b": " + value)
+    lines = headers._lines
+    if lines is None:
+        items = headers._full_items
+        for raw, name, value in items:
+            if name == b"host":  # rare in a response: let encode_head put it first
+                return encode_head(out[0] + b"\r\n", items)
+            out.append(raw + b": " + value)
+    else:
+        out += lines
     out.append(b"\r\n")
     return b"\r\n".join(out)
 
