@@ -61,10 +61,10 @@ class Request(Event):
         target: bytes | str,
         http_version: bytes | str = b"1.1",
     ) -> None:
-        _set(self, "headers", _headers_of(headers))
-        _set(self, "method", bytesify(method))
-        _set(self, "target", bytesify(target))
-        _set(self, "http_version", bytesify(http_version))
+        _set_request_headers(self, _headers_of(headers))  # slot setters: see below
+        _set_method(self, bytesify(method))
+        _set_target(self, bytesify(target))
+        _set_request_version(self, bytesify(http_version))
         host_count = 0
         for name, _ in self.headers:
             if name == b"host":
@@ -171,9 +171,9 @@ class Data(Event):
     chunk_end: bool
 
     def __init__(self, data: bytes, chunk_start: bool = False, chunk_end: bool = False) -> None:
-        _set(self, "data", data)
-        _set(self, "chunk_start", chunk_start)
-        _set(self, "chunk_end", chunk_end)
+        _set_data(self, data)  # the slot setters below the class: faster than _set
+        _set_chunk_start(self, chunk_start)
+        _set_chunk_end(self, chunk_end)
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -187,12 +187,14 @@ class EndOfMessage(Event):
     headers: Headers
 
     def __init__(self, *, headers: HeaderTypes | None = None) -> None:
-        if headers is None:
-            _set(self, "headers", Headers([]))
-        else:
-            _set(self, "headers", _headers_of(headers))
+        # No trailers: one shared empty Headers (a Headers never changes).
+        _set_end_headers(self, _NO_FIELDS if headers is None else _headers_of(headers))
 
     __hash__ = None  # type: ignore[assignment]
+
+
+_set_end_headers = EndOfMessage.__dict__["headers"].__set__
+_NO_FIELDS = Headers([])
 
 
 @dataclass(frozen=True)
@@ -250,6 +252,6 @@ def parsed_response(
 
 def parsed_end_of_message(headers: Headers) -> EndOfMessage:
     event = EndOfMessage.__new__(EndOfMessage)
-    _set(event, "headers", headers)
+    _set_end_headers(event, headers)
     return event
 
