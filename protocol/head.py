@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from typing import Union
 
 from .errors import RemoteProtocolError, bad_input
 from .events import Request, parsed_request
@@ -113,15 +114,18 @@ def _bad_name(line: bytes, state: str) -> RemoteProtocolError:
     return bad_input("illegal field name", state, line)
 
 
-# Field lines already parsed -> their RawItem. Clients send the same lines request after
+# Field lines already parsed -> their RawItem, and their (name, value) pair if it goes
+# into the special list (see parse_fields). Clients send the same lines request after
 # request (Host, User-Agent, Accept...), so one dict lookup replaces the split, the name
-# lookup and the strip. What a line parses to depends on its bytes only (the reader has
-# checked the whole head for bare CR, LF and control bytes before), and only lines that
-# parsed enter. Bounded like the constructor's item cache (headers.py): short lines only,
-# a full dict is emptied, so unique lines from a hostile peer cannot grow it.
+# lookup, the strip and the special-field tests. What a line parses to depends on its
+# bytes only (the reader has checked the whole head for bare CR, LF and control bytes
+# before), and only lines that parsed enter. Bounded like the constructor's field cache
+# (headers.py): short lines only, a full dict is emptied, so unique lines from a hostile
+# peer cannot grow it.
 _LINE_CACHE_MAX = 1024
 _LINE_MAX_SIZE = 256
-_LINES: dict[bytes, RawItem] = {}
+ParsedField = tuple[RawItem, Union[tuple[bytes, bytes], None]]  # noqa: UP007
+_LINES: dict[bytes, ParsedField] = {}
 _LINES_GET = _LINES.get
 
 
@@ -134,20 +138,20 @@ def parse_fields(
     append = items.append
     special: list[tuple[bytes, bytes]] | None = None
     for line in lines[first:] if first else lines:
-        item = _LINES_GET(line)
-        if item is None:
-            item = _parse_field(line, state)
-        lname = item[1]
-        if lname in SPECIAL_FIELDS and (lname != b"connection" or b"close" in item[2].lower()):
+        parsed = _LINES_GET(line)
+        if parsed is None:
+            parsed = _parse_field(line, state)
+        item, pick = parsed
+        if pick is not None:
             if special is None:
-                special = [(lname, item[2])]
+                special = [pick]
             else:
-                special.append((lname, item[2]))
+                special.append(pick)
         append(item)
     return Headers(items), special
 
 
-def _parse_field(line: bytes, state: str) -> RawItem:
+def _parse_field(line: bytes, state: str) -> ParsedField:
     name, colon, value = line.partition(b":")
     lname = NAME_CACHE_GET(name)
     if lname is None or not colon:
@@ -157,12 +161,15 @@ def _parse_field(line: bytes, state: str) -> RawItem:
     value = value.strip(OWS)
     if lname == b"transfer-encoding":
         value = value.lower()  # as h11 stores it
-    item = (name, lname, value)
+    pick = None
+    if lname in SPECIAL_FIELDS and (lname != b"connection" or b"close" in value.lower()):
+        pick = (lname, value)
+    parsed = ((name, lname, value), pick)
     if len(line) <= _LINE_MAX_SIZE:
         if len(_LINES) >= _LINE_CACHE_MAX:
             _LINES.clear()
-        _LINES[line] = item
-    return item
+        _LINES[line] = parsed
+    return parsed
 
 
 def parse_content_length(value: bytes, state: str) -> int:
@@ -301,10 +308,10 @@ def parse_request(
     if len(lines) > limits.field_count + 1 or len(head) > limits.field_size:
         check_field_limits(lines, limits, state)
     line = lines[0]
-    parsed = _REQUEST_LINES_GET(line)
-    if parsed is None:
-        parsed = parse_request_line(line, state)
-    method, target, http_version = parsed
+    request_line = _REQUEST_LINES_GET(line)
+    if request_line is None:
+        request_line = parse_request_line(line, state)
+    method, target, http_version = request_line
     # parse_fields' loop, less the list of special fields while Host is the only one
     # (the usual head): `host` holds its value until another special field comes.
     items: list[RawItem] = []
@@ -312,18 +319,17 @@ def parse_request(
     special: list[tuple[bytes, bytes]] | None = None
     host: bytes | None = None
     for line in lines[1:]:
-        item = _LINES_GET(line)
-        if item is None:
-            item = _parse_field(line, state)
-        lname = item[1]
-        if lname in SPECIAL_FIELDS and (lname != b"connection" or b"close" in item[2].lower()):
-            if lname == b"host" and host is None and special is None:
-                host = item[2]
+        parsed = _LINES_GET(line)
+        if parsed is None:
+            parsed = _parse_field(line, state)
+        item, pick = parsed
+        if pick is not None:
+            if pick[0] == b"host" and host is None and special is None:
+                host = pick[1]
             elif special is None:
-                special = [(lname, item[2])] if host is None else [
-                    (b"host", host), (lname, item[2])]
+                special = [pick] if host is None else [(b"host", host), pick]
             else:
-                special.append((lname, item[2]))
+                special.append(pick)
         append(item)
     if special is None:
         facts = PLAIN_FACTS

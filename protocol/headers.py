@@ -180,7 +180,8 @@ _STR_NAME_CACHE: dict[str, tuple[bytes, bytes]] = {}
 # cannot grow it. A race can only add or drop entries; every entry is the checks' result.
 _ITEM_CACHE_MAX = 512
 _ITEM_MAX_SIZE = 128  # len(name) + len(value); long cookies and tokens are checked anew
-CheckedField = tuple[RawItem, bytes]  # (the item, b"Name: value" as written)
+# (the item, b"Name: value" as written, the lower-case name if in SPECIAL_FIELDS)
+CheckedField = tuple[RawItem, bytes, Union[bytes, None]]  # noqa: UP007
 _BYTES_ITEMS: dict[tuple[bytes, bytes], CheckedField] = {}
 _STR_ITEMS: dict[tuple[str, str], CheckedField] = {}
 _BYTES_ITEMS_GET = _BYTES_ITEMS.get
@@ -191,8 +192,8 @@ def _checked_field(
     name: bytes | bytearray | memoryview | str | int,
     value: bytes | bytearray | memoryview | str | int,
 ) -> CheckedField:
-    """The RawItem and line of one field given to a constructor; LocalProtocolError if
-    it is invalid."""
+    """The RawItem, line and special name of one field given to a constructor;
+    LocalProtocolError if it is invalid."""
     raw, lname = _name_pair(name)
     # A printable ASCII str has no control byte: skip the regex for it.
     if type(value) is str and value.isascii() and value.isprintable():
@@ -208,7 +209,10 @@ def _checked_field(
         or (not checked and CTL_IN_VALUE(checked_value))
     ):
         raise LocalProtocolError(f"Illegal header value {checked_value!r}")
-    field = ((raw, lname, checked_value), raw + b": " + checked_value)
+    field = (
+        (raw, lname, checked_value), raw + b": " + checked_value,
+        lname if lname in SPECIAL_FIELDS else None,
+    )
     if len(raw) + len(checked_value) <= _ITEM_MAX_SIZE:
         if type(name) is bytes and type(value) is bytes:
             if len(_BYTES_ITEMS) >= _ITEM_CACHE_MAX:
@@ -252,9 +256,8 @@ def normalize_and_validate(headers: HeaderTypes) -> Headers:
             field = None
         if field is None:
             field = _checked_field(name, value)
-        item, line = field
-        lname = item[1]
-        if lname in SPECIAL_FIELDS:
+        item, line, lname = field
+        if lname is not None:
             if lname == b"content-length":
                 length = item[2]
                 if seen_length is None and length.isdigit() and len(length) <= 20:
