@@ -271,6 +271,8 @@ def check_target(method: bytes, target: bytes, line: bytes, state: str) -> None:
 # again and again. Bounded like the field-line cache above.
 _REQUEST_LINES: dict[bytes, tuple[bytes, bytes, bytes]] = {}
 _REQUEST_LINES_GET = _REQUEST_LINES.get
+# Short Host values that passed the list-or-whitespace test; bounded like the caches above.
+_GOOD_HOSTS: dict[bytes, bool] = {}
 
 
 def parse_request_line(line: bytes, state: str) -> tuple[bytes, bytes, bytes]:
@@ -336,8 +338,13 @@ def parse_request(
         if host is None:
             if http_version == b"1.1":
                 raise bad_input("missing Host field", state, lines[0])
-        elif HOST_LIST_OR_SPACE(host) is not None:
-            raise bad_input("malformed Host field", state, host)
+        elif host not in _GOOD_HOSTS:
+            if HOST_LIST_OR_SPACE(host) is not None:
+                raise bad_input("malformed Host field", state, host)
+            if len(host) <= _LINE_MAX_SIZE:
+                if len(_GOOD_HOSTS) >= _LINE_CACHE_MAX:
+                    _GOOD_HOSTS.clear()
+                _GOOD_HOSTS[host] = True
     else:
         facts, hosts = head_facts(special, http_version, state, True)
         if hosts == 0 and http_version == b"1.1":

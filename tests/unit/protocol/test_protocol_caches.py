@@ -16,7 +16,7 @@ from protocol import head as phead
 from protocol import headers as ph
 
 CACHES = (ph._BYTES_ITEMS, ph._STR_ITEMS, ph._LENGTH_FACTS, phead._LINES,
-          phead._REQUEST_LINES)
+          phead._REQUEST_LINES, phead._GOOD_HOSTS)
 
 
 @pytest.fixture(autouse=True)
@@ -127,3 +127,24 @@ def test_cached_lines_parse_as_before() -> None:
                                      (b"connection", b"close")]
     assert phead.parse_request_line(b"GET / HTTP/1.2", "IDLE") == (b"GET", b"/", b"1.1")
     assert phead.parse_request_line(b"GET / HTTP/1.2", "IDLE") == (b"GET", b"/", b"1.1")
+
+
+def test_good_host_cache_is_bounded_and_holds_only_good_short_hosts() -> None:
+    from protocol.limits import Limits
+
+    limits = Limits(8190, 100, 8190, 16384)
+
+    def parse(host: bytes) -> None:
+        head = b"GET / HTTP/1.1\r\nHost: " + host
+        phead.parse_request(head, head.split(b"\r\n"), limits, "IDLE")
+
+    for i in range(3 * phead._LINE_CACHE_MAX):
+        parse(b"h%d.example" % i)
+        assert len(phead._GOOD_HOSTS) <= phead._LINE_CACHE_MAX
+    phead._GOOD_HOSTS.clear()
+    parse(b"h" * (phead._LINE_MAX_SIZE + 1))
+    for bad in (b"a, b", b"a b", b"a\tb"):
+        for _ in range(2):
+            with pytest.raises(RemoteProtocolError, match="malformed Host"):
+                parse(bad)
+    assert phead._GOOD_HOSTS == {}
