@@ -6,6 +6,9 @@
 # few dozen spellings, so one dict lookup replaces a regex match and a .lower() per field.
 # The cache is a plain dict because protocol/ may not import threading: dict get/set are
 # atomic in CPython (also free-threaded), and a race can only add a few extra entries.
+# Whole fields given to constructors are cached the same way (below), and a Headers made
+# by a constructor carries its send-side facts and written lines, so send() neither
+# rescans nor reformats it.
 from __future__ import annotations
 
 import re
