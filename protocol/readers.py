@@ -114,7 +114,9 @@ class HeadScanner:
         remove exactly the CRLF pairs the split found (so no bare CR or LF and no other
         control byte), and the sizes and first byte must be in bounds; otherwise the slow
         path names the error."""
-        head = buf.take_whole_head()
+        # A head that arrived whole is found and taken in one call; a partial one is
+        # searched by find_head_end, which remembers how far it looked.
+        head = buf.take_whole_head() if buf._scanned == 0 else None
         if head is None:
             end = buf.find_head_end(self._alarm)
             if end < 0:

@@ -154,10 +154,10 @@ class ReceiveBuffer:
         """When no search has been made since the last take: the bytes before the first
         CRLFCRLF, consumed with it; None if there is none (find_head_end then searches
         and remembers). The common case of a head received whole, in one search."""
-        data = self._data
-        pos = self._pos
         if self._scanned:
             return None
+        data = self._data
+        pos = self._pos
         found = data.find(b"\r\n\r\n", pos)
         if found < 0:
             return None
