@@ -175,7 +175,10 @@ class Connection:
     @property
     def trailing_data(self) -> tuple[bytes, bool]:
         """(received bytes not yet turned into events, whether the peer closed)."""
-        return (bytes(self._receive_buffer), self._receive_buffer_closed)
+        buf = self._receive_buffer
+        if buf._pos == len(buf._data):  # empty, as after most requests: no copy, no call
+            return (b"", self._receive_buffer_closed)
+        return (bytes(buf), self._receive_buffer_closed)
 
     # -- the cycle -------------------------------------------------------------------
 
