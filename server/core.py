@@ -21,6 +21,7 @@ import logging
 import os
 import queue
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -50,6 +51,12 @@ from server.wsgi import FileWrapper, TrustedProxies
 
 ACCEPT_BATCH = 64  # accepts per readiness event, so arrivals cannot starve parked clients
 ACCEPT_RETRY_S = 0.5  # pause after running out of file descriptors
+# Complete requests the poller holds before waking workers, within one round of readiness
+# events (see _Poller.dispatch_ready): enough to spare most wake-ups, few enough that the
+# first request of a long round (up to 1,023 ready connections) is not kept waiting long.
+# Batching exists because of the interpreter lock; without it (free-threaded CPython) the
+# workers can run beside the poller, so each request goes at once.
+DISPATCH_BATCH = 128 if getattr(sys, "_is_gil_enabled", lambda: True)() else 1
 COMPACT_MIN_ENTRIES = 1024  # expiry heap size that triggers dropping closed connections
 SERVER_SOFTWARE = "treadle"
 
@@ -356,6 +363,8 @@ class _Poller:
         """Act on what a connection needs next; it is never watched when this is called."""
         if action == DISPATCH:
             self.ready.append(conn)
+            if len(self.ready) >= DISPATCH_BATCH:  # a long round: let workers start
+                self.dispatch_ready()
         elif action == CLOSE:
             self.close(conn)
         elif action == HANDED_OFF:  # it speaks HTTP/2: its driver owns the socket now
