@@ -93,6 +93,30 @@ def test_idle_keepalive_connections_hold_no_thread(serve):
             sock.close()
 
 
+def test_a_burst_on_many_open_connections_is_answered_whole(serve):
+    """Requests that become ready together reach the workers in batches (the poller wakes
+    them after a round of reading, or every 128 requests): every one is answered."""
+    count = 400
+    raise_fd_limit(count * 2 + 200)
+    server = serve(APP, "--threads", "4", "--worker-connections", str(count + 50))
+    clients = [socket.create_connection((server.host, server.port), timeout=20)
+               for _ in range(count)]
+    try:
+        for round_number in range(3):
+            for sock in clients:  # all sent before any answer is read
+                sock.sendall(get(f"/big?n={round_number + 1}"))
+            expected = b"\r\n\r\n" + b"x" * (round_number + 1)
+            for sock in clients:
+                data = b""
+                while not data.endswith(expected):
+                    chunk = sock.recv(4096)
+                    assert chunk, "a connection was closed mid-burst"
+                    data += chunk
+    finally:
+        for sock in clients:
+            sock.close()
+
+
 def test_slow_header_client_blocks_nobody_and_times_out(serve):
     server = serve(APP, "--threads", "1", "--header-timeout", "1")
     slow = Wire(server.host, server.port)
