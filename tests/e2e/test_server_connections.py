@@ -117,6 +117,25 @@ def test_a_burst_on_many_open_connections_is_answered_whole(serve):
             sock.close()
 
 
+def test_responses_built_once_are_never_confused(serve):
+    """The server builds each distinct response head once and reuses it (a cache of
+    300-odd different heads here, more than it keeps): each answer is still its own."""
+    server = serve(APP)
+    wire = Wire(server.host, server.port)
+    try:
+        for n in range(1, 301):
+            code = (204, 304)[n % 2]
+            wire.send(get(f"/big?n={n}") + get(f"/status?code={code}"))
+            response = wire.read_response()
+            assert (response.status, response.header("Content-Length")) == (200, str(n))
+            assert response.body == b"x" * n
+            status = wire.read_response()
+            assert status.raw_head.startswith(f"HTTP/1.1 {code} Whatever".encode())
+            assert (status.header("ETag") == '"x"') == (code == 304)
+    finally:
+        wire.close()
+
+
 def test_slow_header_client_blocks_nobody_and_times_out(serve):
     server = serve(APP, "--threads", "1", "--header-timeout", "1")
     slow = Wire(server.host, server.port)
