@@ -168,15 +168,6 @@ class Exchange:
     def _send_all_of(self, items: list[bytes] | tuple[bytes, ...]) -> None:
         """A body already whole: head, chunks and end in as few sends as possible."""
         send = self.conn.engine.send
-        if len(items) == 1 and type(items[0]) is bytes and items[0]:  # the usual case
-            chunk = items[0]
-            head = self._head()
-            if not self.body_allowed:
-                self._send(head + send(_END))
-                return
-            self.body_bytes = len(chunk)
-            self._send(b"".join((head, send(_Data(data=chunk)), send(_END))))
-            return
         out = []
         size = 0
         for chunk in items:
