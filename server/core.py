@@ -455,7 +455,7 @@ class _Poller:
                 continue
             conn.registered = False
             if conn.on_readable() == DISPATCH:
-                self.ready.append(conn)  # a whole request is here: answer it
+                self.route(conn, DISPATCH)  # a whole request is here: answer it
             else:
                 self.close(conn)
 
@@ -499,7 +499,7 @@ class _Poller:
         if server.tls_context is not None:  # the handshake runs on a worker, never here
             conn.phase = HANDSHAKE
             conn.deadline = time.monotonic() + server.handshake_timeout_s
-            self.ready.append(conn)
+            self.route(conn, DISPATCH)
             return
         conn.phase = HEAD
         conn.h2c_watch = server.h2c_prior
