@@ -258,12 +258,10 @@ class Connection:
                 else self._head_writers.get(our_new)
             )
         if their_new is not None:
-            if their_new is not SEND_BODY:
-                self._reader = self._head_readers.get(their_new)
-            elif facts is PLAIN_FACTS and event_type is Request:
-                self._reader = NO_BODY  # as _body_reader says, without the call
-            else:
-                self._reader = self._body_reader(event, facts)
+            self._reader = (
+                self._body_reader(event, facts) if their_new is SEND_BODY
+                else self._head_readers.get(their_new)
+            )
 
     def _process_event_slow(
         self, role: type[Sentinel], event: Event, facts: HeadFacts
@@ -446,11 +444,7 @@ class Connection:
             event_type = type(event)
             if event_type is Data:
                 writer = self._writer
-                if states[our_role] is SEND_BODY:  # as _process_event: no state changes
-                    if our_role is CLIENT:
-                        self.client_is_waiting_for_100_continue = False
-                else:
-                    self._process_event(our_role, event, PLAIN_FACTS)
+                self._process_event(our_role, event, PLAIN_FACTS)
                 return writer.data(event.data)  # type: ignore[union-attr, attr-defined]
             if event_type is Response:
                 response: Response = event  # type: ignore[assignment]

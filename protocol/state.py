@@ -207,11 +207,8 @@ class ConnectionState:
 
 
 # The plain steps of a connection (keep-alive on, no switch proposed) are the same every
-# cycle: their outcome is taken once from ConnectionState and remembered, so the table
-# stays the only source of truth. A plain dict: get/set are atomic, and it holds at most
-# 2 roles x 6 events x the state pairs.
-_QUICK: dict[tuple[Role, type[Event], State, State], tuple[State, State] | None] = {}
-QUICK_GET = _QUICK.get  # callers look here first and call quick_transition on a miss
+# cycle: their outcome is taken once from ConnectionState and remembered (quick_step), so
+# the table stays the only source of truth.
 QUICK_MISS = object()
 
 
@@ -221,25 +218,19 @@ def quick_transition(
     """(client, server) states after `role` sends an `event_type` that proposes no switch
     and keeps the connection alive, from states (client, server) of a connection with
     keep-alive on and no switch pending; None where that is a protocol error."""
-    key = (role, event_type, client, server)
-    try:
-        return _QUICK[key]
-    except KeyError:
-        pass
     scratch = ConnectionState()
     scratch.states = {CLIENT: client, SERVER: server}
     try:
         scratch.process_event(role, event_type, None)
-        result: tuple[State, State] | None = (scratch.states[CLIENT], scratch.states[SERVER])
     except LocalProtocolError:
-        result = None
-    _QUICK[key] = result
-    return result
+        return None
+    return (scratch.states[CLIENT], scratch.states[SERVER])
 
 
-# quick_transition's outcome as a connection uses it: keyed also by the connection's own
+# quick_transition's outcome as a connection uses it, keyed also by the connection's own
 # role, with the states that changed for us and for the peer picked out, so the quick
-# path does not sort the pair out every time. Finite like _QUICK.
+# path does not sort the pair out every time. A plain dict: get/set are atomic, and it
+# holds at most 2 x 2 roles x 6 events x the state pairs.
 Step = tuple[State, State, Union[State, None], Union[State, None]]  # noqa: UP007
 _STEPS: dict[tuple[Role, Role, type[Event], State, State], Step | None] = {}
 QUICK_STEP_GET = _STEPS.get
