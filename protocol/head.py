@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Union
 
+from .caches import remember
 from .errors import RemoteProtocolError, bad_input
 from .events import Request, parsed_request
 from .headers import (
@@ -166,9 +167,7 @@ def _parse_field(line: bytes, state: str) -> ParsedField:
         pick = (lname, value)
     parsed = ((name, lname, value), pick)
     if len(line) <= _LINE_MAX_SIZE:
-        if len(_LINES) >= _LINE_CACHE_MAX:
-            _LINES.clear()
-        _LINES[line] = parsed
+        remember(_LINES, line, parsed, _LINE_CACHE_MAX)
     return parsed
 
 
@@ -296,9 +295,7 @@ def parse_request_line(line: bytes, state: str) -> tuple[bytes, bytes, bytes]:
         http_version = parse_version(version, line, state)
     parsed = (method, target, http_version)
     if len(line) <= _LINE_MAX_SIZE:
-        if len(_REQUEST_LINES) >= _LINE_CACHE_MAX:
-            _REQUEST_LINES.clear()
-        _REQUEST_LINES[line] = parsed
+        remember(_REQUEST_LINES, line, parsed, _LINE_CACHE_MAX)
     return parsed
 
 
@@ -342,9 +339,7 @@ def parse_request(
             if HOST_LIST_OR_SPACE(host) is not None:
                 raise bad_input("malformed Host field", state, host)
             if len(host) <= _LINE_MAX_SIZE:
-                if len(_GOOD_HOSTS) >= _LINE_CACHE_MAX:
-                    _GOOD_HOSTS.clear()
-                _GOOD_HOSTS[host] = True
+                remember(_GOOD_HOSTS, host, True, _LINE_CACHE_MAX)
     else:
         facts, hosts = head_facts(special, http_version, state, True)
         if hosts == 0 and http_version == b"1.1":

@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Union, overload
 
+from .caches import remember
 from .errors import LocalProtocolError
 
 # RFC 9110 5.6.2 token; used for field names, methods and transfer codings.
@@ -218,13 +219,9 @@ def _checked_field(
     )
     if len(raw) + len(checked_value) <= _ITEM_MAX_SIZE:
         if type(name) is bytes and type(value) is bytes:
-            if len(_BYTES_ITEMS) >= _ITEM_CACHE_MAX:
-                _BYTES_ITEMS.clear()
-            _BYTES_ITEMS[(name, value)] = field
+            remember(_BYTES_ITEMS, (name, value), field, _ITEM_CACHE_MAX)
         elif type(name) is str and type(value) is str:
-            if len(_STR_ITEMS) >= _ITEM_CACHE_MAX:
-                _STR_ITEMS.clear()
-            _STR_ITEMS[(name, value)] = field
+            remember(_STR_ITEMS, (name, value), field, _ITEM_CACHE_MAX)
     return field
 
 
@@ -299,9 +296,7 @@ _LENGTH_FACTS_GET = _LENGTH_FACTS.get
 def _length_facts(length: bytes) -> HeadFacts:
     facts = HeadFacts()
     facts.content_length = int(length)
-    if len(_LENGTH_FACTS) >= _LENGTH_FACTS_MAX:
-        _LENGTH_FACTS.clear()
-    _LENGTH_FACTS[length] = facts
+    remember(_LENGTH_FACTS, length, facts, _LENGTH_FACTS_MAX)
     return facts
 
 

@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import protocol
+from protocol.caches import remember
 from server.errors import ClientGone, RequestBodyError
 from server.http1 import error_response
 from server.sockio import send_all, send_file
@@ -239,9 +240,7 @@ class Exchange:
         if event is None:
             event = protocol.Response(status_code=code, headers=response_headers,
                                       reason=self.reason)
-            if len(_RESPONSES) >= _RESPONSES_MAX:
-                _RESPONSES.clear()
-            _RESPONSES[key] = event
+            remember(_RESPONSES, key, event, _RESPONSES_MAX)
         self.head_sent = True
         return conn.engine.send(event) or b""
 

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
+from protocol.caches import remember
+
 # Headers a proxy sets. From peers outside forwarded_allow_ips they are removed from the
 # environ entirely, so an application (or ProxyFix) can never trust a forged one.
 FORWARDED_HEADERS: frozenset[bytes] = frozenset(
@@ -180,9 +182,7 @@ def split_target(target: bytes) -> tuple[str, str, str]:
         path = unquote_to_bytes(path)
     split = (path.decode("latin-1"), query.decode("latin-1"), target.decode("latin-1"))
     if len(target) <= _TARGET_CACHE_MAX_BYTES:
-        if len(_TARGETS) >= _TARGETS_MAX:
-            _TARGETS.clear()
-        _TARGETS[target] = split
+        remember(_TARGETS, target, split, _TARGETS_MAX)
     return split
 
 
