@@ -24,7 +24,14 @@ from protocol.caches import remember
 from server.errors import ClientGone, RequestBodyError
 from server.http1 import error_response
 from server.sockio import send_all, send_file
-from server.wsgi import FileWrapper, InputStream, build_environ, encode_headers, parse_status
+from server.wsgi import (
+    FileWrapper,
+    InputStream,
+    build_environ,
+    check_start_response,
+    encode_headers,
+    parse_status,
+)
 
 if TYPE_CHECKING:
     from server.http1 import HTTP1Connection
@@ -123,14 +130,10 @@ class Exchange:
 
     def start_response(self, status: str, headers: list[tuple[str, str]],
                        exc_info: Any = None) -> Any:
-        if exc_info is not None:
-            try:
-                if self.head_sent:
-                    raise exc_info[1].with_traceback(exc_info[2])
-            finally:
-                exc_info = None
-        elif self.status is not None:
-            raise AssertionError("start_response() called again without exc_info")
+        try:
+            check_start_response(exc_info, self.head_sent, self.status is not None)
+        finally:
+            exc_info = None  # no traceback -> frame -> traceback cycle when it re-raises
         code, reason = parse_status(status)
         self.headers = encode_headers(headers)
         self.status, self.code, self.reason = status, code, reason

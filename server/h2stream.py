@@ -24,7 +24,14 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from server.errors import ClientGone, RequestBodyError
-from server.wsgi import HOP_BY_HOP, FileWrapper, InputStream, encode_headers, parse_status
+from server.wsgi import (
+    HOP_BY_HOP,
+    FileWrapper,
+    InputStream,
+    check_start_response,
+    encode_headers,
+    parse_status,
+)
 
 if TYPE_CHECKING:
     from server.http2 import H2Driver
@@ -241,14 +248,10 @@ class H2Exchange:
 
     def start_response(self, status: str, headers: list[tuple[str, str]],
                        exc_info: Any = None) -> Any:
-        if exc_info is not None:
-            try:
-                if self.head_posted:
-                    raise exc_info[1].with_traceback(exc_info[2])
-            finally:
-                exc_info = None
-        elif self.status is not None:
-            raise AssertionError("start_response() called again without exc_info")
+        try:
+            check_start_response(exc_info, self.head_posted, self.status is not None)
+        finally:
+            exc_info = None  # no traceback -> frame -> traceback cycle when it re-raises
         code, _reason = parse_status(status)
         if type(headers) is list:  # connection-specific fields mean nothing in HTTP/2
             headers = [item for item in headers if type(item) is not tuple or len(item) != 2

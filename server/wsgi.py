@@ -204,6 +204,20 @@ def forwarded_scheme(environ: dict[str, Any]) -> str | None:
     return None
 
 
+def check_start_response(exc_info: Any, head_sent: bool, started: bool) -> None:
+    """PEP 3333's rules for calling start_response: with `exc_info` once the head has gone,
+    re-raise the application's error (the response cannot be replaced any more); without
+    it, only once. Callers drop their own `exc_info` reference afterwards, as here."""
+    if exc_info is not None:
+        try:
+            if head_sent:
+                raise exc_info[1].with_traceback(exc_info[2])
+        finally:
+            exc_info = None
+    elif started:
+        raise AssertionError("start_response() called again without exc_info")
+
+
 def parse_status(status: object) -> tuple[int, bytes]:
     """`"200 OK"` -> (200, b"OK"); ValueError/TypeError for anything PEP 3333 forbids."""
     known = _STATUSES.get(status) if type(status) is str else None
