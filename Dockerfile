@@ -17,6 +17,7 @@ COPY pyproject.toml README.md ./
 COPY protocol ./protocol
 COPY config ./config
 COPY server ./server
+COPY src ./src
 RUN python -m venv /opt/treadle \
  && /opt/treadle/bin/pip install --no-cache-dir --disable-pip-version-check .
 

@@ -36,7 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import h11  # noqa: E402
 
-import protocol  # noqa: E402
+from treadle import protocol  # noqa: E402
 
 GET = (
     b"GET /api/v1/items/12345?fields=name,price&lang=en HTTP/1.1\r\n"

@@ -80,7 +80,7 @@ class Server:
 
 
 def _treadle(port: int, threads: int, cert: str, key: str, tls: bool) -> list[str]:
-    argv = [sys.executable, "-m", "server", APP, "--bind", f"127.0.0.1:{port}",
+    argv = [sys.executable, "-m", "treadle", APP, "--bind", f"127.0.0.1:{port}",
             "--threads", str(threads)]
     return argv + (["--certfile", cert, "--keyfile", key] if tls
                    else ["--http2-cleartext", "prior-knowledge"])
@@ -110,7 +110,7 @@ def _granian(port: int, threads: int, cert: str, key: str, tls: bool) -> list[st
 
 
 SERVERS = (
-    Server("treadle", "server", _treadle),
+    Server("treadle", "treadle", _treadle),
     Server("gunicorn", "gunicorn", _gunicorn),
     Server("hypercorn", "hypercorn", _hypercorn),
     Server("granian", "granian", _granian),
@@ -118,8 +118,6 @@ SERVERS = (
 
 
 def available(server: Server) -> bool:
-    if server.name == "treadle":
-        return (REPO / "server" / "__main__.py").exists()
     return find_spec(server.module) is not None
 
 

@@ -100,8 +100,8 @@ def _python(*args: str) -> list[str]:
 
 
 SERVERS = (
-    Server("treadle", "server", True, lambda app, port, threads: _python(
-        "-m", "server", app, "--bind", f"127.0.0.1:{port}", "--threads", str(threads))),
+    Server("treadle", "treadle", True, lambda app, port, threads: _python(
+        "-m", "treadle", app, "--bind", f"127.0.0.1:{port}", "--threads", str(threads))),
     Server("gunicorn", "gunicorn", True, lambda app, port, threads: _python(
         "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1",
         "--threads", str(threads), "--bind", f"127.0.0.1:{port}", app)),
@@ -135,8 +135,6 @@ LOADS = (
 
 
 def server_available(server: Server) -> bool:
-    if server.name == "treadle":
-        return (REPO / "server" / "__main__.py").exists()
     return find_spec(server.module) is not None
 
 

@@ -1,6 +1,6 @@
 """Settings for treadle: one declarative schema, four sources, a frozen typed result.
 
-    from config import load
+    from treadle.config import load
     cfg = load(["--threads", "4", "app:application"], os.environ, os.getcwd())
     cfg.threads, cfg.sources["threads"]   # 4, "command line --threads"
 

@@ -1,4 +1,4 @@
-# `python -m config.docs [PATH]` writes the settings reference (default: docs/settings.md of
+# `python -m treadle.config.docs [PATH]` writes the settings reference (default: docs/settings.md of
 # this checkout). Kept out of config/__init__ so running it does not import it twice.
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 # docs/settings.md, generated from the schema so the reference cannot drift from the code.
-# `python -m config.docs` rewrites it; tests/unit/config checks the committed file is current.
+# `python -m treadle.config.docs` rewrites it; a unit test checks the committed file is current.
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,7 +10,7 @@ from .schema import ENV_PREFIX, SECTIONS, SETTINGS, Setting, default_display
 __all__ = ["DOCS_PATH", "REGENERATE", "settings_markdown"]
 
 DOCS_PATH = Path(__file__).parent.parent / "docs" / "settings.md"  # in a checkout
-REGENERATE = "python -m config.docs"
+REGENERATE = "python -m treadle.config.docs"
 
 _INTRO = f"""\
 # Settings

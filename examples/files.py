@@ -1,6 +1,6 @@
 """Serving files with wsgi.file_wrapper: treadle sends them with os.sendfile where it can.
 
-    STATIC_ROOT=/srv/files python -m server examples.files:app
+    STATIC_ROOT=/srv/files treadle examples.files:app
     curl -O http://127.0.0.1:8000/some/file.pdf
 
 Returning `environ["wsgi.file_wrapper"](file)` lets treadle copy a regular file from the page

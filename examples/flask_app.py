@@ -1,4 +1,4 @@
-"""A Flask application served by treadle: `python -m server examples.flask_app:app`.
+"""A Flask application served by treadle: `treadle examples.flask_app:app`.
 
 Flask is a WSGI framework, so treadle serves it as is: no adapter, no extra settings.
 (`pip install flask` first.)

@@ -1,4 +1,4 @@
-"""The smallest WSGI application: `python -m server examples.hello:app`."""
+"""The smallest WSGI application: `treadle examples.hello:app`."""
 
 
 def app(environ, start_response):

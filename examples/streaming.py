@@ -1,6 +1,6 @@
 """A streaming response: each chunk goes to the client as the generator yields it.
 
-    python -m server examples.streaming:app
+    treadle examples.streaming:app
     curl -N 'http://127.0.0.1:8000/?count=5&interval=1'
 
 The application sets no Content-Length, so on HTTP/1.1 treadle frames the body with

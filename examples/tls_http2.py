@@ -3,7 +3,7 @@
     # a development certificate for localhost (in production: your CA's, e.g. Let's Encrypt)
     openssl req -x509 -newkey rsa:2048 -nodes -days 30 -subj /CN=localhost \\
         -addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout key.pem -out cert.pem
-    python -m server examples.tls_http2:app --bind 127.0.0.1:8443 \\
+    treadle examples.tls_http2:app --bind 127.0.0.1:8443 \\
         --certfile cert.pem --keyfile key.pem
     curl --cacert cert.pem https://localhost:8443/            # HTTP/2, chosen by ALPN
     curl --cacert cert.pem --http1.1 https://localhost:8443/  # HTTP/1.1 over TLS

@@ -1,6 +1,6 @@
 """A chunked upload consumed as it arrives: the body is never held whole in memory.
 
-    python -m server examples.upload:app
+    treadle examples.upload:app
     curl -T big.iso -H 'Transfer-Encoding: chunked' http://127.0.0.1:8000/upload
 
 treadle hands the application a chunked body, or one declared over 64 KiB, through wsgi.input

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
-from server.exchange import run_exchange
-from server.http1 import (
+from .exchange import run_exchange
+from .http1 import (
     BODY,
     CLOSE,
     DISPATCH,
@@ -42,12 +42,12 @@ from server.http1 import (
     WAIT,
     HTTP1Connection,
 )
-from server.http2 import H2Driver, H2Registry, limits_from
-from server.listeners import Listener
-from server.logs import access_atoms, error_stream, format_access
-from server.readiness import make_readiness
-from server.tls import build_context
-from server.wsgi import FileWrapper, TrustedProxies
+from .http2 import H2Driver, H2Registry, limits_from
+from .listeners import Listener
+from .logs import access_atoms, error_stream, format_access
+from .readiness import make_readiness
+from .tls import build_context
+from .wsgi import FileWrapper, TrustedProxies
 
 ACCEPT_BATCH = 64  # accepts per readiness event, so arrivals cannot starve parked clients
 ACCEPT_RETRY_S = 0.5  # pause after running out of file descriptors

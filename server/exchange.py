@@ -19,12 +19,12 @@ import stat
 import time
 from typing import TYPE_CHECKING, Any
 
-import protocol
-from protocol.caches import remember
-from server.errors import ClientGone, RequestBodyError
-from server.http1 import error_response
-from server.sockio import send_all, send_file
-from server.wsgi import (
+from .. import protocol
+from ..protocol.caches import remember
+from .errors import ClientGone, RequestBodyError
+from .http1 import error_response
+from .sockio import send_all, send_file
+from .wsgi import (
     FileWrapper,
     InputStream,
     build_environ,
@@ -34,7 +34,7 @@ from server.wsgi import (
 )
 
 if TYPE_CHECKING:
-    from server.http1 import HTTP1Connection
+    from .http1 import HTTP1Connection
 
 DRAIN_LIMIT_BYTES = 1 << 20
 COALESCE_BYTES = 256 * 1024

@@ -19,7 +19,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 
-from protocol.http2 import (
+from ..protocol.http2 import (
     FloodError,
     FrameGate,
     MalformedRequest,
@@ -28,13 +28,13 @@ from protocol.http2 import (
     check_trailers,
     parse_request,
 )
-from server.h2stream import H2Stream, StreamRunner, error_body, error_head
-from server.wsgi import build_environ
+from .h2stream import H2Stream, StreamRunner, error_body, error_head
+from .wsgi import build_environ
 
 if TYPE_CHECKING:
-    from protocol.http2 import ServerConnection
-    from server.core import Server
-    from server.http2 import H2Driver
+    from ..protocol.http2 import ServerConnection
+    from .core import Server
+    from .http2 import H2Driver
 
 _PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 _REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM

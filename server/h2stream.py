@@ -23,8 +23,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
-from server.errors import ClientGone, RequestBodyError
-from server.wsgi import (
+from .errors import ClientGone, RequestBodyError
+from .wsgi import (
     HOP_BY_HOP,
     FileWrapper,
     InputStream,
@@ -34,7 +34,7 @@ from server.wsgi import (
 )
 
 if TYPE_CHECKING:
-    from server.http2 import H2Driver
+    from .http2 import H2Driver
 
 SEND_BUFFER_BYTES = 256 * 1024  # per stream: response bytes waiting for the window
 ACK_BATCH_BYTES = 16384  # wake the connection thread to acknowledge at least this much

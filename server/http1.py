@@ -20,13 +20,13 @@ import time
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-import protocol
-from server.errors import ClientGone, RequestBodyError, is_client_gone
-from server.negotiate import handshake, upgrade, watch_preface
-from server.sockio import lingering_ok, recv_some, send_all
+from .. import protocol
+from .errors import ClientGone, RequestBodyError, is_client_gone
+from .negotiate import handshake, upgrade, watch_preface
+from .sockio import lingering_ok, recv_some, send_all
 
 if TYPE_CHECKING:
-    from server.core import Server
+    from .core import Server
 
 RECV_SIZE = 65536
 LINGER_S = 2.0  # how long a rejected connection is read (and discarded) before the close

@@ -36,7 +36,7 @@ import h2.errors
 import h2.events
 import h2.exceptions
 
-from protocol.http2 import (
+from ..protocol.http2 import (
     FloodError,
     FrameGate,
     H2Limits,
@@ -44,11 +44,11 @@ from protocol.http2 import (
     goaway_frame,
     new_server_connection,
 )
-from server.h2events import StreamEvents
-from server.h2stream import SEND_BUFFER_BYTES, H2Stream
+from .h2events import StreamEvents
+from .h2stream import SEND_BUFFER_BYTES, H2Stream
 
 if TYPE_CHECKING:
-    from server.core import Server
+    from .core import Server
 
 RECV_BYTES = 65536
 SEND_BYTES = 256 * 1024  # at most this much per send() call

@@ -15,16 +15,16 @@ import ssl
 import time
 from typing import TYPE_CHECKING, Any
 
-import protocol
-from protocol.http2 import PREFACE
-from server.h2stream import H2Stream
-from server.http2 import H2Driver
-from server.sockio import send_all
-from server.tls import TLSSocket, connection_environ, handshake_step, negotiated_h2, wrap
-from server.wsgi import build_environ
+from .. import protocol
+from ..protocol.http2 import PREFACE
+from .h2stream import H2Stream
+from .http2 import H2Driver
+from .sockio import send_all
+from .tls import TLSSocket, connection_environ, handshake_step, negotiated_h2, wrap
+from .wsgi import build_environ
 
 if TYPE_CHECKING:
-    from server.http1 import HTTP1Connection
+    from .http1 import HTTP1Connection
 
 # What the caller should do next (the values of server/http1.py's actions).
 DISPATCH, WAIT, CLOSE = 1, 2, 3

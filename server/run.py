@@ -19,11 +19,11 @@ import time
 from types import FrameType
 from typing import Any
 
-from server.app import AppLoadError, load_app
-from server.core import Server
-from server.listeners import BindError, Listener, open_listener
-from server.logs import setup_access_log, setup_error_log
-from server.tls import TLSConfigError
+from .app import AppLoadError, load_app
+from .core import Server
+from .listeners import BindError, Listener, open_listener
+from .logs import setup_access_log, setup_error_log
+from .tls import TLSConfigError
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1

@@ -12,7 +12,7 @@ import select
 import socket
 import time
 
-from server.errors import BodyTimeout, ClientGone
+from .errors import BodyTimeout, ClientGone
 
 _HAS_POLL = hasattr(select, "poll")
 

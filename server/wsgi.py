@@ -13,7 +13,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, Protocol
 from urllib.parse import unquote_to_bytes
 
-from protocol.caches import remember
+from ..protocol.caches import remember
 
 # Headers a proxy sets. From peers outside forwarded_allow_ips they are removed from the
 # environ entirely, so an application (or ProxyFix) can never trust a forged one.

@@ -36,11 +36,12 @@ STOP_TIMEOUT_S = 15.0
 _LISTENING = re.compile(r"Listening at: (\S+)")
 
 
-def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+def server_env(extra: dict[str, str] | None = None, repo_on_path: bool = True) -> dict[str, str]:
     """The environment for a server subprocess: the repository first on PYTHONPATH."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("TREADLE_")}
-    env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
-                                     else "")
+    if repo_on_path:
+        env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"]
+                                         if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env
@@ -87,14 +88,20 @@ class RunningServer:
 
 def start_server(app: str | None, *flags: str, log_path: Path, bind: str | None = "127.0.0.1:0",
                  env: dict[str, str] | None = None, cwd: Path | None = None,
-                 listeners: int = 1, pass_fds: tuple[int, ...] = ()) -> RunningServer:
-    """Start `python -m server [APP] --bind BIND FLAGS` and wait for its listeners."""
-    argv = [sys.executable, "-m", "server"] + ([app] if app else [])
+                 listeners: int = 1, pass_fds: tuple[int, ...] = (),
+                 command: tuple[str, ...] = (), repo_on_path: bool = True) -> RunningServer:
+    """Start `python -m server [APP] --bind BIND FLAGS` and wait for its listeners.
+
+    `command` replaces `python -m server` (for example `(venv/bin/treadle,)`); with
+    `repo_on_path` false the repository is not put on PYTHONPATH.
+    """
+    argv = list(command or (sys.executable, "-m", "server")) + ([app] if app else [])
     if bind is not None:
         argv += ["--bind", bind]
     argv += list(flags)
     log_file = open(log_path, "wb")  # noqa: SIM115 - the child writes it until it exits
-    process = subprocess.Popen(argv, cwd=cwd or ROOT, env=server_env(env), stdout=log_file,
+    process = subprocess.Popen(argv, cwd=cwd or ROOT, env=server_env(env, repo_on_path),
+                               stdout=log_file,
                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                pass_fds=pass_fds)
     log_file.close()

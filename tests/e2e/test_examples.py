@@ -334,7 +334,7 @@ dirty_graceful_timeout control_socket control_socket_mode control_socket_disable
 
 
 def test_gunicorn_guide_names_every_setting() -> None:
-    from config import SETTINGS
+    from treadle.config import SETTINGS
 
     names = set(GUNICORN_27_SETTINGS) | {s.name for s in SETTINGS}
     try:  # a newer gunicorn installed here: its new settings belong in the guide too

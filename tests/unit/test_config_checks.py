@@ -7,10 +7,9 @@ import socket
 from pathlib import Path
 
 import pytest
-
-from config import Config, check_paths, load, settings_markdown
-from config.reference import DOCS_PATH, REGENERATE
-from server.__main__ import main
+from treadle.config import Config, check_paths, load, settings_markdown
+from treadle.config.reference import DOCS_PATH, REGENERATE
+from treadle.server.cli import main
 
 
 def test_settings_that_name_nothing_are_fine(tmp_path: Path) -> None:

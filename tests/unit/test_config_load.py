@@ -7,8 +7,7 @@ import itertools
 from pathlib import Path
 
 import pytest
-
-from config import SETTINGS, Config, ConfigError, load, to_toml
+from treadle.config import SETTINGS, Config, ConfigError, load, to_toml
 
 # setting: (TOML text, its value) (env text, its value) (flags, their value)
 LAYERS = {

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 import trustme
-
-from config import ConfigError, check_paths, load, to_toml
+from treadle.config import ConfigError, check_paths, load, to_toml
 
 
 @pytest.fixture(scope="module")

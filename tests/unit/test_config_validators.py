@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from config import SETTINGS
-from config.errors import Invalid
-from config.schema import by_name
+from treadle.config import SETTINGS
+from treadle.config.errors import Invalid
+from treadle.config.schema import by_name
 
 
 def check(name: str, raw: object) -> object:

@@ -13,8 +13,7 @@ from hyperframe.frame import (
     PingFrame,
     RstStreamFrame,
 )
-
-from protocol.http2 import (
+from treadle.protocol.http2 import (
     PREFACE,
     FloodError,
     FrameGate,

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import trustme
+from treadle.config import load
+from treadle.server.negotiate import wants_upgrade
+from treadle.server.tls import TLSConfigError, TLSSocket, build_context, handshake_step, wrap
 
-import protocol
-from config import load
-from server.negotiate import wants_upgrade
-from server.tls import TLSConfigError, TLSSocket, build_context, handshake_step, wrap
+from treadle import protocol
 
 
 @pytest.fixture(scope="module")

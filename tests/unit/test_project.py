@@ -19,7 +19,7 @@ def test_readme_opens_with_run_and_test_commands() -> None:
     commands = readme_commands()
     assert len(commands) == 2
     run, test = commands
-    assert "python -m server examples.hello:app" in run
+    assert "python -m treadle examples.hello:app" in run
     assert "pytest" in test
 
 

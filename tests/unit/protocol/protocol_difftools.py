@@ -12,7 +12,7 @@ from typing import Any
 
 import h11
 
-import protocol
+from treadle import protocol
 
 ENGINES: tuple[ModuleType, ModuleType] = (h11, protocol)
 

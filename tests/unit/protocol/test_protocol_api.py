@@ -5,7 +5,7 @@ from __future__ import annotations
 import h11
 import pytest
 
-import protocol
+from treadle import protocol
 
 CONTRACT_NAMES = (
     "Connection CLIENT SERVER IDLE SEND_RESPONSE SEND_BODY DONE MUST_CLOSE CLOSED "

@@ -10,10 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from protocol_strategies import field_lists
-
-from protocol import LocalProtocolError, RemoteProtocolError
-from protocol import head as phead
-from protocol import headers as ph
+from treadle.protocol import LocalProtocolError, RemoteProtocolError
+from treadle.protocol import head as phead
+from treadle.protocol import headers as ph
 
 CACHES = (ph._BYTES_ITEMS, ph._STR_ITEMS, ph._LENGTH_FACTS, phead._LINES,
           phead._REQUEST_LINES, phead._GOOD_HOSTS)
@@ -130,7 +129,7 @@ def test_cached_lines_parse_as_before() -> None:
 
 
 def test_good_host_cache_is_bounded_and_holds_only_good_short_hosts() -> None:
-    from protocol.limits import Limits
+    from treadle.protocol.limits import Limits
 
     limits = Limits(8190, 100, 8190, 16384)
 

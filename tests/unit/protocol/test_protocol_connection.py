@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-import protocol
-from protocol import (
+from treadle.protocol import (
     CLIENT,
     DONE,
     ERROR,
@@ -18,6 +16,8 @@ from protocol import (
     Request,
     Response,
 )
+
+from treadle import protocol
 
 GET = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
 

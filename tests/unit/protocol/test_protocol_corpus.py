@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-import protocol
+from treadle import protocol
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 

@@ -9,7 +9,7 @@ from typing import Any
 import h11
 import pytest
 
-import protocol
+from treadle import protocol
 
 
 def build(module: Any, name: str, kwargs: dict[str, Any]) -> Any:

@@ -13,7 +13,7 @@ from hypothesis import given
 from test_protocol_corpus import CASES, feed
 from test_protocol_properties import PROFILE, describe, mutated_requests
 
-import protocol
+from treadle import protocol
 
 DOC = (Path(__file__).resolve().parents[3] / "docs" / "engine.md").read_text(encoding="utf-8")
 STRICTER_SECTION = DOC.split("### Stricter")[1].split("### More lenient")[0]

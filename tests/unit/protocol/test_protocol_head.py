@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-
-from protocol import RemoteProtocolError
-from protocol.head import (
+from treadle.protocol import RemoteProtocolError
+from treadle.protocol.head import (
     check_target,
     parse_content_length,
     parse_fields,

@@ -8,9 +8,8 @@ from typing import Any
 import h11
 import pytest
 from h11._headers import normalize_and_validate as h11_normalize
-
-from protocol import LocalProtocolError
-from protocol import headers as ph
+from treadle.protocol import LocalProtocolError
+from treadle.protocol import headers as ph
 
 
 def test_headers_sequence_behaviour() -> None:

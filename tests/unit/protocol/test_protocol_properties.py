@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from protocol_strategies import field_lists, field_names, methods, requests, targets
 
-import protocol
+from treadle import protocol
 
 # PROTOCOL_EXAMPLES=5000 for a deeper local run; the default keeps the suite fast.
 settings.register_profile(

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import pytest
-
-from protocol import Data, EndOfMessage, RemoteProtocolError
-from protocol.limits import Limits
-from protocol.readers import (
+from treadle.protocol import Data, EndOfMessage, RemoteProtocolError
+from treadle.protocol.limits import Limits
+from treadle.protocol.readers import (
     ChunkedReader,
     ContentLengthReader,
     Http10Reader,
     RequestHeadReader,
     _first_bare_cr_or_lf,
 )
-from protocol.receivebuffer import ReceiveBuffer
+from treadle.protocol.receivebuffer import ReceiveBuffer
 
 LIMITS = Limits(8190, 100, 8190, 16384)
 

@@ -6,8 +6,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 from test_protocol_properties import PROFILE
-
-from protocol.receivebuffer import ReceiveBuffer
+from treadle.protocol.receivebuffer import ReceiveBuffer
 
 
 def test_a_piece_taken_whole_is_the_same_object() -> None:

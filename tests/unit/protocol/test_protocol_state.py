@@ -7,12 +7,12 @@ from typing import Any
 
 import h11
 import h11._state as h11_state
+import treadle.protocol.state as our_state
 from hypothesis import given
 from hypothesis import strategies as st
 from test_protocol_properties import PROFILE
 
-import protocol
-import protocol.state as our_state
+from treadle import protocol
 
 EVENTS = ["Request", "InformationalResponse", "Response", "Data", "EndOfMessage",
           "ConnectionClosed"]

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pytest
-
-from protocol import LocalProtocolError, Request, Response
-from protocol.headers import Headers, normalize_and_validate
-from protocol.writers import (
+from treadle.protocol import LocalProtocolError, Request, Response
+from treadle.protocol.headers import Headers, normalize_and_validate
+from treadle.protocol.writers import (
     ChunkedWriter,
     ContentLengthWriter,
     Http10Writer,

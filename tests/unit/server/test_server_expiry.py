@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import types
 
-from config import Config
-from server.core import COMPACT_MIN_ENTRIES, Server
+from treadle.config import Config
+from treadle.server.core import COMPACT_MIN_ENTRIES, Server
 
 
 def entry(deadline: float) -> types.SimpleNamespace:

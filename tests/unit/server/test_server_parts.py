@@ -7,10 +7,9 @@ import sys
 import types
 
 import pytest
-
-from server.app import AppLoadError, import_app
-from server.listeners import BindError, open_listener, parse_host_port
-from server.logs import access_atoms, format_access
+from treadle.server.app import AppLoadError, import_app
+from treadle.server.listeners import BindError, open_listener, parse_host_port
+from treadle.server.logs import access_atoms, format_access
 
 
 @pytest.mark.parametrize("bind, expected", [

@@ -6,8 +6,7 @@ import select
 import socket
 
 import pytest
-
-from server.readiness import EpollReadiness, SelectorReadiness
+from treadle.server.readiness import EpollReadiness, SelectorReadiness
 
 KINDS = [SelectorReadiness] + ([EpollReadiness] if hasattr(select, "epoll") else [])
 

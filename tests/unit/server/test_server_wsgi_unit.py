@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-
-from server.wsgi import (
+from treadle.server.wsgi import (
     InputStream,
     TrustedProxies,
     build_environ,
@@ -32,7 +31,7 @@ def test_path_info_is_percent_decoded_latin1_and_root_stripped(target, path):
 
 
 def test_the_target_cache_gives_the_same_answers_and_stays_bounded():
-    import server.wsgi as wsgi
+    import treadle.server.wsgi as wsgi
 
     # Twice each: the second answer comes from the cache, and must match the first
     # (including the root_path strip, which is applied after the cache).
