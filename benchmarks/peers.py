@@ -81,7 +81,10 @@ class Server:
     name: str
     module: str  # importable when the server is installed
     pure_python: bool
-    command: Callable[[str, int, int], list[str]]  # (app "module:attr", port, threads)
+    # (app "module:attr", port, threads, processes) -> argv; a server that has no worker
+    # processes (multi_process False) ignores `processes` and always runs as one process.
+    command: Callable[[str, int, int, int], list[str]]
+    multi_process: bool = True
 
 
 @dataclass(frozen=True)
@@ -99,25 +102,39 @@ def _python(*args: str) -> list[str]:
     return [sys.executable, *args]
 
 
+def _treadle(app: str, port: int, threads: int, processes: int) -> list[str]:
+    workers = ["--workers", str(processes)] if processes > 1 else []
+    return _python("-m", "treadle", app, "--bind", f"127.0.0.1:{port}", "--threads",
+                   str(threads), *workers)
+
+
 SERVERS = (
-    Server("treadle", "treadle", True, lambda app, port, threads: _python(
-        "-m", "treadle", app, "--bind", f"127.0.0.1:{port}", "--threads", str(threads))),
-    Server("gunicorn", "gunicorn", True, lambda app, port, threads: _python(
-        "-m", "gunicorn", "--worker-class", "gthread", "--workers", "1",
+    Server("treadle", "treadle", True, _treadle),
+    # Not a peer: `processes` treadle processes started by hand on one SO_REUSEPORT port, the
+    # figure treadle's own --workers (one supervising arbiter) is measured against.
+    Server("treadle-reuseport", "treadle", True, lambda app, port, threads, processes: _python(
+        "-m", "benchmarks.run_reuseport", "--processes", str(processes), "--",
+        sys.executable, "-m", "treadle", app, "--bind", f"127.0.0.1:{port}", "--reuse-port",
+        "--threads", str(threads))),
+    Server("gunicorn", "gunicorn", True, lambda app, port, threads, processes: _python(
+        "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(processes),
         "--threads", str(threads), "--bind", f"127.0.0.1:{port}", app)),
-    Server("waitress", "waitress", True, lambda app, port, threads: _python(
-        "-m", "waitress", f"--listen=127.0.0.1:{port}", f"--threads={threads}", app)),
-    Server("cheroot", "cheroot", True, lambda app, port, threads: _python(
+    Server("waitress", "waitress", True, lambda app, port, threads, processes: _python(
+        "-m", "waitress", f"--listen=127.0.0.1:{port}", f"--threads={threads}", app),
+        multi_process=False),
+    Server("cheroot", "cheroot", True, lambda app, port, threads, processes: _python(
         "-m", "benchmarks.run_cheroot", "--bind", f"127.0.0.1:{port}",
-        "--threads", str(threads), app)),
+        "--threads", str(threads), app), multi_process=False),
     # hypercorn runs WSGI calls on asyncio's default executor: no thread-count setting.
-    Server("hypercorn", "hypercorn", True, lambda app, port, threads: _python(
-        "-m", "hypercorn", "--workers", "1", "--bind", f"127.0.0.1:{port}", f"wsgi:{app}")),
+    Server("hypercorn", "hypercorn", True, lambda app, port, threads, processes: _python(
+        "-m", "hypercorn", "--workers", str(processes), "--bind", f"127.0.0.1:{port}",
+        f"wsgi:{app}")),
     # Not a peer: the pure-Python ceiling (one thread, no checks) to read the others against.
-    Server("bare-loop", "benchmarks.bare_loop", True, lambda app, port, threads: _python(
-        "-m", "benchmarks.bare_loop", "--bind", f"127.0.0.1:{port}", app)),
-    Server("granian", "granian", False, lambda app, port, threads: _python(
-        "-m", "granian", "--interface", "wsgi", "--workers", "1",
+    Server("bare-loop", "benchmarks.bare_loop", True, lambda app, port, threads, processes:
+           _python("-m", "benchmarks.bare_loop", "--bind", f"127.0.0.1:{port}", app),
+           multi_process=False),
+    Server("granian", "granian", False, lambda app, port, threads, processes: _python(
+        "-m", "granian", "--interface", "wsgi", "--workers", str(processes),
         "--blocking-threads", str(threads), "--host", "127.0.0.1", "--port", str(port),
         app)),
 )
@@ -199,13 +216,14 @@ def stop_process_group(process: subprocess.Popen[bytes]) -> None:
 class RunningServer:
     """One server process (and its children) under test, with a peak-RSS sampler."""
 
-    def __init__(self, server: Server, load: Load, threads: int, cpu: int | None, log: Path):
+    def __init__(self, server: Server, load: Load, threads: int, processes: int,
+                 cpu: int | None, log: Path):
         self.port = free_port()
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         self._log = log.open("wb")
         self.process = subprocess.Popen(
-            server.command(f"{APPS_MODULE}:{load.app}", self.port, threads),
+            server.command(f"{APPS_MODULE}:{load.app}", self.port, threads, processes),
             cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=self._log,
             stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=pin_to(cpu))
         self.peak_rss_bytes = 0
@@ -271,7 +289,7 @@ def run_wrk(wrk: str, script: Path, port: int, load: Load,
 def measure(server: Server, load: Load, args: argparse.Namespace, wrk: str, script: Path,
             log: Path) -> dict[str, Any]:
     """One server process, one load: wrk's figures, the idle clients' counts, peak RSS."""
-    running = RunningServer(server, load, args.threads, args.server_cpu, log)
+    running = RunningServer(server, load, args.threads, args.workers, args.server_cpu, log)
     idle = None
     try:
         running.wait_ready()
@@ -357,9 +375,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=8, help="worker threads per server (8)")
     parser.add_argument("--servers", default=",".join(names), help=f"subset of {names}")
     parser.add_argument("--loads", default=",".join(loads), help=f"subset of {loads}")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker processes for the servers that have them (1); "
+                             "waitress, cheroot and bare-loop stay one process")
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--server-cpu", type=int, default=0, help="core for servers (0)")
     parser.add_argument("--client-cpu", type=int, default=1, help="core for wrk and us (1)")
+    parser.add_argument("--unpinned", action="store_true",
+                        help="pin neither the servers nor wrk (several processes share cores)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
     args = parser.parse_args(argv)
     args.servers = [name for name in args.servers.split(",") if name]
@@ -367,7 +390,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     unknown = set(args.servers) - set(names) | set(args.loads) - set(loads)
     if unknown:
         parser.error(f"unknown server or load: {', '.join(sorted(unknown))}")
-    if len(os.sched_getaffinity(0)) < 2:
+    if args.unpinned:
+        args.server_cpu = args.client_cpu = None
+    elif len(os.sched_getaffinity(0)) < 2:
         print("warning: fewer than 2 usable cores; not pinning", file=sys.stderr)
         args.server_cpu = args.client_cpu = None
     return args

@@ -26,7 +26,7 @@ Medians = dict[str, dict[str, dict[str, Any]]]
 
 
 def progress_line(entry: dict[str, Any]) -> str:
-    where = f"round {entry['round'] + 1} {entry['load']:<10} {entry['server']:<10}"
+    where = f"round {entry['round'] + 1} {entry['load']:<10} {entry['server']:<17}"
     if "error" in entry:
         return f"{where} FAILED: {entry['error']}"
     line = (f"{where} {entry['rps']:>9,.0f} req/s  p50 {_ms(entry['p50_ms']):>7} ms  "
@@ -77,6 +77,7 @@ def metadata(args: argparse.Namespace, started: float, loads: dict[str, str],
         "duration_s": args.duration,
         "rounds": args.rounds,
         "threads": args.threads,
+        "workers": getattr(args, "workers", 1),
         "server_cpu": args.server_cpu,
         "client_cpu": args.client_cpu,
         "loads": {name: loads[name] for name in args.loads},
@@ -101,19 +102,20 @@ def _ratio(value: float | None, ours: float | None) -> str:
 def tables(medians: Medians, meta: dict[str, Any]) -> str:
     """One text table per load: medians, and each server's figures relative to ours."""
     lines = [f"median of {meta['rounds']} rounds, {meta['duration_s']:g} s each; "
-             f"{meta['threads']} threads; servers on cpu {meta['server_cpu']}, "
-             f"wrk on cpu {meta['client_cpu']}; {meta['cpu']}"]
+             f"{meta['threads']} threads, {meta.get('workers', 1)} worker process(es); "
+             f"servers on cpu {meta['server_cpu']}, wrk on cpu {meta['client_cpu']}; "
+             f"{meta['cpu']}"]
     for load, servers in _ordered(medians, meta):
         rows = medians[load]
         ours = rows.get(OURS)
         lines += ["", f"{load}: {meta['loads'][load]}",
-                  f"  {'server':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>9} {'errors':>7} "
+                  f"  {'server':<17} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>9} {'errors':>7} "
                   f"{'timeouts':>8} {'RSS MiB':>8} {'CPU us/req':>10} {'req/s/ours':>10} "
                   f"{'p99/ours':>9}"
                   + ("  idle served  answered/sent" if "idle" in rows[servers[0]] else "")]
         for name in servers:
             row = rows[name]
-            line = (f"  {name:<10} {row['rps']:>9,.0f} {_ms(row['p50_ms']):>8} "
+            line = (f"  {name:<17} {row['rps']:>9,.0f} {_ms(row['p50_ms']):>8} "
                     f"{_ms(row['p99_ms']):>9} {row['errors']:>7g} {row['timeouts']:>8g} "
                     f"{row['peak_rss_mib']:>8.1f} {_us(row.get('cpu_us_per_req')):>10} "
                     f"{_ratio(row['rps'], ours['rps'] if ours else None):>10} "
