@@ -127,6 +127,7 @@ class Server:
         os.set_blocking(self._wake_w, False)
         self._jobs: queue.SimpleQueue[HTTP1Connection | None] = queue.SimpleQueue()
         self._open = 0
+        self._evicted = 0
         self._accept_paused = False
         self._exit = False
         self._all_closed = threading.Event()
@@ -209,6 +210,16 @@ class Server:
                 self._all_closed.set()
         if self._accept_paused and remaining < self.max_connections:
             self._wake()
+
+    def count_eviction(self) -> None:
+        with self._lock:
+            self._evicted += 1
+
+    @property
+    def evicted_connections(self) -> int:
+        """Connections closed to admit new ones at worker_connections (a future metric)."""
+        with self._lock:
+            return self._evicted
 
     def connection_opened(self) -> int:
         with self._lock:
@@ -474,9 +485,12 @@ class _Poller:
         server = self.server
         local = self.locals[listener.sock.fileno()]
         for _ in range(ACCEPT_BATCH):
+            victim = None
             if server.open_connections >= server.max_connections:
-                self.set_accepting(False)
-                return
+                victim = self.longest_waiting()
+                if victim is None:  # every slot is busy: wait until one closes
+                    self.set_accepting(False)
+                    return
             try:
                 sock, peer = listener.sock.accept()
             except BlockingIOError:
@@ -484,7 +498,42 @@ class _Poller:
             except OSError as exc:
                 self.accept_failed(exc)
                 return
+            if victim is not None:
+                self.evict(victim)
             self.adopt(sock, peer, local)
+
+    def longest_waiting(self) -> HTTP1Connection | None:
+        """At worker_connections: the parked connection that has waited longest for a
+        request (idle keep-alive, or a head still arriving), to close so that a new one is
+        admitted (as nginx reuses idle connections). Silent clients holding every slot thus
+        cannot lock fresh ones out. A scan of the heap, only when the cap is reached."""
+        best: HTTP1Connection | None = None
+        best_since = 0.0
+        for deadline, _, conn in self.expiry:
+            if conn.heap_deadline != deadline or not conn.registered or conn.closed:
+                continue  # superseded entry, or not parked here
+            since = self.waiting_since(conn)
+            if since is not None and (best is None or since < best_since):
+                best, best_since = conn, since
+        return best
+
+    def waiting_since(self, conn: HTTP1Connection) -> float | None:
+        """When a parked connection began waiting for a request; None if it is not (a body
+        arriving, or an error answer lingering: those are never evicted)."""
+        if conn.phase == IDLE:
+            return conn.deadline - self.server.keepalive_s
+        if conn.phase == HEAD:
+            return conn.deadline - self.server.header_timeout_s
+        return None
+
+    def evict(self, conn: HTTP1Connection) -> None:
+        server = self.server
+        server.count_eviction()
+        waited_s = time.monotonic() - (self.waiting_since(conn) or 0.0)
+        server.error_log.debug("closing %s:%s (waiting %.1f s for a request) to admit a new "
+                               "connection: worker_connections (%d) reached", conn.peer_host,
+                               conn.peer_port, waited_s, server.max_connections)
+        self.close(conn)
 
     def adopt(self, sock: socket.socket, peer: Any, local: tuple[str, int]) -> None:
         server = self.server

@@ -6,6 +6,7 @@ larger than normal service (seconds), yet far smaller than what a blocked worker
 
 from __future__ import annotations
 
+import re
 import resource
 import socket
 import time
@@ -160,22 +161,58 @@ def test_idle_connection_closed_after_keepalive(serve):
 
 
 def test_worker_connections_caps_open_connections(serve):
-    server = serve(APP, "--worker-connections", "3")
+    """Every slot busy in the application: a new connection waits in the backlog until one
+    closes (nothing can be evicted)."""
+    server = serve(APP, "--worker-connections", "3", "--threads", "4")
     held = []
     for _ in range(3):
         wire = Wire(server.host, server.port)
-        wire.send(get("/big?n=1"))
-        assert wire.read_response().body == b"x"
+        wire.send(get("/sleep?s=1.5"))  # in flight, not idle
         held.append(wire)
+    time.sleep(0.3)  # let the three be accepted first
     extra = Wire(server.host, server.port, timeout_s=0.5)  # queued by the kernel
     extra.send(get("/big?n=4"))
     with pytest.raises(TimeoutError):
         extra.read_response()
-    held.pop().close()  # one closes: the server accepts the waiting one
+    for wire in held:  # the sleeps end; each answered connection then waits idle
+        wire.sock.settimeout(10)
+        assert wire.read_response().body == b"slept\n"
     extra.sock.settimeout(10)
     assert extra.read_response().body == b"xxxx"
     for wire in held + [extra]:
         wire.close()
+
+
+def test_at_worker_connections_the_longest_waiting_connection_makes_room(serve):
+    """Issue 14 item 7: clients that connect and stay silent (or idle keep-alive ones) can
+    not hold every slot: at the cap the one that has waited longest is closed to admit a
+    new one, and the newcomer is served at once."""
+    server = serve(APP, "--worker-connections", "4", "--log-level", "debug")
+    idle = Wire(server.host, server.port)  # served once, then idle keep-alive
+    idle.send(get("/big?n=1"))
+    assert idle.read_response().body == b"x"
+    time.sleep(0.05)
+    silent = []
+    for _ in range(3):  # connect, never send anything
+        silent.append(Wire(server.host, server.port))
+        time.sleep(0.05)
+    fresh = []
+    for _ in range(2):  # each newcomer (kept open) evicts the longest-waiting one
+        wire = Wire(server.host, server.port, timeout_s=5)
+        wire.send(get("/big?n=2"))
+        assert wire.read_response().body == b"xx"
+        fresh.append(wire)
+    log = server.log()
+    evicted = [int(port) for port in re.findall(r"closing 127\.0\.0\.1:(\d+) \(waiting", log)]
+    # the longest waiting (idle since its answer) went first, then the silent ones in order
+    assert evicted[:2] == [idle.sock.getsockname()[1], silent[0].sock.getsockname()[1]], log
+    idle.sock.settimeout(5)
+    assert idle.closed_by_peer()
+    silent[0].sock.settimeout(5)
+    assert silent[0].closed_by_peer()
+    for wire in silent + fresh:
+        wire.close()
+    idle.close()
 
 
 def test_half_closed_client_is_answered_then_closed(serve):
