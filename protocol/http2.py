@@ -22,6 +22,7 @@ from hyperframe.frame import GoAwayFrame
 
 __all__ = [
     "CONNECTION_SPECIFIC",
+    "CONNECT_REFUSAL",
     "PREFACE",
     "FloodError",
     "FrameGate",
@@ -225,6 +226,11 @@ def _single(regular: list[tuple[bytes, bytes]], field: bytes) -> bytes | None:
     return values[0] if values else None
 
 
+# A WSGI application cannot tunnel (it never gets the socket): CONNECT is answered 501 before
+# any application sees it, over HTTP/1.1 and HTTP/2 alike.
+CONNECT_REFUSAL = "CONNECT is not supported: a WSGI server cannot open a tunnel"
+
+
 def parse_request(headers: Sequence[tuple[bytes, bytes]], limits: RequestLimits) -> RequestHead:
     """Judge a request's decoded header block; MalformedRequest says why it is refused."""
     found, regular = _split(headers)
@@ -232,6 +238,8 @@ def parse_request(headers: Sequence[tuple[bytes, bytes]], limits: RequestLimits)
         raise MalformedRequest("more fields than limit_request_fields", 431)
     _check_fields(regular, limits)
     method, scheme, path = found.get(b":method"), found.get(b":scheme"), found.get(b":path")
+    if method == b"CONNECT":  # a well-formed CONNECT has no :scheme or :path (RFC 9113 8.5)
+        raise MalformedRequest(CONNECT_REFUSAL, 501)
     if method is None or scheme is None or path is None:
         raise MalformedRequest("missing :method, :scheme or :path")
     if _TOKEN.fullmatch(method) is None:

@@ -21,6 +21,7 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from .. import protocol
+from ..protocol.http2 import CONNECT_REFUSAL
 from .errors import ClientGone, RequestBodyError, is_client_gone
 from .negotiate import handshake, upgrade, watch_preface
 from .sockio import lingering_ok, recv_some, send_all
@@ -178,6 +179,8 @@ class HTTP1Connection:
         except protocol.RemoteProtocolError as exc:
             return self.reject(exc.error_status_hint, str(exc))
         if type(event) is _Request:
+            if event.method == b"CONNECT":  # type: ignore[union-attr]
+                return self.reject(501, CONNECT_REFUSAL)
             self.request = event
             self.expecting_continue = self.engine.they_are_waiting_for_100_continue
             self.sent_continue = False

@@ -109,6 +109,9 @@ BAD_REQUESTS = [
     pytest.param(get(H, b"Host: x\r\n"), 400, id="8-duplicate-equal-host"),
     pytest.param(get(b"Host: a, b\r\n"), 400, id="8-host-list"),
     pytest.param(get(), 400, id="8-no-host-http11"),
+    # CONNECT: a WSGI application cannot tunnel; refused before any application sees it.
+    pytest.param(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n", 501,
+                 id="connect-not-tunnelled"),
 ]
 
 

@@ -87,6 +87,19 @@ def test_invalid_or_smuggled_fields_reset_only_their_stream(h2c: RunningServer) 
     assert_no_crash_logged(h2c)
 
 
+def test_connect_is_answered_501_and_the_connection_carries_on(h2c: RunningServer) -> None:
+    """A well-formed HTTP/2 CONNECT (no :scheme, no :path) gets 501, as over HTTP/1.1: a
+    WSGI application cannot open a tunnel. Other streams are unaffected."""
+    client = H2Client(h2c.port)
+    connect = client.request("", headers=[(b":method", b"CONNECT"),
+                                          (b":authority", b"example.com:443")])
+    client.read(lambda: client.answered(connect))
+    assert client.status(connect) == 501
+    assert_still_serving(h2c)
+    client.close()
+    assert_no_crash_logged(h2c)
+
+
 def test_http11_limits_answer_431_and_414_over_http2(serve: Serve) -> None:
     """limit_request_fields, limit_request_field_size and limit_request_line hold for
     HTTP/2 too: the stream gets the same status as an HTTP/1.1 request would."""
