@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import shlex
 import socket
 import sys
 import types
@@ -9,7 +11,7 @@ import types
 import pytest
 from treadle.server.app import AppLoadError, import_app
 from treadle.server.listeners import BindError, open_listener, parse_host_port
-from treadle.server.logs import access_atoms, format_access
+from treadle.server.logs import access_atoms, escape, format_access
 
 
 @pytest.mark.parametrize("bind, expected", [
@@ -96,3 +98,40 @@ def test_access_atoms_follow_gunicorn():
     assert line == ('1.2.3.4 "GET /p?q=1 HTTP/1.1" 404 - 0 "-" "ua" 1 1500 1500000 1.500000 '
                     '7 text/plain /p -')
     assert "bad access_log_format" in format_access("%(h)d", atoms)
+
+
+@pytest.mark.parametrize("value, logged", [
+    ("Mozilla/5.0 (X11) a=b;c", "Mozilla/5.0 (X11) a=b;c"), ("", ""),
+    ('evil"ua', 'evil\\"ua'), ("back\\slash", "back\\\\slash"), ('\\"', '\\\\\\"'),
+    ("tab\there", "tab\\x09here"), ("a\r\nb", "a\\x0d\\x0ab"), ("\x00\x7f", "\\x00\\x7f"),
+    ("caf\xc3\xa9", "caf\\xc3\\xa9"), ("\xa0", "\\xa0"), ("\u20ac", "\\xe2\\x82\\xac"),
+])
+def test_escape_keeps_log_fields_whole(value, logged):
+    assert escape(value) == logged
+
+
+def test_access_atoms_escape_what_the_request_and_app_supplied():
+    environ = {"REQUEST_METHOD": "GET", "RAW_URI": '/a"b?x="1"', "PATH_INFO": '/a\n"b',
+               "QUERY_STRING": 'x="1"', "SERVER_PROTOCOL": "HTTP/1.1", "REMOTE_ADDR": "1.2.3.4",
+               "HTTP_USER_AGENT": 'evil" 200 "forged', "HTTP_REFERER": "caf\xc3\xa9\\",
+               "HTTP_AUTHORIZATION": "Basic " + base64.b64encode(b'u"s:pw').decode(),
+               "HTTP_X_ID": "a\tb", "treadle.custom": 'q"'}
+    atoms = access_atoms(environ, "200 OK", [(b"X-Out", b'o"k')], 5, 0.0)
+    line = format_access('%(u)s "%(r)s" %(U)s %(q)s "%(f)s" "%(a)s" %({x-id}i)s '
+                         '%({x-out}o)s %({treadle.custom}e)s', atoms)
+    assert line == ('u\\"s "GET /a\\"b?x=\\"1\\" HTTP/1.1" /a\\x0a\\"b x=\\"1\\" '
+                    '"caf\\xc3\\xa9\\\\" "evil\\" 200 \\"forged" a\\x09b o\\"k q\\"')
+    assert len(shlex.split(line)) == 9  # the fields a parser finds are the nine written
+
+
+def test_access_atoms_match_names_in_any_case_as_gunicorn():
+    environ = {"REMOTE_ADDR": "10.1.2.3", "wsgi.url_scheme": "https", "HTTP_X_ID": "7",
+               "CONTENT_TYPE": "text/plain", "treadle.count": 3}
+    atoms = access_atoms(environ, "200 OK", [(b"Content-Type", b"a"), (b"set-cookie", b"1"),
+                                             (b"Set-Cookie", b"2")], 0, 0.0)
+    assert format_access("%({remote_addr}e)s %({REMOTE_ADDR}e)s %({Remote_Addr}e)s "
+                         "%({WSGI.URL_SCHEME}e)s %({treadle.count}e)s %({nope}e)s", atoms) == (
+        "10.1.2.3 10.1.2.3 10.1.2.3 https 3 -")
+    assert format_access("%({x-id}i)s %({X-ID}i)s %({content-type}i)s %({x_id}i)s", atoms) == (
+        "7 7 text/plain -")
+    assert format_access("%({content-type}o)s %({SET-COOKIE}o)s %({x}o)s", atoms) == "a 2 -"
