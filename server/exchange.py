@@ -102,6 +102,7 @@ class Exchange:
         "body_allowed",
         "body_bytes",
         "close_planned",
+        "close_asked",
     )
 
     def __init__(self, conn: HTTP1Connection, request: Any) -> None:
@@ -125,6 +126,7 @@ class Exchange:
         self.body_allowed = request.method != b"HEAD"
         self.body_bytes = 0
         self.close_planned = False
+        self.close_asked = False  # the application sent `Connection: close`
 
     # -- what the application calls ------------------------------------------------------
 
@@ -135,7 +137,7 @@ class Exchange:
         finally:
             exc_info = None  # no traceback -> frame -> traceback cycle when it re-raises
         code, reason = parse_status(status)
-        self.headers = encode_headers(headers)
+        self.headers, self.close_asked = encode_headers(headers, self.conn.server.error_log)
         self.status, self.code, self.reason = status, code, reason
         return self.write
 
@@ -217,8 +219,7 @@ class Exchange:
         if code == 204 or code == 304:
             self.body_allowed = False
             if code == 204:
-                headers = [h for h in headers if h[0].lower() not in (b"content-length",
-                                                                       b"transfer-encoding")]
+                headers = [h for h in headers if h[0].lower() != b"content-length"]
         has_date = has_server = False
         for name, _value in headers:
             if len(name) == 4 or len(name) == 6:  # only these can be Date or Server
@@ -249,7 +250,7 @@ class Exchange:
 
     def _must_close(self) -> bool:
         conn = self.conn
-        if conn.server.stopping or conn.body_error is not None:
+        if conn.server.stopping or conn.body_error is not None or self.close_asked:
             return True
         if conn.expecting_continue and not conn.sent_continue:
             return True
@@ -282,9 +283,9 @@ class Exchange:
             return False
         remaining = max(0, info.st_size - offset)
         declared = _header(self.headers, b"content-length")
-        if declared is None and _header(self.headers, b"transfer-encoding") is None:
+        if declared is None:  # (never Transfer-Encoding: encode_headers drops it)
             self.headers.append((b"content-length", str(remaining).encode("ascii")))
-        elif declared is not None and declared.isdigit():
+        elif declared.isdigit():
             remaining = min(remaining, int(declared))
         self._send(self._head())
         while self.body_allowed and remaining > 0:

@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import ClientGone, RequestBodyError
 from .wsgi import (
-    HOP_BY_HOP,
     FileWrapper,
     InputStream,
     check_start_response,
@@ -39,7 +38,6 @@ if TYPE_CHECKING:
 SEND_BUFFER_BYTES = 256 * 1024  # per stream: response bytes waiting for the window
 ACK_BATCH_BYTES = 16384  # wake the connection thread to acknowledge at least this much
 RUNNER_TURN = 8  # streams a runner may serve in a row while other work waits for the pool
-DROPPED_RESPONSE_HEADERS = HOP_BY_HOP | {"proxy-connection"}
 _NO_BODY_STATUSES = (204, 304)
 
 
@@ -253,11 +251,9 @@ class H2Exchange:
         finally:
             exc_info = None  # no traceback -> frame -> traceback cycle when it re-raises
         code, _reason = parse_status(status)
-        if type(headers) is list:  # connection-specific fields mean nothing in HTTP/2
-            headers = [item for item in headers if type(item) is not tuple or len(item) != 2
-                       or type(item[0]) is not str
-                       or item[0].lower() not in DROPPED_RESPONSE_HEADERS]
-        self.headers = encode_headers(headers)
+        # Connection-specific fields are dropped there (RFC 9113 8.2.2); `Connection: close`
+        # means nothing to a multiplexed connection, so its flag is not used.
+        self.headers, _close = encode_headers(headers, self.stream.driver.server.error_log)
         self.status, self.code = status, code
         return self.write
 

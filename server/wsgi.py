@@ -8,7 +8,9 @@ engine Request into an environ, reads the body for the application through a `Bo
 from __future__ import annotations
 
 import ipaddress
+import logging
 import re
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from typing import IO, Any, Protocol
 from urllib.parse import unquote_to_bytes
@@ -37,12 +39,17 @@ FORWARDED_HEADERS: frozenset[bytes] = frozenset(
         b"front-end-https",
     }
 )
+# Hop-by-hop fields (RFC 9110 7.6.1, and the old names proxies still send): they describe one
+# connection, which is the server's, so PEP 3333 forbids them to applications. Frameworks set
+# them anyway; as gunicorn does, they are dropped (a warning once per name) rather than failing
+# the request. `Connection: close` is the exception on HTTP/1.1: the server honours it.
 HOP_BY_HOP: frozenset[str] = frozenset(
     {
         "connection",
         "keep-alive",
         "proxy-authenticate",
         "proxy-authorization",
+        "proxy-connection",
         "te",
         "trailer",
         "trailers",
@@ -50,13 +57,18 @@ HOP_BY_HOP: frozenset[str] = frozenset(
         "upgrade",
     }
 )
+_HOP = b""  # _HEADER_NAMES' entry for a hop-by-hop name: not sent
+_WARNED_HOP_NAMES: set[str] = set()  # lower-cased names already warned about (bounded: HOP_BY_HOP)
+_WARNED_HOP_LOCK = threading.Lock()
 _DROP = ""
 _SPECIAL_KEYS = {b"content-type": "CONTENT_TYPE", b"content-length": "CONTENT_LENGTH"}
 _ENVIRON_KEYS: dict[bytes, str] = {}  # header name -> environ key; a bounded cache
 _ENVIRON_KEYS_MAX = 1024
 _STATUS_RE = re.compile(r"([2-5][0-9][0-9]) ([^\x00-\x08\x0a-\x1f\x7f]*)\Z")
 _TOKEN_RE = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|\A[ \t]|[ \t]\Z")
+# Control bytes other than HTAB, checked after SP/HTAB are stripped from both ends: CR, LF and
+# NUL in a value would let whoever supplied it inject headers or split the response.
+_BAD_VALUE_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _HEADER_NAMES: dict[str, bytes] = {}  # validated name -> its bytes; bounded
 _HEADER_NAMES_MAX = 1024
 # (name, value) str pairs already checked -> their encoded form: most responses repeat the
@@ -234,15 +246,21 @@ def parse_status(status: object) -> tuple[int, bytes]:
     return parsed
 
 
-def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
-    """Check start_response headers and return them as (name, value) bytes.
+def encode_headers(headers: object,
+                   error_log: logging.Logger) -> tuple[list[tuple[bytes, bytes]], bool]:
+    """Check start_response headers: (the (name, value) bytes to send, whether the
+    application asked for `Connection: close`). The one header policy of both protocols.
 
+    Values lose surrounding SP/HTAB (Django's Set-Cookie starts with a space), as gunicorn
+    does; any other control byte left in a value, a name that is not a token, or a non-str
+    raises (a 500). Hop-by-hop fields are dropped with one warning per name and process.
     Names keep the application's case: HTTP/1.1 sends them as written (as h11, gunicorn and
     waitress do); HTTP/2 lower-cases them, as RFC 9113 requires. Compare names lower-cased.
     """
     if type(headers) is not list and not isinstance(headers, (list, tuple)):
         raise TypeError(f"start_response: headers must be a list, got {type(headers).__name__}")
     encoded = []
+    close = False
     for item in headers:
         known = _VALID_PAIRS.get(item) if type(item) is tuple else None
         if known is not None:
@@ -254,34 +272,68 @@ def encode_headers(headers: object) -> list[tuple[bytes, bytes]]:
         name_bytes = _HEADER_NAMES.get(name) if type(name) is str else None
         if name_bytes is None:
             name_bytes = _check_name(name)
-        if type(value) is not str:
-            raise TypeError(f"start_response: value of {name!r} must be str, got "
-                            f"{type(value).__name__}")
-        if _BAD_VALUE_RE.search(value):
-            raise ValueError(f"start_response: value of {name!r} has control characters or "
-                             "surrounding whitespace")
-        try:
-            pair = (name_bytes, value.encode("latin-1"))
-        except UnicodeEncodeError:
-            raise ValueError(f"start_response: value of {name!r} is not latin-1") from None
+        value_bytes = _check_value(name, value)
+        if not name_bytes:  # _HOP
+            close = _hop_by_hop(name, value_bytes.decode("latin-1"), error_log) or close
+            continue
+        pair = (name_bytes, value_bytes)
         encoded.append(pair)
         if len(value) <= _VALID_PAIR_VALUE_MAX and len(_VALID_PAIRS) < _VALID_PAIRS_MAX:
             _VALID_PAIRS[item] = pair
-    return encoded
+    return encoded, close
 
 
 def _check_name(name: object) -> bytes:
+    """The name's bytes, or _HOP for a hop-by-hop name; raises unless a str token."""
     if type(name) is not str:
         raise TypeError(f"start_response: header name {name!r} must be str")
     if _TOKEN_RE.match(name) is None:
         raise ValueError(f"start_response: bad header name {name[:80]!r}")
-    lowered = name.lower()
-    if lowered in HOP_BY_HOP:
-        raise ValueError(f"start_response: hop-by-hop header {name!r} is the server's business")
-    name_bytes = name.encode("ascii")
+    name_bytes = _HOP if name.lower() in HOP_BY_HOP else name.encode("ascii")
     if len(_HEADER_NAMES) < _HEADER_NAMES_MAX:
         _HEADER_NAMES[name] = name_bytes
     return name_bytes
+
+
+def _check_value(name: str, value: object) -> bytes:
+    """The value's bytes without surrounding SP/HTAB; raises on control bytes, non-latin-1."""
+    if type(value) is not str:
+        raise TypeError(f"start_response: value of {name!r} must be str, got "
+                        f"{type(value).__name__}")
+    value = value.strip(" \t")
+    if _BAD_VALUE_RE.search(value):
+        raise ValueError(f"start_response: value of {name!r} has control characters "
+                         "(CR, LF, NUL, ...): refused, as header injection")
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise ValueError(f"start_response: value of {name!r} is not latin-1") from None
+
+
+def _hop_by_hop(name: str, value: str, error_log: logging.Logger) -> bool:
+    """Drop one hop-by-hop field; True when it is `Connection: close`, which HTTP/1.1
+    honours by closing after the response (HTTP/2 has no use for it)."""
+    lowered = name.lower()
+    if lowered != "connection":
+        _warn_dropped(lowered, name, value, error_log)
+        return False
+    tokens = {token.strip(" \t").lower() for token in value.split(",")}
+    close = "close" in tokens
+    tokens -= {"close", ""}
+    if tokens:  # keep-alive, upgrade, names of other fields: the server decides those
+        _warn_dropped(lowered, name, value, error_log)
+    return close
+
+
+def _warn_dropped(lowered: str, name: str, value: str, error_log: logging.Logger) -> None:
+    with _WARNED_HOP_LOCK:
+        if lowered in _WARNED_HOP_NAMES:
+            return
+        _WARNED_HOP_NAMES.add(lowered)
+    why = ("the server frames the body itself" if lowered == "transfer-encoding"
+           else "the connection is the server's")
+    error_log.warning("the application set the hop-by-hop header %s: %.80r; dropped (%s), "
+                      "and from now on without a warning", name, value, why)
 
 
 class BodySource(Protocol):

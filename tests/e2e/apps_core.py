@@ -19,7 +19,7 @@ raise first). Paths:
   /error-after        raises after the first chunk went out
   /exc-info           start_response, then an error page through exc_info
   /cl-long, /cl-short a body longer / shorter than its Content-Length
-  /bad-status, /bad-header-type, /crlf-header, /hop-by-hop  (raw only) bad start_response
+  /bad-status, /bad-header-type, /crlf-header  (raw only) bad start_response
   /no-read            answers without reading the body
   /upload-size        reads the body in 64 KiB pieces and reports its size
   /osenv?name=X       os.environ[X], the working directory and the pid, as JSON
@@ -160,7 +160,6 @@ def bad_start(kind: str) -> Callable[[Environ, StartResponse], list[bytes]]:
         "/bad-status": ("OK", TEXT),
         "/bad-header-type": ("200 OK", [("Content-Type", 5)]),
         "/crlf-header": ("200 OK", [("X-Evil", "a\r\nSet-Cookie: x=1")]),
-        "/hop-by-hop": ("200 OK", [("Connection", "keep-alive")]),
     }
 
     def bad(environ: Environ, start_response: StartResponse) -> list[bytes]:
@@ -212,7 +211,7 @@ ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "/upload-size": upload_size,
     "/osenv": process_env,
 }
-for _kind in ("/bad-status", "/bad-header-type", "/crlf-header", "/hop-by-hop"):
+for _kind in ("/bad-status", "/bad-header-type", "/crlf-header"):
     ROUTES[_kind] = bad_start(_kind)
 
 

@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.apps_hardening import (
     BAD_START,
+    HOP_BY_HOP_START,
     ServerProcess,
     assert_clean_log,
     assert_serves,
@@ -154,6 +155,28 @@ def test_bad_start_response_arguments_give_500(server: ServerProcess, path: str)
     assert logged, "the application's error was not logged"
     assert_serves(server)
     assert server.alive()
+
+
+@pytest.mark.parametrize("case", HOP_BY_HOP_START)
+def test_hop_by_hop_headers_from_the_app_are_dropped_not_500(server: ServerProcess,
+                                                             case: str) -> None:
+    """Item 30 as amended by issue 10: harmless, so dropped with a warning, not a 500."""
+    name = HOP_BY_HOP_START[case][0]
+    mark = server.mark()
+    got = exchange(server.port, b"GET /hop-start/%s HTTP/1.1\r\nHost: x\r\n"
+                   b"Connection: close\r\n\r\n" % case.encode(), timeout_s=3.0)
+    responses, rest = parse_responses(got.data)
+    assert rest == b"" and [r.status for r in responses] == [200], got.data[:600]
+    response = responses[0]
+    assert response.complete and response.body == b"served without it"
+    if name not in ("Connection", "Transfer-Encoding"):  # (those the server sets itself)
+        assert response.header(name.lower().encode()) is None
+    assert [v for n, v in response.headers if n == b"transfer-encoding"] == [b"chunked"]
+    log = server.log_since(mark)
+    assert "Traceback" not in log
+    if name != "Connection":  # Connection: close is honoured, not warned about
+        assert server.wait_for_log(f"hop-by-hop header {name}:", timeout_s=3.0) is not None
+    assert_serves(server)
 
 
 def test_body_longer_than_declared_is_cut_and_closed(server: ServerProcess) -> None:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
+from treadle.server import wsgi
 from treadle.server.wsgi import (
     InputStream,
     TrustedProxies,
@@ -95,19 +98,61 @@ def test_bad_statuses(status):
         parse_status(status)
 
 
+LOG = logging.getLogger("test.wsgi.headers")
+
+
 @pytest.mark.parametrize("headers", [
-    [("X", 1)], [(b"X", "1")], [("X Y", "1")], [("", "1")], [("X", "a\nb")],
-    [("X", "a\x00b")], [("X", " padded")], [("X", "\u20ac")], [("Transfer-Encoding", "chunked")],
-    [("Keep-Alive", "5")], [("Upgrade", "h2c")], [("X", "1", "2")], ["X: 1"], "X",
+    [("X", 1)], [(b"X", "1")], [("X Y", "1")], [("", "1")], [("X", "a\nb")], [("X", "a\rb")],
+    [("X", "a\x00b")], [("X", "a\x0bb")], [("X", "\x0ca")], [("X", "\u20ac")],
+    [(" X", "1")], [("X ", "1")], [("X:", "1")], [("X", "1", "2")], ["X: 1"], "X",
+    [("Connection", "close\r\nX-Injected: 1")], [("Keep-Alive", "5\n")],
 ])
 def test_bad_headers(headers):
     with pytest.raises((TypeError, ValueError)):
-        encode_headers(headers)
+        encode_headers(headers, LOG)
+
+
+def test_a_control_byte_refusal_names_the_header():
+    with pytest.raises(ValueError, match="'Set-Cookie'.*control characters"):
+        encode_headers([("Set-Cookie", "a=1\r\nX-Injected: 1")], LOG)
 
 
 def test_good_headers_keep_their_case_and_are_encoded():
-    assert encode_headers([("Content-Type", "text/plain"), ("X-Latin", "caf\xe9")]) == [
-        (b"Content-Type", b"text/plain"), (b"X-Latin", b"caf\xe9")]
+    assert encode_headers([("Content-Type", "text/plain"), ("X-Latin", "caf\xe9")], LOG) == (
+        [(b"Content-Type", b"text/plain"), (b"X-Latin", b"caf\xe9")], False)
+
+
+def test_values_lose_surrounding_spaces_and_tabs_only():
+    headers = [("Set-Cookie", " csrftoken=abc; Path=/"), ("X-A", "a \t"), ("X-B", "\t in side\tb "),
+               ("X-Empty", "  ")]
+    for _ in range(2):  # the second time from the cache of checked pairs
+        assert encode_headers(headers, LOG) == ([
+            (b"Set-Cookie", b"csrftoken=abc; Path=/"), (b"X-A", b"a"), (b"X-B", b"in side\tb"),
+            (b"X-Empty", b"")], False)
+
+
+@pytest.mark.parametrize("value, close", [
+    ("close", True), ("Close", True), (" keep-alive , CLOSE", True), ("keep-alive", False),
+    ("upgrade", False), ("", False),
+])
+def test_connection_is_dropped_and_close_reported(value, close):
+    assert encode_headers([("X", "1"), ("Connection", value)], LOG) == ([(b"X", b"1")], close)
+
+
+def test_hop_by_hop_headers_are_dropped_with_one_warning_per_name(caplog):
+    names = ["Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade", "TE", "Trailer",
+             "Trailers", "Proxy-Authenticate", "Proxy-Authorization"]
+    wsgi._WARNED_HOP_NAMES.clear()
+    with caplog.at_level(logging.WARNING, logger=LOG.name):
+        for _ in range(3):
+            for name in names:
+                assert encode_headers([(name, "x"), ("X-Kept", "1")], LOG) == (
+                    [(b"X-Kept", b"1")], False)
+            encode_headers([("keep-alive", "timeout=5"), ("Connection", "close")], LOG)
+    warned = [record.getMessage() for record in caplog.records]
+    assert len(warned) == len(names), warned
+    assert all(f"header {name}:" in line for name, line in zip(names, warned, strict=True))
+    assert "frames the body itself" in warned[names.index("Transfer-Encoding")]
 
 
 class Chunks:
