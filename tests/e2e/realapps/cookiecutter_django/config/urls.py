@@ -1,0 +1,8 @@
+from django.contrib import admin
+from django.urls import path
+from myproject.pages import views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("admin/", admin.site.urls),
+]
