@@ -179,7 +179,7 @@ class HTTP1Connection:
         except protocol.RemoteProtocolError as exc:
             return self.reject(exc.error_status_hint, str(exc))
         if type(event) is _Request:
-            if event.method == b"CONNECT":  # type: ignore[union-attr]
+            if event.method == b"CONNECT":
                 return self.reject(501, CONNECT_REFUSAL)
             self.request = event
             self.expecting_continue = self.engine.they_are_waiting_for_100_continue
