@@ -120,3 +120,15 @@ def test_an_app_in_its_own_server_package(venv: Path, tmp_path: Path, command: s
         assert _get(server) == "from-the-app-server"
     finally:
         assert server.stop() == 0, server.log()
+
+
+def test_django_startproject_config_is_allowed(venv: Path, tmp_path: Path) -> None:
+    """`django-admin startproject config .` refuses names of importable modules: with
+    treadle installed, `config` must not be one (cookiecutter-django's layout)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    done = subprocess.run([str(venv / "bin" / "python"), "-m", "django", "startproject",
+                           "config", str(project)],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert (project / "config" / "wsgi.py").exists()
