@@ -11,13 +11,16 @@ cannot be loaded; it is imported as the final user), then serve until a stop sig
 from __future__ import annotations
 
 import gc
+import logging
 import os
 from typing import Any
 
 from .app import AppLoadError, load_app
+from .arbiter import Arbiter
 from .listeners import BindError, Listener, open_listener
 from .logs import setup_access_log, setup_error_log
 from .serving import print_error, serve
+from .tls import TLSConfigError, build_context
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
@@ -36,6 +39,7 @@ class ProcessSettingError(Exception):
 
 def run(cfg: Any) -> int:
     """Serve `cfg.wsgi_app` until stopped; return the process exit status."""
+    start_cwd = os.getcwd()  # a reload (SIGHUP) reads the configuration from here again
     try:
         error_log = setup_error_log(cfg.errorlog, cfg.loglevel)
         access_log = setup_access_log(cfg.accesslog)
@@ -53,7 +57,8 @@ def run(cfg: Any) -> int:
                 listeners.append(open_listener(bind, cfg.backlog, cfg.reuse_port))
             switch_user(cfg.user, cfg.group, listeners)
             pidfile = write_pidfile(cfg.pidfile)
-            app = load_app(cfg)
+            supervised = cfg.workers > 0
+            app = load_app(cfg) if not supervised or cfg.preload_app else None
         except BindError as exc:
             print_error(str(exc))
             return EXIT_BIND
@@ -66,9 +71,22 @@ def run(cfg: Any) -> int:
         # Everything imported so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which would otherwise walk it all (pauses under load).
         gc.freeze()
+        if supervised:
+            return run_arbiter(cfg, app, listeners, error_log, access_log, start_cwd)
         return serve(app, cfg, listeners, error_log, access_log)
     finally:
         _cleanup(listeners, pidfile)
+
+
+def run_arbiter(cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
+                access_log: logging.Logger | None, start_cwd: str) -> int:
+    """Supervise `cfg.workers` worker processes (server/arbiter.py) until stopped."""
+    try:
+        build_context(cfg)  # fail once, here, rather than in every worker
+    except TLSConfigError as exc:
+        print_error(str(exc))
+        return EXIT_CONFIG
+    return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd).run()
 
 
 def raise_open_file_limit(wanted: int) -> None:

@@ -32,7 +32,7 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 # Signals a worker leaves to its arbiter: ignored, so that one sent to the whole process group
 # (a terminal's HUP) never ends a worker.
 WORKER_IGNORED = (signal.SIGHUP, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH)
-_NEEDS_ARBITER = {
+_NEEDS_ARBITER: dict[int, str] = {
     signal.SIGHUP: "SIGHUP (reload) needs an arbiter (workers >= 1); ignored. "
                    "Restart the process to load new code or settings",
     signal.SIGUSR2: "SIGUSR2 (re-execute) needs an arbiter (workers >= 1); ignored",
