@@ -221,3 +221,28 @@ def test_usr1_reaches_the_workers(serve, tmp_path):
     assert "name=after" in access.read_text()
     assert "name=after" not in (tmp_path / "access.log.1").read_text()
     assert stop_and_check_no_orphans(server) == 0
+
+
+def test_preload_imports_the_app_once_in_the_arbiter(serve, tmp_path):
+    (tmp_path / "preloaded.py").write_text(
+        "import os\n"
+        "IMPORTED_IN = os.getpid()\n"
+        "def app(environ, start_response):\n"
+        "    body = f'{IMPORTED_IN} {os.getpid()}'.encode()\n"
+        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+        "    return [body]\n")
+    server = serve("preloaded:app", "--workers", "2", "--preload", "--chdir", str(tmp_path))
+    pids = worker_count(server, 2)
+    imported_in, served_by = map(int, get_text(server, "/").split())
+    assert imported_in == server.process.pid
+    assert served_by in pids
+    server.send_signal(signal.SIGHUP)
+    wait_until(lambda: "the application is not imported again" in server.log(), "HUP", server)
+    assert stop_and_check_no_orphans(server) == 0
+
+
+def test_preload_import_error_exits_3_before_forking():
+    result = run_server("tests.e2e.no_such_module:app", "--workers", "2", "--preload",
+                        "--bind", "127.0.0.1:0", timeout_s=30)
+    assert result.returncode == 3, result.stderr
+    assert "Booting worker" not in result.stderr
