@@ -29,6 +29,7 @@ from typing import Any
 from ..config import ConfigError, load
 from .listeners import Listener
 from .logs import setup_access_log, setup_error_log
+from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
 from .signals import SignalQueue, signal_name
 from .tls import TLSConfigError, build_context
@@ -80,6 +81,7 @@ class Arbiter:
         self.failures = 0  # workers in a row that died before serving
         self.spawn_at = 0.0  # backoff: no spawn before this
         self.stopping = False
+        self.announced_ready = False  # READY=1 sent to systemd (once every first worker serves)
         self.status: int = EXIT_OK
         self.signals: SignalQueue | None = None
 
@@ -155,6 +157,7 @@ class Arbiter:
             self.error_log.warning("%s ignored", signal_name(sig))
 
     def stop(self, quick: bool, reason: str) -> None:
+        sd_notify("STOPPING=1")
         if quick:
             self.error_log.info("%s: stopping at once", reason)
         else:
@@ -199,6 +202,7 @@ class Arbiter:
                 self.access_log = setup_access_log(cfg.accesslog)
             except OSError as exc:
                 self.error_log.error("SIGHUP: cannot open a log file (%s)", exc)
+        sd_reloading()
         if self.pending is not None:  # a reload during a reload: the newest one wins
             for worker in self._workers_of(self.pending):
                 self.stop_worker(worker)
@@ -222,10 +226,16 @@ class Arbiter:
             if worker.generation is not self.pending and not worker.leaving:
                 self.stop_worker(worker)
         self.current, self.pending = self.pending, None
+        sd_notify("READY=1")
 
     # -- keeping the count ---------------------------------------------------------------
 
     def maintain(self) -> None:
+        if not self.announced_ready:
+            ready = [w for w in self._workers_of(self.current) if w.ready]
+            if len(ready) >= self.target:
+                self.announced_ready = True
+                sd_notify("READY=1")
         if self.pending is not None:
             ready = [w for w in self._workers_of(self.pending) if w.ready and not w.leaving]
             if len(ready) >= self.target:

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from .core import Server
 from .listeners import Listener
 from .logs import reopen_log_files
+from .sdnotify import sd_notify
 from .signals import FAILED, HANDLED_SIGNALS, SignalQueue, signal_name
 from .tls import TLSConfigError
 
@@ -90,10 +91,13 @@ def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logg
             error_log.info("Listening at: %s", listener.url().replace("http://", scheme, 1))
         error_log.info("Serving %s with %d threads (pid %d)", cfg.wsgi_app, cfg.threads,
                        os.getpid())
+        sd_notify("READY=1")
     else:
         supervision.started(server)
     try:
         first = _serve_until_stop(server, signals, error_log, supervision)
+        if supervision is None:
+            sd_notify("STOPPING=1")
         if first == FAILED:
             return EXIT_UNEXPECTED
         if first == signal.SIGQUIT:

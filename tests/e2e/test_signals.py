@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import platform
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -107,3 +108,38 @@ def test_graceful_stop_under_load_removes_the_pidfile(serve, tmp_path: Path, sig
         assert server.process.wait(20) == 0
     assert f"Stopping gracefully ({signal.Signals(sig).name})" in server.log()
     assert not pidfile.exists()
+
+
+def _notifications(sock: socket.socket, count: int) -> list[str]:
+    messages = []
+    sock.settimeout(20)
+    for _ in range(count):
+        messages.append(sock.recv(4096).decode())
+    return messages
+
+
+def test_sd_notify_ready_and_stopping(serve, tmp_path: Path):
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        server = serve(APP, env={"NOTIFY_SOCKET": path})
+        assert _notifications(sock, 1) == ["READY=1"]
+        assert server.stop() == 0
+        assert _notifications(sock, 1) == ["STOPPING=1"]
+
+
+def test_sd_notify_from_the_arbiter_ready_reloading_stopping(serve, tmp_path: Path):
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        server = serve(APP, "--workers", "2", env={"NOTIFY_SOCKET": path})
+        assert _notifications(sock, 1) == ["READY=1"]  # once, from the arbiter only
+        server.send_signal(signal.SIGHUP)
+        reloading, ready = _notifications(sock, 2)
+        assert reloading.startswith("RELOADING=1\nMONOTONIC_USEC=")
+        assert ready == "READY=1"
+        assert server.stop() == 0
+        assert _notifications(sock, 1) == ["STOPPING=1"]
+        sock.settimeout(0.5)
+        with pytest.raises(TimeoutError):
+            sock.recv(4096)  # nothing from the workers
