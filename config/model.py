@@ -27,11 +27,16 @@ class Config:
     bind: tuple[str, ...] = ("127.0.0.1:8000",)
     backlog: int = 2048
     reuse_port: bool = False
+    workers: int = 0
     threads: int = 8
     worker_connections: int = 1000
+    max_requests: int = 0
+    max_requests_jitter: int = 0
+    preload_app: bool = False
     keepalive: float = 5.0
     header_timeout: float = 10.0
     body_timeout: float = 30.0
+    timeout: float = 30.0
     graceful_timeout: float = 30.0
     limit_request_line: int = 4094
     limit_request_fields: int = 100

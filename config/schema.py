@@ -136,6 +136,20 @@ SETTINGS: tuple[Setting, ...] = (
         flags=("--reuse-port",), switch=True, negative_flags=("--no-reuse-port",),
     ),
     Setting(
+        "workers", "Workers", v.integer(0, 1024), 0,
+        "Worker processes started and supervised by a master process (the arbiter); 0 "
+        "serves from this one process, with no master.",
+        flags=("-w", "--workers"), metavar="INT",
+        details="With 1 or more, the arbiter binds the listeners, forks that many workers "
+        "(each a threaded server sharing the arbiter's sockets), replaces any that exits "
+        "or stops heartbeating (timeout), recycles them (max_requests) and answers "
+        "gunicorn's signals: HUP starts a new generation, TTIN/TTOU add or remove one. "
+        "0 keeps PID 1 the server itself, as containers often want; timeout, "
+        "max_requests and preload_app then have no effect. See docs/deployment.md.",
+        gunicorn="gunicorn's default is 1, always with a master; treadle's default 0 runs "
+        "without one, and `-w 1` means one supervised worker, as in gunicorn.",
+    ),
+    Setting(
         "threads", "Workers", v.integer(1), 8,
         "The number of worker threads that run the application.",
         flags=("--threads",), metavar="INT",
@@ -152,6 +166,28 @@ SETTINGS: tuple[Setting, ...] = (
         "still arriving) to take its place; when every connection is busy, the server stops "
         "accepting until one closes.",
         flags=("--worker-connections",), metavar="INT",
+    ),
+    Setting(
+        "max_requests", "Workers", v.integer(0), 0,
+        "Recycle a worker process after it has served this many requests; 0 never.",
+        flags=("--max-requests",), metavar="INT",
+        details="The worker stops accepting, finishes its requests in flight and exits; "
+        "the arbiter starts its replacement at once. Needs workers >= 1.",
+    ),
+    Setting(
+        "max_requests_jitter", "Workers", v.integer(0), 0,
+        "Add a random 0..N to each worker's max_requests, so workers do not all recycle "
+        "at once.",
+        flags=("--max-requests-jitter",), metavar="INT",
+    ),
+    Setting(
+        "preload_app", "Workers", v.boolean(), False,
+        "Import the application in the arbiter before forking the workers.",
+        flags=("--preload",), switch=True, negative_flags=("--no-preload",),
+        details="Workers then share the imported code's memory pages, and an import error "
+        "stops the start at once (exit 3). A reload (HUP) then cannot re-import the "
+        "application: new workers get the code loaded at start; restart to change it. "
+        "Needs workers >= 1.",
     ),
     Setting(
         "keepalive", "Timeouts", v.seconds(), 5.0,
@@ -173,6 +209,18 @@ SETTINGS: tuple[Setting, ...] = (
         "Seconds to wait for the next bytes of a request body before giving up.",
         flags=("--body-timeout",), metavar="SECONDS",
         gunicorn="new.",
+    ),
+    Setting(
+        "timeout", "Timeouts", v.seconds(), 30.0,
+        "Seconds a worker process may go without a heartbeat before the arbiter aborts it "
+        "(its threads' tracebacks are logged first) and starts a replacement; 0 never.",
+        flags=("-t", "--timeout"), metavar="SECONDS",
+        details="A worker heartbeats about once a second while its poller runs and at least "
+        "one of its threads is free or has started a request within this time: a worker "
+        "whose every thread has been busy for longer (stuck requests) is aborted. A worker "
+        "gets the same time to start (import the application). Needs workers >= 1.",
+        gunicorn="Same name and default; fractions allowed. gunicorn's gthread worker "
+        "heartbeats even when all its threads are stuck.",
     ),
     Setting(
         "graceful_timeout", "Timeouts", v.seconds(), 30.0,

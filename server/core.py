@@ -57,6 +57,8 @@ ACCEPT_RETRY_S = 0.5  # pause after running out of file descriptors
 # Batching exists because of the interpreter lock; without it (free-threaded CPython) the
 # workers can run beside the poller, so each request goes at once.
 DISPATCH_BATCH = 128 if getattr(sys, "_is_gil_enabled", lambda: True)() else 1
+# The poller loops at least this often, so that `alive_as_of` stays fresh (worker heartbeats).
+LIVENESS_TICK_S = 1.0
 COMPACT_MIN_ENTRIES = 1024  # expiry heap size that triggers dropping closed connections
 SERVER_SOFTWARE = "treadle"
 
@@ -116,7 +118,7 @@ class Server:
         self.h2_limits = limits_from(cfg)
         self.h2_connections = H2Registry()  # open HTTP/2 connections, each on its own thread
         self.sendfile_ok = hasattr(os, "sendfile") and self.tls_context is None
-        self.run_exchange = run_exchange
+        self.run_exchange: Callable[[HTTP1Connection, Any], bool] = run_exchange
         self.stopping = False
         self._environ_common = _environ_common(cfg, error_log, multiprocess)
         self._lock = threading.Lock()
@@ -126,6 +128,9 @@ class Server:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._jobs: queue.SimpleQueue[HTTP1Connection | None] = queue.SimpleQueue()
+        # When each pool thread started its current job (monotonic; 0.0 when idle): a worker
+        # process whose every thread is stuck stops looking alive (alive_as_of).
+        self._busy_since_s = [0.0] * self.thread_count
         self._open = 0
         self._evicted = 0
         self._accept_paused = False
@@ -142,8 +147,8 @@ class Server:
         poller = threading.Thread(target=self._poller.run, name="treadle-poller", daemon=True)
         self._threads.append(poller)
         for number in range(self.thread_count):
-            worker = threading.Thread(target=self._work, name=f"treadle-worker-{number}",
-                                      daemon=True)
+            worker = threading.Thread(target=self._work, args=(number,),
+                                      name=f"treadle-worker-{number}", daemon=True)
             self._threads.append(worker)
         for thread in self._threads:
             thread.start()
@@ -182,6 +187,25 @@ class Server:
         if not self._threads or not self._threads[0].is_alive():
             os.close(self._wake_r)
             os.close(self._wake_w)
+
+    def count_requests(self, on_request: Callable[[], None]) -> None:
+        """Call `on_request` (from the serving thread) after each HTTP/1.1 request: a worker
+        process counts them to recycle itself after max_requests."""
+        def counted(conn: HTTP1Connection, request: Any) -> bool:
+            try:
+                return run_exchange(conn, request)
+            finally:
+                on_request()
+
+        self.run_exchange = counted
+
+    def alive_as_of(self) -> float:
+        """The monotonic time this server last showed progress: about now while its poller
+        loops and a pool thread is free; when all are busy, the time the latest of them took
+        its job. A supervisor aborts the process once this is older than its timeout."""
+        busy = self._busy_since_s
+        pool_s = time.monotonic() if 0.0 in busy else max(busy)
+        return min(pool_s, self._poller.looped_at)
 
     @property
     def open_connections(self) -> int:
@@ -287,16 +311,20 @@ class Server:
         except Exception:
             self.error_log.exception("writing the access log failed")
 
-    def _work(self) -> None:
+    def _work(self, number: int) -> None:
         get = self._jobs.get
+        busy_since_s = self._busy_since_s
         while True:
             conn = get()
             if conn is None:
                 return
+            busy_since_s[number] = time.monotonic()
             try:
                 conn.serve()
             except BaseException as exc:  # serve() reports its own; never lose a worker
                 self.error_log.error("a worker caught an unexpected error", exc_info=exc)
+            finally:
+                busy_since_s[number] = 0.0
 
 
 class _Poller:
@@ -314,6 +342,7 @@ class _Poller:
         self.accepting = False
         self.resume_at = 0.0
         self.locals: dict[int, tuple[str, int]] = {}
+        self.looped_at = time.monotonic()  # read by Server.alive_as_of from other threads
         for listener in server.listeners:
             self.locals[listener.sock.fileno()] = _local_address(listener.sock)
 
@@ -324,6 +353,7 @@ class _Poller:
         poll = self.readiness.poll
         try:
             while not server._exit:
+                self.looped_at = time.monotonic()
                 for target in poll(self.next_timeout()):
                     if type(target) is HTTP1Connection:
                         target.registered = False  # reported: watched no more (one-shot)
@@ -349,14 +379,12 @@ class _Poller:
         finally:
             self.close_all()
 
-    def next_timeout(self) -> float | None:
-        deadlines = []
+    def next_timeout(self) -> float:
+        deadlines = [self.looped_at + LIVENESS_TICK_S]
         if self.expiry:
             deadlines.append(self.expiry[0][0])
         if self.resume_at:
             deadlines.append(self.resume_at)
-        if not deadlines:
-            return None
         return max(0.0, min(deadlines) - time.monotonic())
 
     def dispatch_ready(self) -> None:

@@ -57,6 +57,31 @@ def setup_access_log(destination: str | None) -> logging.Logger | None:
     return logger
 
 
+def reopen_log_files() -> int:
+    """Reopen the error and access log files at their paths (after logrotate moved them).
+
+    The new file takes the old one's file descriptor (dup2), so every holder of the old stream
+    (wsgi.errors, faulthandler) writes to the new file too. Returns how many were reopened."""
+    reopened = 0
+    for name in (ERROR_LOGGER, ACCESS_LOGGER):
+        for handler in logging.getLogger(name).handlers:
+            if not isinstance(handler, logging.FileHandler) or handler.stream is None:
+                continue
+            handler.acquire()
+            try:
+                handler.stream.flush()
+                fresh = os.open(handler.baseFilename, os.O_WRONLY | os.O_APPEND | os.O_CREAT,
+                                0o666)
+                try:
+                    os.dup2(fresh, handler.stream.fileno())
+                finally:
+                    os.close(fresh)
+                reopened += 1
+            finally:
+                handler.release()
+    return reopened
+
+
 def error_stream(logger: logging.Logger) -> IO[str]:
     """The text stream behind the error log, given to applications as wsgi.errors."""
     for handler in logger.handlers:

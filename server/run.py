@@ -2,10 +2,10 @@
 
 Order matters: logs, umask, listeners (exit 4 when one cannot be opened), then user/group
 (after binding, so privileged ports work), the pidfile, the application (exit 3 when it
-cannot be loaded; it is imported as the final user), then serve until SIGTERM or SIGINT.
-Signal handlers only record the signal and wake the main thread: the first stops gracefully
-(stop accepting, finish requests in flight within graceful_timeout, close idle connections,
-exit 0); a second one stops at once.
+cannot be loaded; it is imported as the final user), then serve until a stop signal
+(server/serving.py) in this process, or, with `workers` >= 1, hand over to the arbiter
+(server/arbiter.py), which forks the workers and imports the application in each of them
+(or once, before forking, with preload_app).
 """
 
 from __future__ import annotations
@@ -13,24 +13,20 @@ from __future__ import annotations
 import gc
 import logging
 import os
-import signal
-import sys
-import time
-from types import FrameType
 from typing import Any
 
 from .app import AppLoadError, load_app
-from .core import Server
+from .arbiter import Arbiter
 from .listeners import BindError, Listener, open_listener
 from .logs import setup_access_log, setup_error_log
-from .tls import TLSConfigError
+from .serving import print_error, serve
+from .tls import TLSConfigError, build_context
 
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_CONFIG = 2
 EXIT_APP = 3
 EXIT_BIND = 4
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class ProcessSettingError(Exception):
@@ -41,17 +37,14 @@ class ProcessSettingError(Exception):
         self.status = status
 
 
-def _error(message: str) -> None:
-    print(f"treadle: error: {message}", file=sys.stderr, flush=True)
-
-
 def run(cfg: Any) -> int:
     """Serve `cfg.wsgi_app` until stopped; return the process exit status."""
+    start_cwd = os.getcwd()  # a reload (SIGHUP) reads the configuration from here again
     try:
         error_log = setup_error_log(cfg.errorlog, cfg.loglevel)
         access_log = setup_access_log(cfg.accesslog)
     except OSError as exc:
-        _error(f"cannot open a log file: {exc}")
+        print_error(f"cannot open a log file: {exc}")
         return EXIT_CONFIG
     if cfg.umask is not None:
         os.umask(cfg.umask)
@@ -64,107 +57,36 @@ def run(cfg: Any) -> int:
                 listeners.append(open_listener(bind, cfg.backlog, cfg.reuse_port))
             switch_user(cfg.user, cfg.group, listeners)
             pidfile = write_pidfile(cfg.pidfile)
-            app = load_app(cfg)
+            supervised = cfg.workers > 0
+            app = load_app(cfg) if not supervised or cfg.preload_app else None
         except BindError as exc:
-            _error(str(exc))
+            print_error(str(exc))
             return EXIT_BIND
         except AppLoadError as exc:
-            _error(f"cannot load the application: {exc}")
+            print_error(f"cannot load the application: {exc}")
             return EXIT_APP
         except ProcessSettingError as exc:
-            _error(str(exc))
+            print_error(str(exc))
             return exc.status
         # Everything imported so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which would otherwise walk it all (pauses under load).
         gc.freeze()
+        if supervised:
+            return run_arbiter(cfg, app, listeners, error_log, access_log, start_cwd)
         return serve(app, cfg, listeners, error_log, access_log)
     finally:
         _cleanup(listeners, pidfile)
 
 
-def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logger,
-          access_log: logging.Logger | None) -> int:
-    """Run a Server in this process until a stop signal; the caller owns the listeners."""
-    stop = _StopSignals()
+def run_arbiter(cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
+                access_log: logging.Logger | None, start_cwd: str) -> int:
+    """Supervise `cfg.workers` worker processes (server/arbiter.py) until stopped."""
     try:
-        server = Server(app, cfg, listeners, error_log, access_log, on_failure=stop.fail)
+        build_context(cfg)  # fail once, here, rather than in every worker
     except TLSConfigError as exc:
-        stop.restore()
-        _error(str(exc))
+        print_error(str(exc))
         return EXIT_CONFIG
-    server.start()
-    scheme = "https://" if server.tls_context is not None else "http://"
-    for listener in listeners:
-        error_log.info("Listening at: %s", listener.url().replace("http://", scheme, 1))
-    error_log.info("Serving %s with %d threads (pid %d)", cfg.wsgi_app, cfg.threads, os.getpid())
-    try:
-        first = stop.wait()
-        if stop.failed:
-            return EXIT_UNEXPECTED
-        error_log.info("Stopping gracefully (%s); in-flight requests get %.3gs",
-                       signal.Signals(first).name, cfg.graceful_timeout)
-        server.begin_stop()
-        deadline = time.monotonic() + cfg.graceful_timeout
-        while not server.wait_stopped(0.1):
-            if stop.count > 1:
-                error_log.info("Second signal: stopping at once")
-                break
-            if time.monotonic() >= deadline:
-                error_log.warning("graceful_timeout reached: dropping %d connection(s)",
-                                  server.open_connections)
-                break
-    finally:
-        server.close()
-        stop.restore()
-    error_log.info("Stopped")
-    return EXIT_OK
-
-
-class _StopSignals:
-    """Records SIGTERM/SIGINT and wakes the main thread through a pipe; nothing more."""
-
-    def __init__(self) -> None:
-        self.received: list[int] = []
-        self.failed = False
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._write_fd, False)
-        self._previous = {sig: signal.signal(sig, self._handle) for sig in STOP_SIGNALS}
-        # A signal may be delivered to any thread; CPython then only flags it, and the Python
-        # handler runs on the main thread, which sleeps in wait()'s read and is not
-        # interrupted. The wake-up fd is written at C level by whichever thread receives it.
-        self._previous_wakeup_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-
-    @property
-    def count(self) -> int:
-        return len(self.received)
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        self.received.append(signum)
-        try:
-            os.write(self._write_fd, b"\0")
-        except OSError:
-            pass
-
-    def fail(self) -> None:
-        """The server cannot go on (from any thread): wake the main thread to exit 1."""
-        self.failed = True
-        self.received.append(0)
-        try:
-            os.write(self._write_fd, b"\0")
-        except OSError:
-            pass
-
-    def wait(self) -> int:
-        while not self.received:
-            os.read(self._read_fd, 64)
-        return self.received[0]
-
-    def restore(self) -> None:
-        signal.set_wakeup_fd(self._previous_wakeup_fd)
-        for sig, previous in self._previous.items():
-            signal.signal(sig, previous)
-        os.close(self._read_fd)
-        os.close(self._write_fd)
+    return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd).run()
 
 
 def raise_open_file_limit(wanted: int) -> None:

@@ -1,0 +1,399 @@
+"""The arbiter: the master process that forks worker processes and keeps them serving.
+
+It owns the listeners (bound once by `run`, inherited by every worker: the kernel hands each
+new connection to one worker that waits in accept, and a connection waiting in the backlog
+survives any worker's exit), the pid file and the worker count. Signal handlers only queue
+the signal (server/signals.py); one loop waits on that queue and on each worker's status pipe,
+then dispatches signals, reads heartbeats, reaps every child (PID 1 in a container must),
+aborts workers silent past `timeout` (SIGABRT: tracebacks to the log; then SIGKILL) and
+starts workers until the count is right, backing off when they die before serving.
+
+TERM/INT: graceful stop of every worker, exit 0. QUIT (or a second stop signal): quick stop.
+TTIN/TTOU: one worker more/fewer (never below 1). USR1: reopen log files here and in every
+worker. HUP: a new generation with the configuration read again (and the application imported
+again, unless preload_app); the old workers are stopped gracefully once every new one serves;
+a configuration or application that fails leaves the old generation serving.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import signal
+import sys
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import ConfigError, load
+from .listeners import Listener
+from .logs import setup_access_log, setup_error_log
+from .sdnotify import sd_notify, sd_reloading
+from .serving import reopen_logs
+from .signals import SignalQueue, signal_name
+from .tls import TLSConfigError, build_context
+from .worker import HEARTBEAT, READY, RECORD, RETIRING, worker_main
+
+EXIT_OK = 0
+EXIT_APP = 3
+BOOT_FAILURES = (2, 3)  # a worker's exit status that no retry can fix (config, app)
+KILL_GRACE_S = 2.0  # after SIGABRT (tracebacks) or past graceful_timeout, before SIGKILL
+QUICK_STOP_S = 5.0  # after SIGQUIT, before SIGKILL
+MAX_BACKOFF_S = 10.0
+LOOP_TICK_S = 1.0
+
+
+@dataclass
+class Generation:
+    """The workers started from one configuration (a HUP starts the next one)."""
+
+    number: int
+    cfg: Any
+    app: Any  # the preloaded application, or None: each worker imports it
+    ever_ready: bool = False
+
+
+@dataclass
+class WorkerProcess:
+    pid: int
+    generation: Generation
+    status_fd: int
+    alive_at: float  # monotonic time of its last sign of life (heartbeats carry it)
+    ready: bool = False
+    leaving: bool = False  # stopping, retiring or aborted: no longer counted
+    kill_at: float | None = None  # SIGKILL then, if still running
+    buffer: bytes = b""
+
+
+class Arbiter:
+    def __init__(self, cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
+                 access_log: logging.Logger | None, start_cwd: str) -> None:
+        self.current = Generation(1, cfg, app)
+        self.pending: Generation | None = None
+        self.preloaded = app is not None
+        self.listeners = listeners
+        self.error_log = error_log
+        self.access_log = access_log
+        self.start_cwd = start_cwd
+        self.target = cfg.workers
+        self.workers: dict[int, WorkerProcess] = {}
+        self.failures = 0  # workers in a row that died before serving
+        self.spawn_at = 0.0  # backoff: no spawn before this
+        self.stopping = False
+        self.announced_ready = False  # READY=1 sent to systemd (once every first worker serves)
+        self.status: int = EXIT_OK
+        self.signals: SignalQueue | None = None
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self.signals = SignalQueue()
+        try:
+            for listener in self.listeners:
+                self.error_log.info("Listening at: %s", self._url(listener))
+            self.error_log.info("Arbiter booted (pid %d): %d workers of %s, %d threads each",
+                                os.getpid(), self.target, self.current.cfg.wsgi_app,
+                                self.current.cfg.threads)
+            while not (self.stopping and not self.workers):
+                if not self.stopping:
+                    self.maintain()
+                self.wait(self._next_wake_s())
+                self.reap()
+                self.check_deadlines()
+        finally:
+            self._kill_all()
+            self.signals.restore()
+        self.error_log.info("Stopped")
+        return self.status
+
+    def _url(self, listener: Listener) -> str:
+        scheme = "https://" if self.current.cfg.certfile else "http://"
+        return listener.url().replace("http://", scheme, 1)
+
+    def _next_wake_s(self) -> float:
+        now = time.monotonic()
+        wake = now + LOOP_TICK_S
+        for worker in self.workers.values():
+            if worker.kill_at is not None:
+                wake = min(wake, worker.kill_at)
+        if self.spawn_at > now:
+            wake = min(wake, self.spawn_at)
+        return max(0.0, wake - now)
+
+    def wait(self, timeout_s: float) -> None:
+        assert self.signals is not None
+        fds = [self.signals.fileno] + [w.status_fd for w in self.workers.values()
+                                       if w.status_fd >= 0]
+        readable, _, _ = select.select(fds, [], [], timeout_s)
+        if self.signals.fileno in readable:
+            self.signals.drain()
+        while (sig := self.signals.pop()) is not None:
+            self.on_signal(sig)
+        for worker in list(self.workers.values()):
+            if worker.status_fd in readable:
+                self.read_status(worker)
+
+    # -- signals -------------------------------------------------------------------------
+
+    def on_signal(self, sig: int) -> None:
+        if sig in (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT):
+            self.stop(quick=sig == signal.SIGQUIT or self.stopping, reason=signal_name(sig))
+        elif self.stopping:
+            return
+        elif sig == signal.SIGHUP:
+            self.reload()
+        elif sig == signal.SIGTTIN:
+            self.target += 1
+            self.error_log.info("SIGTTIN: %d workers", self.target)
+        elif sig == signal.SIGTTOU:
+            self.target = max(1, self.target - 1)
+            self.error_log.info("SIGTTOU: %d workers", self.target)
+        elif sig == signal.SIGUSR1:
+            reopen_logs(self.error_log)
+            for pid in self.workers:
+                self._signal(pid, signal.SIGUSR1)
+        else:
+            self.error_log.warning("%s ignored", signal_name(sig))
+
+    def stop(self, quick: bool, reason: str) -> None:
+        sd_notify("STOPPING=1")
+        if quick:
+            self.error_log.info("%s: stopping at once", reason)
+        else:
+            self.error_log.info("Stopping gracefully (%s); in-flight requests get %.3gs",
+                                reason, self.current.cfg.graceful_timeout)
+        self.stopping = True
+        for worker in list(self.workers.values()):
+            self.stop_worker(worker, quick)
+
+    def stop_worker(self, worker: WorkerProcess, quick: bool = False) -> None:
+        worker.leaving = True
+        grace_s = QUICK_STOP_S if quick else worker.generation.cfg.graceful_timeout + KILL_GRACE_S
+        kill_at = time.monotonic() + grace_s
+        worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
+        self._signal(worker.pid, signal.SIGQUIT if quick else signal.SIGTERM)
+
+    def _signal(self, pid: int, sig: int) -> None:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass  # exited; reap() will see it
+
+    # -- reload --------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        """SIGHUP: start a new generation from the configuration read again."""
+        try:
+            cfg = load(sys.argv[1:], os.environ, self.start_cwd)
+            if cfg.certfile is not None:
+                build_context(cfg)
+        except (ConfigError, TLSConfigError) as exc:
+            self.error_log.error("SIGHUP: the new configuration is not usable (%s); "
+                                 "the current workers keep serving", exc)
+            return
+        if cfg.bind != self.current.cfg.bind:
+            self.error_log.warning("SIGHUP: bind changed; listeners stay as they are until "
+                                   "a restart")
+        if cfg.errorlog != self.current.cfg.errorlog or cfg.loglevel != self.current.cfg.loglevel \
+                or cfg.accesslog != self.current.cfg.accesslog:
+            try:
+                self.error_log = setup_error_log(cfg.errorlog, cfg.loglevel)
+                self.access_log = setup_access_log(cfg.accesslog)
+            except OSError as exc:
+                self.error_log.error("SIGHUP: cannot open a log file (%s)", exc)
+        sd_reloading()
+        if self.pending is not None:  # a reload during a reload: the newest one wins
+            for worker in self._workers_of(self.pending):
+                self.stop_worker(worker)
+        number = max(self.current.number, self.pending.number if self.pending else 0) + 1
+        self.pending = Generation(number, cfg, self.current.app)
+        self.target = cfg.workers
+        self.failures, self.spawn_at = 0, 0.0
+        note = " (preload_app: the application is not imported again)" if self.preloaded else ""
+        self.error_log.info("SIGHUP: starting generation %d with %d workers%s", number,
+                            self.target, note)
+
+    def _workers_of(self, generation: Generation) -> list[WorkerProcess]:
+        return [w for w in self.workers.values() if w.generation is generation]
+
+    def _promote(self) -> None:
+        """Every worker of the pending generation serves: stop the older ones."""
+        assert self.pending is not None
+        self.error_log.info("Generation %d serving; stopping the previous workers",
+                            self.pending.number)
+        for worker in list(self.workers.values()):
+            if worker.generation is not self.pending and not worker.leaving:
+                self.stop_worker(worker)
+        self.current, self.pending = self.pending, None
+        sd_notify("READY=1")
+
+    # -- keeping the count ---------------------------------------------------------------
+
+    def maintain(self) -> None:
+        if not self.announced_ready:
+            ready = [w for w in self._workers_of(self.current) if w.ready]
+            if len(ready) >= self.target:
+                self.announced_ready = True
+                sd_notify("READY=1")
+        if self.pending is not None:
+            ready = [w for w in self._workers_of(self.pending) if w.ready and not w.leaving]
+            if len(ready) >= self.target:
+                self._promote()
+        for generation in (self.current, self.pending):
+            if generation is not None:
+                self._keep_count(generation)
+
+    def _keep_count(self, generation: Generation) -> None:
+        active = [w for w in self._workers_of(generation) if not w.leaving]
+        target = self.target if generation is (self.pending or self.current) \
+            else generation.cfg.workers
+        while len(active) < target and time.monotonic() >= self.spawn_at:
+            active.append(self.spawn(generation))
+        if len(active) > target and self.pending is None:
+            for worker in sorted(active, key=lambda w: w.pid)[: len(active) - target]:
+                self.stop_worker(worker)  # the oldest first, as gunicorn
+
+    def spawn(self, generation: Generation) -> WorkerProcess:
+        read_fd, write_fd = os.pipe()
+        arbiter_pid = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns into the arbiter's code
+            status = 1
+            try:
+                os.close(read_fd)
+                for other in self.workers.values():
+                    if other.status_fd >= 0:
+                        os.close(other.status_fd)
+                assert self.signals is not None
+                self.signals.close_fds()
+                status = worker_main(generation.cfg, generation.app, self.listeners, write_fd,
+                                     arbiter_pid, self.error_log, self.access_log)
+            except BaseException:
+                self.error_log.exception("worker %d failed", os.getpid())
+            finally:
+                _flush_logs()
+                os._exit(status)
+        os.close(write_fd)
+        os.set_blocking(read_fd, False)
+        self.error_log.info("Booting worker with pid: %d", pid)
+        worker = WorkerProcess(pid, generation, read_fd, alive_at=time.monotonic())
+        self.workers[pid] = worker
+        return worker
+
+    # -- what workers say, and when they end ---------------------------------------------
+
+    def read_status(self, worker: WorkerProcess) -> None:
+        try:
+            data = os.read(worker.status_fd, RECORD.size * 455)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:  # the worker closed its end: it exited (reap() collects it)
+            os.close(worker.status_fd)
+            worker.status_fd = -1
+            return
+        data = worker.buffer + data
+        whole = len(data) - len(data) % RECORD.size
+        worker.buffer = data[whole:]
+        for offset in range(0, whole, RECORD.size):
+            kind, when_s = RECORD.unpack_from(data, offset)
+            if kind == READY:
+                worker.ready = worker.generation.ever_ready = True
+                worker.alive_at = when_s
+                self.failures = 0
+            elif kind == HEARTBEAT:
+                worker.alive_at = when_s
+            elif kind == RETIRING and not worker.leaving:
+                worker.leaving = True  # its replacement starts now; it finishes and exits
+                cfg = worker.generation.cfg
+                worker.kill_at = time.monotonic() + cfg.graceful_timeout + KILL_GRACE_S
+
+    def reap(self) -> None:
+        while True:
+            try:
+                pid, wait_status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            worker = self.workers.pop(pid, None)
+            if worker is not None:
+                self.on_exit(worker, wait_status)
+
+    def on_exit(self, worker: WorkerProcess, wait_status: int) -> None:
+        if worker.status_fd >= 0:
+            os.close(worker.status_fd)
+        code = os.waitstatus_to_exitcode(wait_status)
+        how = f"exit status {code}" if code >= 0 else f"signal {signal_name(-code)}"
+        if worker.leaving:
+            self.error_log.info("Worker %d exited (%s)", worker.pid, how)
+            return
+        self.error_log.error("Worker %d exited unexpectedly (%s)", worker.pid, how)
+        if worker.ready:
+            return  # maintain() replaces it at once
+        generation = worker.generation
+        if generation is self.pending and code in BOOT_FAILURES:
+            self.error_log.error("SIGHUP: the new workers cannot start (%s); the previous "
+                                 "generation keeps serving", how)
+            for other in self._workers_of(generation):
+                self.stop_worker(other)
+            self.pending = None
+            self.target = self.current.cfg.workers
+            return
+        if code in BOOT_FAILURES and not generation.ever_ready and generation is self.current:
+            self.error_log.error("Workers cannot start (%s): stopping", how)
+            self.status = code
+            self.stop(quick=True, reason="boot failure")
+            return
+        self.failures += 1  # died before serving: back off before the next try
+        delay_s = min(MAX_BACKOFF_S, 0.1 * 2 ** self.failures)
+        self.spawn_at = time.monotonic() + delay_s
+        self.error_log.warning("%d worker(s) in a row died before serving; next start in %.1fs",
+                               self.failures, delay_s)
+
+    def check_deadlines(self) -> None:
+        now = time.monotonic()
+        for worker in list(self.workers.values()):
+            if worker.kill_at is not None:
+                if now >= worker.kill_at:
+                    self.error_log.error("Worker %d still running: SIGKILL", worker.pid)
+                    self._signal(worker.pid, signal.SIGKILL)
+                    worker.kill_at = now + LOOP_TICK_S  # again later if it somehow survives
+                continue
+            timeout_s = worker.generation.cfg.timeout
+            if timeout_s and now - worker.alive_at > timeout_s:
+                self.error_log.critical(
+                    "WORKER TIMEOUT (pid:%d): no sign of life for %.1fs; its threads' "
+                    "tracebacks follow, then SIGKILL", worker.pid, now - worker.alive_at)
+                worker.leaving = True  # its replacement starts now
+                worker.kill_at = now + KILL_GRACE_S
+                self._signal(worker.pid, signal.SIGABRT)
+
+    def _kill_all(self) -> None:
+        """Leave no child behind, whatever ended the loop."""
+        for pid in list(self.workers):
+            self._signal(pid, signal.SIGKILL)
+        for pid in list(self.workers):
+            try:
+                os.waitpid(pid, 0)
+            except ChildProcessError:
+                pass
+            worker = self.workers.pop(pid)
+            if worker.status_fd >= 0:
+                os.close(worker.status_fd)
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger("treadle.error").handlers + \
+            logging.getLogger("treadle.access").handlers:
+        try:
+            handler.flush()
+        except Exception:
+            pass
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:
+            pass

@@ -1,0 +1,150 @@
+"""`serve()`: run one Server in this process until a stop signal, then stop it.
+
+The same code serves the single-process mode (`workers = 0`) and each worker process of the
+arbiter (which passes a `Supervision`: readiness, heartbeats and recycling go through it).
+Signal handlers only record the signal (server/signals.py); this loop acts on them:
+TERM and INT stop gracefully (stop accepting, close idle connections, let requests in flight
+finish within graceful_timeout) and exit 0; a second stop signal, or QUIT, stops at once;
+USR1 reopens the log files. In single-process mode HUP, USR2, TTIN, TTOU and WINCH are only
+logged (they need an arbiter); a worker ignores them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any, Protocol
+
+from .core import Server
+from .listeners import Listener
+from .logs import reopen_log_files
+from .sdnotify import sd_notify
+from .signals import FAILED, HANDLED_SIGNALS, SignalQueue, signal_name
+from .tls import TLSConfigError
+
+EXIT_OK = 0
+EXIT_UNEXPECTED = 1
+EXIT_CONFIG = 2
+GRACEFUL_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+# Signals a worker leaves to its arbiter: ignored, so that one sent to the whole process group
+# (a terminal's HUP) never ends a worker.
+WORKER_IGNORED = (signal.SIGHUP, signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH)
+_NEEDS_ARBITER: dict[int, str] = {
+    signal.SIGHUP: "SIGHUP (reload) needs an arbiter (workers >= 1); ignored. "
+                   "Restart the process to load new code or settings",
+    signal.SIGUSR2: "SIGUSR2 (re-execute) needs an arbiter (workers >= 1); ignored",
+    signal.SIGTTIN: "SIGTTIN (one more worker) needs an arbiter (workers >= 1); ignored",
+    signal.SIGTTOU: "SIGTTOU (one worker fewer) needs an arbiter (workers >= 1); ignored",
+    signal.SIGWINCH: "SIGWINCH ignored",
+}
+
+
+class Supervision(Protocol):
+    """What a worker process tells its arbiter (server/worker.py implements it)."""
+
+    tick_s: float
+
+    def started(self, server: Server) -> None:
+        """The server accepts connections now."""
+
+    def tick(self, server: Server) -> bool:
+        """Called every tick_s while serving; False asks for a graceful stop (recycling)."""
+
+
+def print_error(message: str) -> None:
+    """The one-line `treadle: error: ...` form of failures before or instead of serving."""
+    print(f"treadle: error: {message}", file=sys.stderr, flush=True)
+
+
+def reopen_logs(error_log: logging.Logger) -> None:
+    try:
+        count = reopen_log_files()
+    except OSError as exc:
+        error_log.error("SIGUSR1: cannot reopen the log files: %s", exc)
+        return
+    error_log.info("SIGUSR1: reopened %d log file(s)", count)
+
+
+def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logger,
+          access_log: logging.Logger | None, supervision: Supervision | None = None) -> int:
+    """Run a Server in this process until a stop signal; the caller owns the listeners."""
+    if supervision is not None:
+        for sig in WORKER_IGNORED:
+            signal.signal(sig, signal.SIG_IGN)
+    signals = SignalQueue(STOP_SIGNALS + (signal.SIGUSR1,) if supervision is not None
+                          else HANDLED_SIGNALS)
+    try:
+        server = Server(app, cfg, listeners, error_log, access_log,
+                        multiprocess=supervision is not None, on_failure=signals.fail)
+    except TLSConfigError as exc:
+        signals.restore()
+        print_error(str(exc))
+        return EXIT_CONFIG
+    server.start()
+    if supervision is None:
+        scheme = "https://" if server.tls_context is not None else "http://"
+        for listener in listeners:
+            error_log.info("Listening at: %s", listener.url().replace("http://", scheme, 1))
+        error_log.info("Serving %s with %d threads (pid %d)", cfg.wsgi_app, cfg.threads,
+                       os.getpid())
+        sd_notify("READY=1")
+    else:
+        supervision.started(server)
+    try:
+        first = _serve_until_stop(server, signals, error_log, supervision)
+        if supervision is None:
+            sd_notify("STOPPING=1")
+        if first == FAILED:
+            return EXIT_UNEXPECTED
+        if first == signal.SIGQUIT:
+            error_log.info("SIGQUIT: stopping at once")
+        else:
+            _stop_gracefully(server, signals, error_log, first, cfg.graceful_timeout)
+    finally:
+        server.close()
+        signals.restore()
+    error_log.info("Stopped")
+    return EXIT_OK
+
+
+def _serve_until_stop(server: Server, signals: SignalQueue, error_log: logging.Logger,
+                      supervision: Supervision | None) -> int:
+    """Dispatch signals until a stop; returns it (0 for a recycling worker's own stop)."""
+    tick_s = supervision.tick_s if supervision is not None else None
+    while True:
+        sig = signals.wait(tick_s)
+        if sig is None:
+            if supervision is not None and not supervision.tick(server):
+                return signal.SIGTERM  # recycling: a graceful stop of its own
+            continue
+        if sig in STOP_SIGNALS or sig == FAILED:
+            return sig
+        if sig == signal.SIGUSR1:
+            reopen_logs(error_log)
+        else:
+            error_log.warning("%s", _NEEDS_ARBITER.get(sig, f"{signal_name(sig)} ignored"))
+
+
+def _stop_gracefully(server: Server, signals: SignalQueue, error_log: logging.Logger,
+                     first: int, graceful_timeout_s: float) -> None:
+    error_log.info("Stopping gracefully (%s); in-flight requests get %.3gs",
+                   signal_name(first), graceful_timeout_s)
+    server.begin_stop()
+    deadline = time.monotonic() + graceful_timeout_s
+    stops_before = signals.count(*STOP_SIGNALS)
+    while not server.wait_stopped(0.1):
+        while (sig := signals.pop()) is not None:
+            if sig == signal.SIGUSR1:
+                reopen_logs(error_log)
+        signals.drain()
+        if signals.count(*STOP_SIGNALS) > stops_before:
+            error_log.info("Second signal: stopping at once")
+            return
+        if time.monotonic() >= deadline:
+            error_log.warning("graceful_timeout reached: dropping %d connection(s)",
+                              server.open_connections)
+            return

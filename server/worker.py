@@ -1,0 +1,109 @@
+"""A worker process: what runs in the child the arbiter forks, and what it tells the arbiter.
+
+The child serves exactly as the single process does (`serving.serve`, the same Server on the
+arbiter's listeners); `WorkerLink` adds the supervision: it tells the arbiter when the server
+accepts (READY), sends a heartbeat every second carrying `Server.alive_as_of` (so a worker
+whose every thread is stuck stops looking alive even though it still writes), and recycles
+the worker after max_requests (RETIRING first, so the arbiter starts the replacement at once).
+Messages are 9-byte records on a pipe (one write each, atomic below PIPE_BUF). On SIGABRT,
+faulthandler writes every thread's traceback to the error log and the worker dies: the
+arbiter sends it to a worker that timed out (SIGKILL follows if that is not enough).
+"""
+
+from __future__ import annotations
+
+import faulthandler
+import gc
+import logging
+import os
+import random
+import signal
+import struct
+import threading
+from typing import Any
+
+from .app import AppLoadError, load_app
+from .core import Server
+from .listeners import Listener
+from .logs import error_stream
+from .serving import WORKER_IGNORED, print_error, serve
+from .signals import HANDLED_SIGNALS
+
+EXIT_APP = 3
+RECORD = struct.Struct("<cd")  # kind, monotonic time
+READY, HEARTBEAT, RETIRING = b"R", b"H", b"X"
+HEARTBEAT_S = 1.0
+
+
+def send_record(fd: int, kind: bytes, when_s: float) -> None:
+    try:
+        os.write(fd, RECORD.pack(kind, when_s))
+    except OSError:
+        pass  # the arbiter is gone (tick notices) or not reading (it then times us out)
+
+
+class WorkerLink:
+    """The worker's side of its supervision (serving.Supervision)."""
+
+    tick_s = HEARTBEAT_S
+
+    def __init__(self, status_fd: int, arbiter_pid: int, max_requests: int,
+                 error_log: logging.Logger) -> None:
+        self.status_fd = status_fd
+        self.arbiter_pid = arbiter_pid
+        self.max_requests = max_requests  # 0: never recycle
+        self.error_log = error_log
+        self.served = 0
+        self.retiring = False
+        self._lock = threading.Lock()
+        self._server: Server | None = None
+
+    def started(self, server: Server) -> None:
+        self._server = server
+        if self.max_requests:
+            server.count_requests(self._count)
+        send_record(self.status_fd, READY, server.alive_as_of())
+
+    def tick(self, server: Server) -> bool:
+        if os.getppid() != self.arbiter_pid:
+            self.error_log.error("worker %d: the arbiter is gone; stopping", os.getpid())
+            return False
+        if self.retiring:
+            return False
+        send_record(self.status_fd, HEARTBEAT, server.alive_as_of())
+        return True
+
+    def _count(self) -> None:
+        with self._lock:
+            self.served += 1
+            if self.served < self.max_requests or self.retiring:
+                return
+            self.retiring = True
+        self.error_log.info("worker %d: max_requests (%d) reached; recycling", os.getpid(),
+                            self.max_requests)
+        send_record(self.status_fd, RETIRING, 0.0)
+        if self._server is not None:
+            self._server.begin_stop()  # stop accepting now; the main loop finishes the stop
+
+
+def worker_main(cfg: Any, app: Any, listeners: list[Listener], status_fd: int,
+                arbiter_pid: int, error_log: logging.Logger,
+                access_log: logging.Logger | None) -> int:
+    """The child's whole life after fork; returns its exit status (3: app not loadable)."""
+    for sig in HANDLED_SIGNALS:  # the arbiter's handlers are not ours; booting, TERM ends us
+        signal.signal(sig, signal.SIG_IGN if sig in WORKER_IGNORED else signal.SIG_DFL)
+    signal.set_wakeup_fd(-1)
+    # On SIGABRT (the arbiter's timeout) and fatal signals: every thread's traceback, then die.
+    faulthandler.enable(file=error_stream(error_log), all_threads=True)
+    if app is None:
+        try:
+            app = load_app(cfg)
+        except AppLoadError as exc:
+            print_error(f"cannot load the application: {exc}")
+            return EXIT_APP
+        gc.freeze()
+    max_requests = cfg.max_requests
+    if max_requests and cfg.max_requests_jitter:
+        max_requests += random.randint(0, cfg.max_requests_jitter)
+    link = WorkerLink(status_fd, arbiter_pid, max_requests, error_log)
+    return serve(app, cfg, listeners, error_log, access_log, link)
