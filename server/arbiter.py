@@ -31,7 +31,7 @@ from .listeners import Listener
 from .logs import setup_access_log, setup_error_log
 from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
-from .signals import SignalQueue, signal_name
+from .signals import HANDLED_SIGNALS, SignalQueue, signal_name
 from .tls import TLSConfigError, build_context
 from .worker import HEARTBEAT, READY, RECORD, RETIRING, worker_main
 
@@ -257,7 +257,13 @@ class Arbiter:
     def spawn(self, generation: Generation) -> WorkerProcess:
         read_fd, write_fd = os.pipe()
         arbiter_pid = os.getpid()
+        # Blocked across the fork: until the child has its own dispositions, a signal sent to
+        # it (an operator's USR1 to the whole group) waits instead of running our handlers or
+        # taking its default action; worker_main and serve() unblock them.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         pid = os.fork()
+        if pid != 0:
+            signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         if pid == 0:  # the child: never returns into the arbiter's code
             status = 1
             try:
@@ -300,6 +306,7 @@ class Arbiter:
         for offset in range(0, whole, RECORD.size):
             kind, when_s = RECORD.unpack_from(data, offset)
             if kind == READY:
+                self.error_log.info("Worker %d serving", worker.pid)
                 worker.ready = worker.generation.ever_ready = True
                 worker.alive_at = when_s
                 self.failures = 0

@@ -59,6 +59,10 @@ ACCEPT_RETRY_S = 0.5  # pause after running out of file descriptors
 DISPATCH_BATCH = 128 if getattr(sys, "_is_gil_enabled", lambda: True)() else 1
 # The poller loops at least this often, so that `alive_as_of` stays fresh (worker heartbeats).
 LIVENESS_TICK_S = 1.0
+# At a graceful stop, how long a connection whose request has not arrived yet (a new one, a
+# head arriving, a TLS handshake) is still given: a client that connected just before the
+# stop is answered rather than dropped, and a silent one cannot hold the stop for long.
+STOP_GRACE_S = 2.0
 COMPACT_MIN_ENTRIES = 1024  # expiry heap size that triggers dropping closed connections
 SERVER_SOFTWARE = "treadle"
 
@@ -132,6 +136,7 @@ class Server:
         # process whose every thread is stuck stops looking alive (alive_as_of).
         self._busy_since_s = [0.0] * self.thread_count
         self._open = 0
+        self._backlog_taken = False  # (lock) at a stop: the poller took the listen backlog
         self._evicted = 0
         self._accept_paused = False
         self._exit = False
@@ -160,12 +165,23 @@ class Server:
         return self._all_closed.wait(timeout_s)
 
     def begin_stop(self) -> None:
+        """Start a graceful stop; the poller takes the listen backlog first (see
+        _Poller.begin_stop), so the stop is complete only once it has, and all closed."""
         with self._lock:
             self.stopping = True
-            if self._open == 0:
-                self._all_closed.set()
+        poller_running = bool(self._threads) and self._threads[0].is_alive()
+        if not poller_running:
+            self.backlog_taken()
         self._wake()
         self.h2_connections.wake_all()  # each sends GOAWAY and finishes its streams
+
+    def backlog_taken(self) -> None:
+        """The poller has accepted what waited and stopped listening: from now on the last
+        connection to close completes the stop."""
+        with self._lock:
+            self._backlog_taken = True
+            if self._open == 0:
+                self._all_closed.set()
 
     def wait_stopped(self, timeout_s: float) -> bool:
         return self._all_closed.wait(timeout_s)
@@ -230,7 +246,7 @@ class Server:
         with self._lock:
             self._open -= 1
             remaining = self._open
-            if self.stopping and remaining == 0:
+            if self.stopping and self._backlog_taken and remaining == 0:
                 self._all_closed.set()
         if self._accept_paused and remaining < self.max_connections:
             self._wake()
@@ -340,6 +356,7 @@ class _Poller:
         self.compact_at = COMPACT_MIN_ENTRIES
         self.sequence = itertools.count()
         self.accepting = False
+        self.stop_begun = False
         self.resume_at = 0.0
         self.locals: dict[int, tuple[str, int]] = {}
         self.looped_at = time.monotonic()  # read by Server.alive_as_of from other threads
@@ -361,7 +378,7 @@ class _Poller:
                             self.route(target, target.on_readable())
                     elif target is self._WAKE:
                         self.on_wake()
-                    elif target is not None:
+                    elif target is not None and self.accepting:  # else closed this round
                         self.accept(target)
                 if self.expiry and self.expiry[0][0] <= time.monotonic():
                     self.expire()
@@ -475,7 +492,7 @@ class _Poller:
         for conn in server.take_handbacks():
             if conn.closed:
                 continue
-            if server.stopping and conn.phase < LINGER:  # lingering or in flight: kept
+            if server.stopping and not self.keep_while_stopping(conn):
                 self.close(conn)
                 continue
             self.route(conn, WAIT)
@@ -486,17 +503,46 @@ class _Poller:
                 self.set_accepting(True)
 
     def begin_stop(self) -> None:
+        """A graceful stop, once: take what waits in the listen backlog (the kernel accepted
+        it before we stopped), stop listening (new connections are refused, not left
+        waiting), close idle keep-alive connections, and keep those whose request has not
+        arrived yet for a short grace: a client that connected just before the stop is
+        answered (with Connection: close), not dropped."""
+        if self.stop_begun:
+            return
+        self.stop_begun = True
+        if self.accepting:
+            for listener in self.server.listeners:
+                while self.accept(listener):
+                    pass
         self.set_accepting(False)
+        for listener in self.server.listeners:
+            listener.sock.close()  # ours only: a parent's or sibling's copy stays open
         for conn in self.readiness.watched():
             if type(conn) is not HTTP1Connection or conn.closed or not conn.registered:
                 continue
             if conn.phase >= LINGER:  # lingering, or a request body in flight
                 continue
             conn.registered = False
-            if conn.on_readable() == DISPATCH:
+            action = conn.on_readable()
+            if action == DISPATCH:
                 self.route(conn, DISPATCH)  # a whole request is here: answer it
+            elif action == WAIT and self.keep_while_stopping(conn):
+                self.route(conn, WAIT)
             else:
                 self.close(conn)
+        self.server.backlog_taken()
+
+    def keep_while_stopping(self, conn: HTTP1Connection) -> bool:
+        """During a graceful stop: keep a connection whose request is still to come (a head
+        arriving, a new connection, a TLS handshake) for at most STOP_GRACE_S more, and one
+        lingering or receiving a body; an idle keep-alive connection is closed."""
+        if conn.phase >= LINGER:
+            return True
+        if conn.phase not in (HEAD, HANDSHAKE):
+            return False
+        conn.deadline = min(conn.deadline, time.monotonic() + STOP_GRACE_S)
+        return True
 
     def set_accepting(self, on: bool) -> None:
         if on == self.accepting:
@@ -509,7 +555,8 @@ class _Poller:
             else:
                 self.readiness.unwatch(listener.sock.fileno())
 
-    def accept(self, listener: Listener) -> None:
+    def accept(self, listener: Listener) -> bool:
+        """Accept up to ACCEPT_BATCH connections; True when more may be waiting."""
         server = self.server
         local = self.locals[listener.sock.fileno()]
         for _ in range(ACCEPT_BATCH):
@@ -518,17 +565,18 @@ class _Poller:
                 victim = self.longest_waiting()
                 if victim is None:  # every slot is busy: wait until one closes
                     self.set_accepting(False)
-                    return
+                    return False
             try:
                 sock, peer = listener.sock.accept()
             except BlockingIOError:
-                return
+                return False
             except OSError as exc:
                 self.accept_failed(exc)
-                return
+                return False
             if victim is not None:
                 self.evict(victim)
             self.adopt(sock, peer, local)
+        return True
 
     def longest_waiting(self) -> HTTP1Connection | None:
         """At worker_connections: the parked connection that has waited longest for a

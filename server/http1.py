@@ -151,7 +151,7 @@ class HTTP1Connection:
     def on_readable(self) -> int:
         """Read what arrived; DISPATCH when a whole head is here. Never blocks."""
         if self.phase == HANDSHAKE:  # a worker takes the next handshake step
-            return CLOSE if self.server.stopping else DISPATCH
+            return DISPATCH
         try:
             data = self.sock.recv(RECV_SIZE)
         except BlockingIOError:

@@ -93,6 +93,9 @@ def worker_main(cfg: Any, app: Any, listeners: list[Listener], status_fd: int,
     for sig in HANDLED_SIGNALS:  # the arbiter's handlers are not ours; booting, TERM ends us
         signal.signal(sig, signal.SIG_IGN if sig in WORKER_IGNORED else signal.SIG_DFL)
     signal.set_wakeup_fd(-1)
+    # The arbiter forked us with its signals blocked (its handlers are not ours): from here a
+    # stop signal ends a booting worker; USR1 stays blocked until serve() has its queue.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, set(HANDLED_SIGNALS) - {signal.SIGUSR1})
     # On SIGABRT (the arbiter's timeout) and fatal signals: every thread's traceback, then die.
     faulthandler.enable(file=error_stream(error_log), all_threads=True)
     if app is None:

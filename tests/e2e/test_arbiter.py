@@ -69,7 +69,9 @@ def get_text(server, path: str) -> str:
 def test_two_workers_share_the_listener_and_both_serve(serve):
     server = serve(APP, "--workers", "2", "--threads", "2")
     pids = worker_count(server, 2)
-    assert server.log().count("Booting worker with pid: ") == 2
+    # the arbiter logs each boot just after its fork, which psutil may see first
+    wait_until(lambda: server.log().count("Booting worker with pid: ") == 2,
+               "two boots logged", server)
     with Load(server.host, server.port, threads=4) as load:
         wait_until(lambda: load.pids >= pids, "both workers to answer", server)
     assert load.failures == []
@@ -114,9 +116,6 @@ def _write_app(directory: Path, text: str) -> None:
         "    return [body]\n")
 
 
-@pytest.mark.xfail(strict=False, reason="known gap: an old worker's graceful stop closes a "
-                   "connection it accepted whose request head has not arrived yet "
-                   "(core _Poller.begin_stop), so about one run in three loses one request")
 def test_hup_under_load_reimports_the_app_with_no_failed_request(serve, tmp_path):
     _write_app(tmp_path, "version one")
     server = serve("hupapp:app", "--workers", "2", "--chdir", str(tmp_path))
@@ -140,6 +139,9 @@ def test_hup_with_a_broken_app_keeps_the_old_workers(serve, tmp_path):
     _write_app(tmp_path, "still here")
     server = serve("hupapp:app", "--workers", "2", "--chdir", str(tmp_path))
     old = worker_count(server, 2)
+    wait_until(lambda: server.log().count("] Worker ") >= 2 and
+               all(f"Worker {pid} serving" in server.log() for pid in old),
+               "both workers to have imported the app", server)
     (tmp_path / "hupapp.py").write_text("raise RuntimeError('broken on purpose')\n")
     with Load(server.host, server.port, path="/") as load:
         server.send_signal(signal.SIGHUP)
