@@ -32,6 +32,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
@@ -56,6 +57,9 @@ OUTPUT_HIGH_BYTES = 1 << 20  # stop reading while this much waits for the socket
 LINGER_S = 1.0  # after our last frame, how long the client's late bytes are read
 LINGER_MAX_BYTES = 1 << 20
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+# What a client's conduct can raise (socket and TLS errors, a state h2 refuses): one debug
+# line each, never a traceback, so no client can fill the error log.
+_CLIENTS_DOING = (OSError, h2.exceptions.H2Error)
 
 
 def limits_from(cfg: Any) -> H2Limits:
@@ -174,7 +178,7 @@ class H2Driver(StreamEvents):
                 self._receive(initial)
             self._loop()
         except BaseException as exc:
-            if isinstance(exc, OSError):
+            if isinstance(exc, _CLIENTS_DOING):
                 self.server.error_log.debug("HTTP/2 connection from %s: %s", self.peer_host, exc)
             else:
                 self.server.error_log.exception("HTTP/2 connection failed")
@@ -318,8 +322,10 @@ class H2Driver(StreamEvents):
         except FloodError as exc:
             self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(exc))
             return
-        except h2.exceptions.ProtocolError as exc:  # h2 queued its GOAWAY already
-            self._fail_connection(None, str(exc))
+        except h2.exceptions.ProtocolError as exc:
+            # h2 queued its GOAWAY already, except after a bad preface (RFC 9113 3.4)
+            closed = self.conn.state_machine.state is h2.connection.ConnectionState.CLOSED
+            self._fail_connection(None if closed else exc.error_code, str(exc))
             return
         dispatch = self._dispatch
         for event in events:
@@ -448,13 +454,10 @@ class H2Driver(StreamEvents):
         self._take_output()
         out = self.out
         while out:
-            try:
-                sent = self.sock.send(memoryview(out)[:SEND_BYTES])
-            except BlockingIOError:
+            sent = self._send_some()
+            if sent is None:
                 return
-            except OSError as exc:
-                self.server.error_log.debug("HTTP/2 write to %s: %s", self.peer_host, exc)
-                self.broken = True
+            if self.broken:
                 out.clear()
                 return
             del out[:sent]
@@ -462,6 +465,20 @@ class H2Driver(StreamEvents):
             if not out and self.sending:
                 self._pump()
                 self._take_output()
+
+    def _send_some(self) -> int | None:
+        """One send() from the front of `out`: how much went, None when the socket is full.
+        The views are released before the caller resizes `out`, even when send() raised
+        (the exception's traceback holds TLSSocket.send's frame, and with it the view)."""
+        with memoryview(self.out) as whole, whole[:SEND_BYTES] as chunk:
+            try:
+                return self.sock.send(chunk)
+            except BlockingIOError:
+                return None
+            except OSError as exc:
+                self.server.error_log.debug("HTTP/2 write to %s: %s", self.peer_host, exc)
+                self.broken = True
+                return 0
 
     # -- closing -------------------------------------------------------------------------
 
