@@ -47,6 +47,7 @@ from ..protocol.http2 import (
 )
 from .h2events import StreamEvents
 from .h2stream import SEND_BUFFER_BYTES, H2Stream
+from .sockio import wait_ready
 
 if TYPE_CHECKING:
     from .core import Server
@@ -492,13 +493,8 @@ class H2Driver(StreamEvents):
         deadline = time.monotonic() + LINGER_S
         read = 0
         while read < LINGER_MAX_BYTES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
             try:
-                ready, _, _ = select.select([self.sock], [], [], remaining)
-                if not ready:
-                    return
+                wait_ready(self.sock, False, deadline)  # BodyTimeout (an OSError) at the end
                 data = socket.socket.recv(self.sock, RECV_BYTES)  # raw: TLS is shut
             except (BlockingIOError, InterruptedError):
                 continue
@@ -509,22 +505,26 @@ class H2Driver(StreamEvents):
             read += len(data)
 
     def _close(self) -> None:
+        """Give back everything the connection holds: the socket, the wake-up descriptors,
+        its slot among worker_connections, even when a step before raises."""
         if self.closed:
             return
         self.closed = True
         with self.lock:
             self.wake_pending = True  # nobody writes to the pipe once its fds are closed
-        self._forget_all("the connection closed")
-        self.server.h2_connections.discard(self)
-        if not self.broken:
-            self._linger()
         try:
-            self.sock.close()
-        except OSError:
-            pass
-        for fd in (self.wake_r, self.wake_w):
+            self._forget_all("the connection closed")
+            if not self.broken:
+                self._linger()
+        finally:
+            self.server.h2_connections.discard(self)
             try:
-                os.close(fd)
+                self.sock.close()
             except OSError:
                 pass
-        self.server.connection_closed(self)  # type: ignore[arg-type]
+            for fd in (self.wake_r, self.wake_w):
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+            self.server.connection_closed(self)  # type: ignore[arg-type]

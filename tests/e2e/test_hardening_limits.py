@@ -12,10 +12,13 @@ import struct
 from collections.abc import Callable
 
 import httpx
+import psutil
 import pytest
 
 from tests.e2e.conftest import RunningServer
-from tests.e2e.test_http2_apps import Certificates
+from tests.e2e.test_http2_apps import Certificates, H2Client
+from tests.e2e.test_server_connections import raise_fd_limit, wait_for
+from tests.e2e.wire import Wire, get
 
 APP = "tests.e2e.test_http2_apps:app"
 Serve = Callable[..., RunningServer]
@@ -50,6 +53,53 @@ def frame_types(data: bytes) -> list[int]:
         types.append(data[pos + 3])
         pos += 9 + length
     return types
+
+
+def h2_hello(port: int) -> None:
+    """One HTTP/2 request over h2c prior knowledge; then the client closes."""
+    client = H2Client(port)
+    stream = client.request("/")
+    client.read(lambda: client.answered(stream))
+    assert client.bodies[stream] == b"hello"
+    client.close()
+
+
+def assert_stopped_cleanly(server: RunningServer) -> None:
+    """Exit status 0, and no graceful stop spent waiting for connections that were gone."""
+    assert server.stop() == 0
+    assert "graceful_timeout reached" not in server.log(), server.log()[-3000:]
+
+
+# -- item 2: closing above descriptor 1023 ----------------------------------------------------
+
+
+IDLE_HTTP1 = 1100  # enough to put the HTTP/2 sockets above select()'s limit of 1023
+HTTP2_CLOSES = 20
+
+
+def test_http2_closes_above_fd_1023_release_fds_and_slots(serve: Serve) -> None:
+    raise_fd_limit(4096)  # ours; the server inherits it
+    cap = IDLE_HTTP1 + HTTP2_CLOSES
+    server = serve(APP, "--http2-cleartext", "prior-knowledge", "--worker-connections",
+                   str(cap), "--header-timeout", "120", "--keep-alive", "120",
+                   "--graceful-timeout", "10")
+    process = psutil.Process(server.process.pid)
+    baseline = process.num_fds()
+    idle = [socket.create_connection(("127.0.0.1", server.port)) for _ in range(IDLE_HTTP1)]
+    assert wait_for(lambda: process.num_fds() >= baseline + IDLE_HTTP1)
+    for _ in range(HTTP2_CLOSES):
+        h2_hello(server.port)
+    assert wait_for(lambda: process.num_fds() == baseline + IDLE_HTTP1), process.num_fds()
+    # the HTTP/2 connections' slots are free: as many new connections are served, at the cap
+    fresh = [Wire(server.host, server.port) for _ in range(HTTP2_CLOSES)]
+    for wire in fresh:
+        wire.send(get("/"))
+    assert [wire.read_response().body for wire in fresh] == [b"hello"] * HTTP2_CLOSES
+    for sock in idle + [wire.sock for wire in fresh]:
+        sock.close()
+    assert wait_for(lambda: process.num_fds() == baseline), (process.num_fds(), baseline)
+    assert_stopped_cleanly(server)
+    assert "ValueError" not in server.log()
 
 
 # -- item 3: a bad preface over TLS ---------------------------------------------------------
