@@ -3,9 +3,11 @@
 The thread that owns the socket owns the H2Connection; nobody else touches either. It reads
 frames, judges each request (protocol/http2.py) and hands every stream's WSGI call to the
 worker pool (server/h2stream.py), so a slow stream never delays a fast one. Workers hand
-output and "I read this much" back through per-stream state plus one wake-up pipe; this
-thread sends as the flow-control windows allow and acknowledges request data only as the
-application reads it.
+output and "I read this much" back through per-stream state plus one wake-up descriptor
+(server/wakeup.py); this thread sends as the flow-control windows allow and acknowledges
+request data only as the application reads it. A connection thus holds 1 + wakeup.DESCRIPTORS
+descriptors, which the open-file limit is raised for; where none is left, a new HTTP/2
+connection is refused (closed) and accepting pauses, as for HTTP/1.1.
 
 The connection thread never waits for a pool thread: with every worker busy it still reads
 frames, answers PINGs, acknowledges what was read and sends what was produced; queued
@@ -23,7 +25,6 @@ sends is handled stream by stream in server/h2events.py (a mixin of H2Driver).
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import threading
@@ -48,6 +49,8 @@ from ..protocol.http2 import (
 from .h2events import StreamEvents
 from .h2stream import SEND_BUFFER_BYTES, H2Stream
 from .sockio import wait_ready
+from .wakeup import DESCRIPTORS as WAKEUP_DESCRIPTORS
+from .wakeup import Wakeup
 
 if TYPE_CHECKING:
     from .core import Server
@@ -71,6 +74,14 @@ def limits_from(cfg: Any) -> H2Limits:
         max_frame_size=cfg.http2_max_frame_size,
         max_header_list_size=cfg.http2_max_header_list_size,
     )
+
+
+def descriptors_per_connection(cfg: Any) -> int:
+    """Descriptors one connection may hold: its socket, plus an HTTP/2 driver's wake-up
+    when HTTP/2 can be spoken (over TLS, or h2c). The open-file limit is raised for this."""
+    h2 = "h2" in cfg.http_protocols and (cfg.certfile is not None
+                                          or cfg.http2_cleartext != "off")
+    return 1 + WAKEUP_DESCRIPTORS if h2 else 1
 
 
 class H2Registry:
@@ -126,10 +137,8 @@ class H2Driver(StreamEvents):
         self.runners = 0  # (lock) StreamRunner jobs queued or running
         self.busy_runners = 0  # (lock) those inside an application call
         self.wake_pending = False  # (lock)
-        self.sleeping = False  # (lock) in poll(): news must come through the pipe
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
+        self.sleeping = False  # (lock) in poll(): news must come through the wake-up
+        self.wakeup = Wakeup()  # last: OSError (EMFILE) here leaves nothing to release
         self.streams: dict[int, H2Stream] = {}
         self.sending: dict[int, H2Stream] = {}  # streams with output not yet in frames
         self.out = bytearray()
@@ -169,7 +178,12 @@ class H2Driver(StreamEvents):
         thread = threading.Thread(target=self._run, args=(initial, upgrade),
                                   name=f"treadle-h2-{self.sock.fileno()}", daemon=True)
         self.server.h2_connections.add(self)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # out of threads: refused like a connection out of descriptors
+            self.broken = True  # no linger: this may be the poller's thread
+            self._close()
+            raise
 
     def _run(self, initial: bytes, upgrade: tuple[bytes, H2Stream | None] | None) -> None:
         try:
@@ -197,26 +211,21 @@ class H2Driver(StreamEvents):
             self.ready.append(stream)
         if self.sleeping and not self.wake_pending:  # else it looks before sleeping
             self.wake_pending = True
-            try:
-                os.write(self.wake_w, b"\0")
-            except OSError:
-                pass  # full (so readable already) or closed
+            self.wakeup.notify()
 
     def wake(self) -> None:
         """From any thread: look at the server's state (a graceful stop began)."""
         with self.lock:
             if not self.wake_pending:
                 self.wake_pending = True
-                try:
-                    os.write(self.wake_w, b"\0")
-                except OSError:
-                    pass
+                self.wakeup.notify()
 
     # -- the loop ------------------------------------------------------------------------
 
     def _loop(self) -> None:
         poller = select.poll()
-        poller.register(self.wake_r, select.POLLIN)
+        wake_fd = self.wakeup.fileno()
+        poller.register(wake_fd, select.POLLIN)
         fd = self.sock.fileno()
         mask = -1
         server = self.server
@@ -252,7 +261,7 @@ class H2Driver(StreamEvents):
                 self._on_timeout()
                 continue
             for ready_fd, flags in ready:
-                if ready_fd == self.wake_r:
+                if ready_fd == wake_fd:
                     self._on_wake(True)
                 elif flags & _POLLIN and reading:
                     self._on_readable()
@@ -346,12 +355,9 @@ class H2Driver(StreamEvents):
 
     # -- the workers' news -----------------------------------------------------------------
 
-    def _on_wake(self, drain_pipe: bool) -> None:
-        if drain_pipe:
-            try:
-                os.read(self.wake_r, 4096)
-            except OSError:
-                pass
+    def _on_wake(self, drain: bool) -> None:
+        if drain:
+            self.wakeup.drain()
         with self.lock:
             ready, self.ready = self.ready, []
             self.wake_pending = False
@@ -511,7 +517,7 @@ class H2Driver(StreamEvents):
             return
         self.closed = True
         with self.lock:
-            self.wake_pending = True  # nobody writes to the pipe once its fds are closed
+            self.wake_pending = True  # nobody notifies once the wake-up is closed
         try:
             self._forget_all("the connection closed")
             if not self.broken:
@@ -522,9 +528,5 @@ class H2Driver(StreamEvents):
                 self.sock.close()
             except OSError:
                 pass
-            for fd in (self.wake_r, self.wake_w):
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+            self.wakeup.close()
             self.server.connection_closed(self)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ _HAS_EPOLL = hasattr(select, "epoll")
 
 
 class EpollReadiness:
-    """epoll: level-triggered for listeners and the wake-up pipe, one-shot for connections."""
+    """epoll: level-triggered for listeners and the wake-up, one-shot for connections."""
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
@@ -25,7 +25,7 @@ class EpollReadiness:
         self._oneshot = select.EPOLLIN | select.EPOLLONESHOT | select.EPOLLRDHUP
 
     def watch(self, fd: int, target: Any) -> None:
-        """Watch a listener or the wake-up pipe until `unwatch`."""
+        """Watch a listener or the wake-up descriptor until `unwatch`."""
         self._targets[fd] = target
         self._epoll.register(fd, select.EPOLLIN)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from .app import AppLoadError, load_app
 from .core import Server
+from .http2 import descriptors_per_connection
 from .listeners import BindError, Listener, open_listener
 from .logs import setup_access_log, setup_error_log
 from .tls import TLSConfigError
@@ -55,7 +56,7 @@ def run(cfg: Any) -> int:
         return EXIT_CONFIG
     if cfg.umask is not None:
         os.umask(cfg.umask)
-    raise_open_file_limit(cfg.worker_connections + 64)
+    raise_open_file_limit(cfg.worker_connections * descriptors_per_connection(cfg) + 64)
     listeners: list[Listener] = []
     pidfile: str | None = None
     try:  # whatever happens, the listeners close and our pidfile goes

@@ -7,15 +7,21 @@ Timeouts here are safety nets, never measurements.
 
 from __future__ import annotations
 
+import http.client
+import resource
 import socket
+import ssl
 import struct
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import psutil
 import pytest
+from treadle.server.wakeup import DESCRIPTORS as WAKEUP_DESCRIPTORS
 
-from tests.e2e.conftest import RunningServer
+from tests.e2e.conftest import RunningServer, start_server
 from tests.e2e.test_http2_apps import Certificates, H2Client
 from tests.e2e.test_server_connections import raise_fd_limit, wait_for
 from tests.e2e.wire import Wire, get
@@ -23,6 +29,13 @@ from tests.e2e.wire import Wire, get
 APP = "tests.e2e.test_http2_apps:app"
 Serve = Callable[..., RunningServer]
 GOAWAY = 0x7
+PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")  # + SETTINGS
+# `python -c LIMITED SOFT HARD APP FLAGS...`: the server under an open-file limit of its own
+# (the hard one too, so that it cannot lift it), as a shell's `ulimit -n` would set it.
+LIMITED = ("import resource, runpy, sys; "
+           "resource.setrlimit(resource.RLIMIT_NOFILE, (int(sys.argv[1]), int(sys.argv[2]))); "
+           "sys.argv = ['server', *sys.argv[3:]]; "
+           "runpy.run_module('server', run_name='__main__', alter_sys=True)")
 
 
 @pytest.fixture(scope="module")
@@ -68,6 +81,106 @@ def assert_stopped_cleanly(server: RunningServer) -> None:
     """Exit status 0, and no graceful stop spent waiting for connections that were gone."""
     assert server.stop() == 0
     assert "graceful_timeout reached" not in server.log(), server.log()[-3000:]
+
+
+def limited_server(tmp_path: Path, soft: int, hard: int, *flags: str) -> RunningServer:
+    return start_server(APP, *flags, log_path=tmp_path / "server.log",
+                        command=(sys.executable, "-c", LIMITED, str(soft), str(hard)))
+
+
+def open_idle_h2(port: int, context: ssl.SSLContext | None = None,
+                 wait_s: float = 5.0) -> tuple[socket.socket, str]:
+    """An HTTP/2 connection (h2c prior knowledge, or TLS with ALPN h2 given `context`) that
+    sends its preface and SETTINGS, then nothing: 'served' once the server's SETTINGS
+    arrive, 'refused' when it closes, 'waiting' when nothing comes (in the listen backlog)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=wait_s)
+    try:
+        if context is not None:
+            sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
+        sock.sendall(PREFACE)
+        data = sock.recv(65536)
+    except TimeoutError:
+        return sock, "waiting"
+    except (ConnectionResetError, ssl.SSLError):
+        data = b""
+    return sock, "served" if data else "refused"
+
+
+def get_hello(server: RunningServer, context: ssl.SSLContext | None) -> bytes:
+    """GET / over HTTP/1.1 (over TLS given `context`): the body."""
+    if context is None:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    else:
+        conn = http.client.HTTPSConnection(server.host, server.port, timeout=10,
+                                           context=context)
+    conn.request("GET", "/")
+    body = conn.getresponse().read()
+    conn.close()
+    return body
+
+
+# -- item 1: the fd limit over HTTP/2 ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("limit", [256, 257])  # both parities: the last descriptor goes to
+@pytest.mark.parametrize("over", ["h2c", "tls"])  # the socket, or to the wake-up
+def test_http2_at_the_fd_limit_pauses_and_never_exits(tmp_path: Path, certs: Certificates,
+                                                      over: str, limit: int) -> None:
+    """Idle HTTP/2 connections until the descriptors run out (by accept() itself, or by the
+    new connection's wake-up, by parity): the newest waits or is refused, the process
+    lives on, serves again once some close, and gives every descriptor back."""
+    flags = ("--http2-cleartext", "prior-knowledge") if over == "h2c" else \
+        ("--certfile", certs.server_pem)
+    server = limited_server(tmp_path, limit, limit, *flags, "--header-timeout", "120",
+                            "--keep-alive", "120")
+    h2_context = None if over == "h2c" else certs.client_context(alpn=("h2",))
+    try:
+        process = psutil.Process(server.process.pid)
+        baseline = process.num_fds()
+        held, outcome = [], "served"
+        while outcome == "served" and len(held) < limit:
+            sock, outcome = open_idle_h2(server.port, h2_context)
+            held.append(sock)
+        assert outcome in ("waiting", "refused")
+        assert server.process.poll() is None, server.log()
+        assert wait_for(lambda: "pausing accepting" in server.log()), server.log()
+        for sock in held[:10]:
+            sock.close()
+        http1_context = None if over == "h2c" else certs.client_context(alpn=("http/1.1",))
+        assert get_hello(server, http1_context) == b"hello"
+        if outcome == "waiting" and over == "h2c":  # taken from the backlog meanwhile
+            held[-1].settimeout(10)
+            assert held[-1].recv(65536)
+        for sock in held:
+            sock.close()
+        assert wait_for(lambda: process.num_fds() == baseline), (process.num_fds(), baseline)
+    finally:
+        status = server.stop()
+    assert status == 0, server.log()
+    log = server.log()
+    assert "Traceback" not in log and "CRITICAL" not in log, log[-3000:]
+
+
+def test_open_file_limit_is_raised_for_http2_connections(tmp_path: Path) -> None:
+    """Each HTTP/2 connection holds its socket and a wake-up descriptor; the limit is raised
+    for that, so worker_connections of them fit (no descriptor error before the cap)."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    if hard != resource.RLIM_INFINITY and hard < 1024:
+        pytest.skip(f"needs a hard open-file limit of 1024, it is {hard}")
+    server = limited_server(tmp_path, 64, hard, "--http2-cleartext", "prior-knowledge",
+                            "--worker-connections", "100", "--header-timeout", "120",
+                            "--keep-alive", "120")
+    try:
+        soft, _ = psutil.Process(server.process.pid).rlimit(psutil.RLIMIT_NOFILE)
+        assert soft == 100 * (1 + WAKEUP_DESCRIPTORS) + 64
+        held = [open_idle_h2(server.port) for _ in range(100)]
+        assert [outcome for _, outcome in held] == ["served"] * 100
+        for sock, _ in held:
+            sock.close()
+    finally:
+        status = server.stop()
+    assert status == 0
+    assert_no_error_logged(server)
 
 
 # -- item 2: closing above descriptor 1023 ----------------------------------------------------
