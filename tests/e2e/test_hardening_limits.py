@@ -203,11 +203,16 @@ def test_http2_closes_above_fd_1023_release_fds_and_slots(serve: Serve) -> None:
     for _ in range(HTTP2_CLOSES):
         h2_hello(server.port)
     assert wait_for(lambda: process.num_fds() == baseline + IDLE_HTTP1), process.num_fds()
-    # the HTTP/2 connections' slots are free: as many new connections are served, at the cap
+    # the HTTP/2 connections' slots are free: as many new connections are served, at the
+    # cap, and no idle one was closed to make room for them
     fresh = [Wire(server.host, server.port) for _ in range(HTTP2_CLOSES)]
     for wire in fresh:
         wire.send(get("/"))
     assert [wire.read_response().body for wire in fresh] == [b"hello"] * HTTP2_CLOSES
+    for sock in idle:
+        sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            sock.recv(1)
     for sock in idle + [wire.sock for wire in fresh]:
         sock.close()
     assert wait_for(lambda: process.num_fds() == baseline), (process.num_fds(), baseline)
