@@ -30,6 +30,8 @@ APP = "tests.e2e.test_http2_apps:app"
 Serve = Callable[..., RunningServer]
 GOAWAY = 0x7
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes.fromhex("000000040000000000")  # + SETTINGS
+UPGRADE = (b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+           b"Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
 # `python -c LIMITED SOFT HARD APP FLAGS...`: the server under an open-file limit of its own
 # (the hard one too, so that it cannot lift it), as a shell's `ulimit -n` would set it.
 LIMITED = ("import resource, runpy, sys; "
@@ -88,17 +90,21 @@ def limited_server(tmp_path: Path, soft: int, hard: int, *flags: str) -> Running
                         command=(sys.executable, "-c", LIMITED, str(soft), str(hard)))
 
 
-def open_idle_h2(port: int, context: ssl.SSLContext | None = None,
+def open_idle_h2(port: int, over: str, context: ssl.SSLContext | None = None,
                  wait_s: float = 5.0) -> tuple[socket.socket, str]:
-    """An HTTP/2 connection (h2c prior knowledge, or TLS with ALPN h2 given `context`) that
-    sends its preface and SETTINGS, then nothing: 'served' once the server's SETTINGS
-    arrive, 'refused' when it closes, 'waiting' when nothing comes (in the listen backlog)."""
+    """An HTTP/2 connection (`over` h2c prior knowledge, an h2c upgrade, or TLS given a
+    `context` with ALPN h2) that sends its preface and SETTINGS, then nothing: 'served'
+    once the server's frames arrive, 'refused' when it closes, 'waiting' when nothing
+    comes (in the listen backlog)."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=wait_s)
     try:
         if context is not None:
             sock = context.wrap_socket(sock, server_hostname="127.0.0.1")
-        sock.sendall(PREFACE)
+        sock.sendall((UPGRADE if over == "upgrade" else b"") + PREFACE)
         data = sock.recv(65536)
+        while data.startswith(b"HTTP/1.1 101") and len(data) <= data.index(b"\r\n\r\n") + 4:
+            more = sock.recv(65536)  # the frames after the 101, or a close
+            data = data + more if more else b""
     except TimeoutError:
         return sock, "waiting"
     except (ConnectionResetError, ssl.SSLError):
@@ -123,30 +129,32 @@ def get_hello(server: RunningServer, context: ssl.SSLContext | None) -> bytes:
 
 
 @pytest.mark.parametrize("limit", [256, 257])  # both parities: the last descriptor goes to
-@pytest.mark.parametrize("over", ["h2c", "tls"])  # the socket, or to the wake-up
+@pytest.mark.parametrize("over", ["h2c", "upgrade", "tls"])  # the socket, or the wake-up
 def test_http2_at_the_fd_limit_pauses_and_never_exits(tmp_path: Path, certs: Certificates,
                                                       over: str, limit: int) -> None:
     """Idle HTTP/2 connections until the descriptors run out (by accept() itself, or by the
-    new connection's wake-up, by parity): the newest waits or is refused, the process
-    lives on, serves again once some close, and gives every descriptor back."""
-    flags = ("--http2-cleartext", "prior-knowledge") if over == "h2c" else \
-        ("--certfile", certs.server_pem)
+    new connection's wake-up, by parity; an upgraded one is then closed after its 101): the
+    newest waits or is refused, the process lives on, serves again once some close, and
+    gives every descriptor back."""
+    flags = {"h2c": ("--http2-cleartext", "prior-knowledge"),
+             "upgrade": ("--http2-cleartext", "upgrade"),
+             "tls": ("--certfile", certs.server_pem)}[over]
     server = limited_server(tmp_path, limit, limit, *flags, "--header-timeout", "120",
                             "--keep-alive", "120")
-    h2_context = None if over == "h2c" else certs.client_context(alpn=("h2",))
+    h2_context = certs.client_context(alpn=("h2",)) if over == "tls" else None
     try:
         process = psutil.Process(server.process.pid)
         baseline = process.num_fds()
         held, outcome = [], "served"
         while outcome == "served" and len(held) < limit:
-            sock, outcome = open_idle_h2(server.port, h2_context)
+            sock, outcome = open_idle_h2(server.port, over, h2_context)
             held.append(sock)
         assert outcome in ("waiting", "refused")
         assert server.process.poll() is None, server.log()
         assert wait_for(lambda: "pausing accepting" in server.log()), server.log()
         for sock in held[:10]:
             sock.close()
-        http1_context = None if over == "h2c" else certs.client_context(alpn=("http/1.1",))
+        http1_context = certs.client_context(alpn=("http/1.1",)) if over == "tls" else None
         assert get_hello(server, http1_context) == b"hello"
         if outcome == "waiting" and over == "h2c":  # taken from the backlog meanwhile
             held[-1].settimeout(10)
@@ -173,7 +181,7 @@ def test_open_file_limit_is_raised_for_http2_connections(tmp_path: Path) -> None
     try:
         soft, _ = psutil.Process(server.process.pid).rlimit(psutil.RLIMIT_NOFILE)
         assert soft == 100 * (1 + WAKEUP_DESCRIPTORS) + 64
-        held = [open_idle_h2(server.port) for _ in range(100)]
+        held = [open_idle_h2(server.port, "h2c") for _ in range(100)]
         assert [outcome for _, outcome in held] == ["served"] * 100
         for sock, _ in held:
             sock.close()
