@@ -39,13 +39,13 @@ MAX_LEADING_EMPTY_LINES = 8
 _CR_OR_LF = (b"\r", b"\n")
 CONTROLS = bytes([*range(0x09), *range(0x0A, 0x20), 0x7F])
 
-# chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 7.1.1); BWS around ";" and "=", and
-# trailing whitespace after the size as h11 allows; a size of at most 16 hex digits.
+# chunk = chunk-size [ chunk-ext ] CRLF (RFC 9112 7.1.1); BWS around ";" and "=" only, so
+# no whitespace before the CRLF (`a \r\n`, which h11 accepts); at most 16 hex digits.
 _QUOTED = rb'"(?:[\t \x21\x23-\x5b\x5d-\x7e\x80-\xff]|\\[\t \x21-\x7e\x80-\xff])*"'
 _TOKEN = rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+"
 CHUNK_LINE_FULLMATCH = re.compile(
     rb"([0-9A-Fa-f]{1,16})(?:[ \t]*;[ \t]*" + _TOKEN
-    + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*[ \t]*"
+    + rb"(?:[ \t]*=[ \t]*(?:" + _TOKEN + rb"|" + _QUOTED + rb"))?)*"
 ).fullmatch
 
 
@@ -296,8 +296,9 @@ class ContentLengthReader(Reader):
 
 class ChunkedReader(Reader):
     """Chunked coding, strictly: chunk-size 1*HEXDIG (at most 16), chunk-ext by the RFC
-    9112 7.1.1 grammar, exactly CRLF after chunk data (h11 accepts any chunk-ext bytes and
-    up to 20 hex digits, but refuses the grammar's BWS before ";", which we accept).
+    9112 7.1.1 grammar, exactly CRLF after chunk data (h11 accepts any chunk-ext bytes,
+    whitespace before the CRLF and up to 20 hex digits, but refuses the grammar's BWS
+    before ";", which we accept).
     chunk_start is set on the first Data of every chunk, also when its size line and its
     data arrive apart (h11 then drops the flag)."""
 

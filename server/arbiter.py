@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import select
 import signal
 import sys
 import time
@@ -29,6 +28,7 @@ from typing import Any
 from ..config import ConfigError, load
 from .listeners import Listener
 from .logs import setup_access_log, setup_error_log
+from .readiness import readable
 from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
 from .signals import HANDLED_SIGNALS, SignalQueue, signal_name
@@ -125,13 +125,13 @@ class Arbiter:
         assert self.signals is not None
         fds = [self.signals.fileno] + [w.status_fd for w in self.workers.values()
                                        if w.status_fd >= 0]
-        readable, _, _ = select.select(fds, [], [], timeout_s)
-        if self.signals.fileno in readable:
+        ready = readable(fds, timeout_s)
+        if self.signals.fileno in ready:
             self.signals.drain()
         while (sig := self.signals.pop()) is not None:
             self.on_signal(sig)
         for worker in list(self.workers.values()):
-            if worker.status_fd in readable:
+            if worker.status_fd in ready:
                 self.read_status(worker)
 
     # -- signals -------------------------------------------------------------------------

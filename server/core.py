@@ -4,8 +4,10 @@ One poller thread owns the selector: the listening sockets (the accept loop), ev
 arriving connection, and a deadline-ordered expiry heap. It reads request heads itself, so a
 slow client never holds a worker, and hands each connection with a complete head to the
 worker pool through a queue. Workers run the exchange, serve already-buffered pipelined
-requests at once, and hand connections back through a list plus a wake-up pipe (one write per
-poller wake-up however many come back: hand-offs are coalesced); they never touch the selector.
+requests at once, and hand connections back through a list plus a wake-up descriptor (one
+write per poller wake-up however many come back: hand-offs are coalesced); they never touch
+the selector. Out of descriptors (accept() fails, or an HTTP/2 connection gets no wake-up of
+its own) the poller stops accepting for a moment: the process never fails for that.
 
 No global state: everything lives on the Server, which a parent process can build in a child
 with listeners it created (pre-forked workers). Shared counters sit behind one lock, so the
@@ -47,6 +49,7 @@ from .listeners import Listener
 from .logs import access_atoms, error_stream, format_access
 from .readiness import make_readiness
 from .tls import build_context
+from .wakeup import Wakeup
 from .wsgi import FileWrapper, TrustedProxies
 
 ACCEPT_BATCH = 64  # accepts per readiness event, so arrivals cannot starve parked clients
@@ -127,10 +130,9 @@ class Server:
         self._environ_common = _environ_common(cfg, error_log, multiprocess)
         self._lock = threading.Lock()
         self._handbacks: list[HTTP1Connection] = []
-        self._wake_pending = False  # a byte is in the wake-up pipe, unread by the poller
-        self._wake_r, self._wake_w = os.pipe()
-        os.set_blocking(self._wake_r, False)
-        os.set_blocking(self._wake_w, False)
+        self._wake_pending = False  # the wake-up was notified, unread by the poller
+        self._wakeup = Wakeup()
+        self._short_of: str | None = None  # why a connection was refused: pause accepting
         self._jobs: queue.SimpleQueue[HTTP1Connection | None] = queue.SimpleQueue()
         # When each pool thread started its current job (monotonic; 0.0 when idle): a worker
         # process whose every thread is stuck stops looking alive (alive_as_of).
@@ -201,8 +203,7 @@ class Server:
         if not self._threads:
             self._poller.readiness.close()  # the poller never ran to close it
         if not self._threads or not self._threads[0].is_alive():
-            os.close(self._wake_r)
-            os.close(self._wake_w)
+            self._wakeup.close()
 
     def count_requests(self, on_request: Callable[[], None]) -> None:
         """Call `on_request` (from the serving thread) after each HTTP/1.1 request: a worker
@@ -231,7 +232,7 @@ class Server:
     # -- shared with connections (any thread) ------------------------------------------------
 
     def park(self, conn: HTTP1Connection) -> None:
-        """A worker gives a connection back to the poller (one pipe write per poller
+        """A worker gives a connection back to the poller (one wake-up write per poller
         wake-up, however many connections come back meanwhile)."""
         if conn.phase == IDLE:
             conn.deadline = time.monotonic() + self.keepalive_s
@@ -261,6 +262,18 @@ class Server:
         with self._lock:
             return self._evicted
 
+    def out_of_resources(self, why: str) -> None:
+        """A new connection was refused for want of descriptors (or threads), from any
+        thread: the poller pauses accepting, as when accept() itself fails so."""
+        with self._lock:
+            self._short_of = why
+        self._wake()
+
+    def take_shortage(self) -> str | None:
+        with self._lock:
+            why, self._short_of = self._short_of, None
+        return why
+
     def connection_opened(self) -> int:
         with self._lock:
             self._open += 1
@@ -274,16 +287,10 @@ class Server:
             self._write_wake()
 
     def _write_wake(self) -> None:
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # full (so already readable) or closed during shutdown
+        self._wakeup.notify()
 
     def take_handbacks(self) -> list[HTTP1Connection]:
-        try:
-            os.read(self._wake_r, 4096)
-        except (BlockingIOError, OSError):
-            pass
+        self._wakeup.drain()
         with self._lock:
             items, self._handbacks = self._handbacks, []
             self._wake_pending = False
@@ -365,7 +372,7 @@ class _Poller:
 
     def run(self) -> None:
         server = self.server
-        self.readiness.watch(server._wake_r, self._WAKE)
+        self.readiness.watch(server._wakeup.fileno(), self._WAKE)
         self.set_accepting(True)
         poll = self.readiness.poll
         try:
@@ -489,6 +496,9 @@ class _Poller:
 
     def on_wake(self) -> None:
         server = self.server
+        short_of = server.take_shortage()
+        if short_of is not None:
+            self.pause_accepting(short_of)
         for conn in server.take_handbacks():
             if conn.closed:
                 continue
@@ -566,6 +576,8 @@ class _Poller:
                 if victim is None:  # every slot is busy: wait until one closes
                     self.set_accepting(False)
                     return False
+            if server._short_of is not None:  # a refusal: on_wake pauses accepting
+                return False
             try:
                 sock, peer = listener.sock.accept()
             except BlockingIOError:
@@ -639,11 +651,18 @@ class _Poller:
 
     def accept_failed(self, exc: OSError) -> None:
         if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-            self.server.error_log.error("cannot accept connections: %s; pausing", exc.strerror)
-            self.set_accepting(False)
-            self.resume_at = time.monotonic() + ACCEPT_RETRY_S
+            self.pause_accepting(f"cannot accept connections: {exc.strerror}")
         elif exc.errno not in (errno.ECONNABORTED, errno.EPROTO, errno.EINTR):
             self.server.error_log.error("accept() failed: %s", exc)
+
+    def pause_accepting(self, why: str) -> None:
+        """Out of descriptors: stop accepting for ACCEPT_RETRY_S (the listen backlog holds
+        new clients meanwhile), rather than fail or refuse each one."""
+        if self.resume_at:
+            return  # paused already, and said so
+        self.server.error_log.error("%s; pausing accepting for %gs", why, ACCEPT_RETRY_S)
+        self.set_accepting(False)
+        self.resume_at = time.monotonic() + ACCEPT_RETRY_S
 
     def close_all(self) -> None:
         for conn in self.ready:  # read, never handed to a worker

@@ -3,9 +3,11 @@
 The thread that owns the socket owns the H2Connection; nobody else touches either. It reads
 frames, judges each request (protocol/http2.py) and hands every stream's WSGI call to the
 worker pool (server/h2stream.py), so a slow stream never delays a fast one. Workers hand
-output and "I read this much" back through per-stream state plus one wake-up pipe; this
-thread sends as the flow-control windows allow and acknowledges request data only as the
-application reads it.
+output and "I read this much" back through per-stream state plus one wake-up descriptor
+(server/wakeup.py); this thread sends as the flow-control windows allow and acknowledges
+request data only as the application reads it. A connection thus holds 1 + wakeup.DESCRIPTORS
+descriptors, which the open-file limit is raised for; where none is left, a new HTTP/2
+connection is refused (closed) and accepting pauses, as for HTTP/1.1.
 
 The connection thread never waits for a pool thread: with every worker busy it still reads
 frames, answers PINGs, acknowledges what was read and sends what was produced; queued
@@ -23,7 +25,6 @@ sends is handled stream by stream in server/h2events.py (a mixin of H2Driver).
 
 from __future__ import annotations
 
-import os
 import select
 import socket
 import threading
@@ -32,6 +33,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
@@ -46,6 +48,9 @@ from ..protocol.http2 import (
 )
 from .h2events import StreamEvents
 from .h2stream import SEND_BUFFER_BYTES, H2Stream
+from .sockio import wait_ready
+from .wakeup import DESCRIPTORS as WAKEUP_DESCRIPTORS
+from .wakeup import Wakeup
 
 if TYPE_CHECKING:
     from .core import Server
@@ -56,6 +61,9 @@ OUTPUT_HIGH_BYTES = 1 << 20  # stop reading while this much waits for the socket
 LINGER_S = 1.0  # after our last frame, how long the client's late bytes are read
 LINGER_MAX_BYTES = 1 << 20
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
+# What a client's conduct can raise (socket and TLS errors, a state h2 refuses): one debug
+# line each, never a traceback, so no client can fill the error log.
+_CLIENTS_DOING = (OSError, h2.exceptions.H2Error)
 
 
 def limits_from(cfg: Any) -> H2Limits:
@@ -66,6 +74,14 @@ def limits_from(cfg: Any) -> H2Limits:
         max_frame_size=cfg.http2_max_frame_size,
         max_header_list_size=cfg.http2_max_header_list_size,
     )
+
+
+def descriptors_per_connection(cfg: Any) -> int:
+    """Descriptors one connection may hold: its socket, plus an HTTP/2 driver's wake-up
+    when HTTP/2 can be spoken (over TLS, or h2c). The open-file limit is raised for this."""
+    h2 = "h2" in cfg.http_protocols and (cfg.certfile is not None
+                                          or cfg.http2_cleartext != "off")
+    return 1 + WAKEUP_DESCRIPTORS if h2 else 1
 
 
 class H2Registry:
@@ -121,10 +137,8 @@ class H2Driver(StreamEvents):
         self.runners = 0  # (lock) StreamRunner jobs queued or running
         self.busy_runners = 0  # (lock) those inside an application call
         self.wake_pending = False  # (lock)
-        self.sleeping = False  # (lock) in poll(): news must come through the pipe
-        self.wake_r, self.wake_w = os.pipe()
-        os.set_blocking(self.wake_r, False)
-        os.set_blocking(self.wake_w, False)
+        self.sleeping = False  # (lock) in poll(): news must come through the wake-up
+        self.wakeup = Wakeup()  # last: OSError (EMFILE) here leaves nothing to release
         self.streams: dict[int, H2Stream] = {}
         self.sending: dict[int, H2Stream] = {}  # streams with output not yet in frames
         self.out = bytearray()
@@ -164,7 +178,12 @@ class H2Driver(StreamEvents):
         thread = threading.Thread(target=self._run, args=(initial, upgrade),
                                   name=f"treadle-h2-{self.sock.fileno()}", daemon=True)
         self.server.h2_connections.add(self)
-        thread.start()
+        try:
+            thread.start()
+        except RuntimeError:  # out of threads: refused like a connection out of descriptors
+            self.broken = True  # no linger: this may be the poller's thread
+            self._close()
+            raise
 
     def _run(self, initial: bytes, upgrade: tuple[bytes, H2Stream | None] | None) -> None:
         try:
@@ -174,7 +193,7 @@ class H2Driver(StreamEvents):
                 self._receive(initial)
             self._loop()
         except BaseException as exc:
-            if isinstance(exc, OSError):
+            if isinstance(exc, _CLIENTS_DOING):
                 self.server.error_log.debug("HTTP/2 connection from %s: %s", self.peer_host, exc)
             else:
                 self.server.error_log.exception("HTTP/2 connection failed")
@@ -192,26 +211,21 @@ class H2Driver(StreamEvents):
             self.ready.append(stream)
         if self.sleeping and not self.wake_pending:  # else it looks before sleeping
             self.wake_pending = True
-            try:
-                os.write(self.wake_w, b"\0")
-            except OSError:
-                pass  # full (so readable already) or closed
+            self.wakeup.notify()
 
     def wake(self) -> None:
         """From any thread: look at the server's state (a graceful stop began)."""
         with self.lock:
             if not self.wake_pending:
                 self.wake_pending = True
-                try:
-                    os.write(self.wake_w, b"\0")
-                except OSError:
-                    pass
+                self.wakeup.notify()
 
     # -- the loop ------------------------------------------------------------------------
 
     def _loop(self) -> None:
         poller = select.poll()
-        poller.register(self.wake_r, select.POLLIN)
+        wake_fd = self.wakeup.fileno()
+        poller.register(wake_fd, select.POLLIN)
         fd = self.sock.fileno()
         mask = -1
         server = self.server
@@ -247,7 +261,7 @@ class H2Driver(StreamEvents):
                 self._on_timeout()
                 continue
             for ready_fd, flags in ready:
-                if ready_fd == self.wake_r:
+                if ready_fd == wake_fd:
                     self._on_wake(True)
                 elif flags & _POLLIN and reading:
                     self._on_readable()
@@ -318,8 +332,10 @@ class H2Driver(StreamEvents):
         except FloodError as exc:
             self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(exc))
             return
-        except h2.exceptions.ProtocolError as exc:  # h2 queued its GOAWAY already
-            self._fail_connection(None, str(exc))
+        except h2.exceptions.ProtocolError as exc:
+            # h2 queued its GOAWAY already, except after a bad preface (RFC 9113 3.4)
+            closed = self.conn.state_machine.state is h2.connection.ConnectionState.CLOSED
+            self._fail_connection(None if closed else exc.error_code, str(exc))
             return
         dispatch = self._dispatch
         for event in events:
@@ -339,12 +355,9 @@ class H2Driver(StreamEvents):
 
     # -- the workers' news -----------------------------------------------------------------
 
-    def _on_wake(self, drain_pipe: bool) -> None:
-        if drain_pipe:
-            try:
-                os.read(self.wake_r, 4096)
-            except OSError:
-                pass
+    def _on_wake(self, drain: bool) -> None:
+        if drain:
+            self.wakeup.drain()
         with self.lock:
             ready, self.ready = self.ready, []
             self.wake_pending = False
@@ -448,13 +461,10 @@ class H2Driver(StreamEvents):
         self._take_output()
         out = self.out
         while out:
-            try:
-                sent = self.sock.send(memoryview(out)[:SEND_BYTES])
-            except BlockingIOError:
+            sent = self._send_some()
+            if sent is None:
                 return
-            except OSError as exc:
-                self.server.error_log.debug("HTTP/2 write to %s: %s", self.peer_host, exc)
-                self.broken = True
+            if self.broken:
                 out.clear()
                 return
             del out[:sent]
@@ -462,6 +472,20 @@ class H2Driver(StreamEvents):
             if not out and self.sending:
                 self._pump()
                 self._take_output()
+
+    def _send_some(self) -> int | None:
+        """One send() from the front of `out`: how much went, None when the socket is full.
+        The views are released before the caller resizes `out`, even when send() raised
+        (the exception's traceback holds TLSSocket.send's frame, and with it the view)."""
+        with memoryview(self.out) as whole, whole[:SEND_BYTES] as chunk:
+            try:
+                return self.sock.send(chunk)
+            except BlockingIOError:
+                return None
+            except OSError as exc:
+                self.server.error_log.debug("HTTP/2 write to %s: %s", self.peer_host, exc)
+                self.broken = True
+                return 0
 
     # -- closing -------------------------------------------------------------------------
 
@@ -475,13 +499,8 @@ class H2Driver(StreamEvents):
         deadline = time.monotonic() + LINGER_S
         read = 0
         while read < LINGER_MAX_BYTES:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return
             try:
-                ready, _, _ = select.select([self.sock], [], [], remaining)
-                if not ready:
-                    return
+                wait_ready(self.sock, False, deadline)  # BodyTimeout (an OSError) at the end
                 data = socket.socket.recv(self.sock, RECV_BYTES)  # raw: TLS is shut
             except (BlockingIOError, InterruptedError):
                 continue
@@ -492,22 +511,22 @@ class H2Driver(StreamEvents):
             read += len(data)
 
     def _close(self) -> None:
+        """Give back everything the connection holds: the socket, the wake-up descriptors,
+        its slot among worker_connections, even when a step before raises."""
         if self.closed:
             return
         self.closed = True
         with self.lock:
-            self.wake_pending = True  # nobody writes to the pipe once its fds are closed
-        self._forget_all("the connection closed")
-        self.server.h2_connections.discard(self)
-        if not self.broken:
-            self._linger()
+            self.wake_pending = True  # nobody notifies once the wake-up is closed
         try:
-            self.sock.close()
-        except OSError:
-            pass
-        for fd in (self.wake_r, self.wake_w):
+            self._forget_all("the connection closed")
+            if not self.broken:
+                self._linger()
+        finally:
+            self.server.h2_connections.discard(self)
             try:
-                os.close(fd)
+                self.sock.close()
             except OSError:
                 pass
-        self.server.connection_closed(self)  # type: ignore[arg-type]
+            self.wakeup.close()
+            self.server.connection_closed(self)  # type: ignore[arg-type]

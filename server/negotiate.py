@@ -35,11 +35,17 @@ _UPGRADE_DROPPED = frozenset({b"connection", b"upgrade", b"http2-settings", b"ke
 
 
 def hand_over(conn: HTTP1Connection, initial: bytes, environ_extra: dict[str, Any],
-              upgrade_request: Any = None) -> None:
-    """Start an H2Driver on `conn`'s socket; `conn` is done with it (never closes it)."""
+              upgrade_request: Any = None) -> bool:
+    """Start an H2Driver on `conn`'s socket: True when the driver took it (`conn` is done
+    with it, never closes it); False when no descriptor was left for the driver's wake-up:
+    the caller closes `conn` (refused, as accept() would have; accepting pauses)."""
     server = conn.server
-    driver = H2Driver(server, conn.sock, conn.peer_host, conn.peer_port,
-                      (conn.listener_name, conn.listener_port), environ_extra)
+    try:
+        driver = H2Driver(server, conn.sock, conn.peer_host, conn.peer_port,
+                          (conn.listener_name, conn.listener_port), environ_extra)
+    except OSError as exc:
+        server.out_of_resources(f"cannot start an HTTP/2 connection: {exc.strerror}")
+        return False
     conn.closed = True  # the driver closes the socket and counts the connection closed
     upgrade = None
     if upgrade_request is not None:
@@ -49,7 +55,11 @@ def hand_over(conn: HTTP1Connection, initial: bytes, environ_extra: dict[str, An
         environ = build_environ(driver.environ_base, request.method, request.target, b"2",
                                 headers, server.root_path, driver.trusted_proxy)
         upgrade = (settings, H2Stream(driver, 1, environ, None))
-    driver.start(initial, upgrade)
+    try:
+        driver.start(initial, upgrade)
+    except RuntimeError as exc:  # no thread for it: the driver has closed the connection
+        server.out_of_resources(f"cannot start an HTTP/2 connection: {exc}")
+    return True
 
 
 # -- TLS -------------------------------------------------------------------------------------
@@ -57,8 +67,9 @@ def hand_over(conn: HTTP1Connection, initial: bytes, environ_extra: dict[str, An
 
 def handshake(conn: HTTP1Connection) -> int:
     """One step of the TLS handshake, on a worker. WAIT: park until the client's next bytes
-    (the poller then dispatches again); CLOSE: it failed (logged at debug); HANDED_OFF: it
-    chose h2; DISPATCH never (an HTTP/1.1 connection then waits for its head: WAIT)."""
+    (the poller then dispatches again); CLOSE: it failed (logged at debug), or it chose h2
+    and no descriptor was left for that; HANDED_OFF: it chose h2; DISPATCH never (an
+    HTTP/1.1 connection then waits for its head: WAIT)."""
     server = conn.server
     if not isinstance(conn.sock, TLSSocket):
         assert server.tls_context is not None  # only TLS servers dispatch handshakes
@@ -71,8 +82,7 @@ def handshake(conn: HTTP1Connection) -> int:
         return CLOSE
     extra = connection_environ(conn.sock)
     if server.h2_enabled and negotiated_h2(conn.sock):
-        hand_over(conn, b"", extra)
-        return HANDED_OFF
+        return HANDED_OFF if hand_over(conn, b"", extra) else CLOSE
     conn.tls_environ = extra
     conn.phase = 1  # HEAD: http1's phase for "a request head is arriving"
     conn.deadline = time.monotonic() + server.header_timeout_s
@@ -84,8 +94,9 @@ def handshake(conn: HTTP1Connection) -> int:
 
 def watch_preface(conn: HTTP1Connection, data: bytes) -> tuple[int | None, bytes]:
     """The first bytes of a cleartext connection when prior knowledge is on: (HANDED_OFF,
-    b"") for the HTTP/2 preface, (WAIT, b"") while they may still become it, else (None,
-    everything seen so far) for the HTTP/1.1 engine."""
+    b"") for the HTTP/2 preface (CLOSE when refused for want of descriptors), (WAIT, b"")
+    while they may still become it, else (None, everything seen so far) for the HTTP/1.1
+    engine."""
     seen = conn.preface_seen + data
     if len(seen) < len(PREFACE) and PREFACE.startswith(seen) and data:
         conn.preface_seen = seen
@@ -93,8 +104,7 @@ def watch_preface(conn: HTTP1Connection, data: bytes) -> tuple[int | None, bytes
     conn.preface_seen = b""
     conn.h2c_watch = False
     if seen.startswith(PREFACE):
-        hand_over(conn, seen, {})
-        return HANDED_OFF, b""
+        return (HANDED_OFF if hand_over(conn, seen, {}) else CLOSE), b""
     return None, seen
 
 
@@ -137,5 +147,6 @@ def upgrade(conn: HTTP1Connection, request: Any) -> bool:
         status_code=101, headers=[(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]))
     send_all(conn.sock, switch or b"", conn.server.body_timeout_s)
     trailing, _closed = engine.trailing_data
-    hand_over(conn, bytes(trailing), {}, (request, settings))
+    if not hand_over(conn, bytes(trailing), {}, (request, settings)):
+        conn.abort()  # promised HTTP/2 and none to be had: all we can do is close
     return True

@@ -17,7 +17,7 @@ _HAS_EPOLL = hasattr(select, "epoll")
 
 
 class EpollReadiness:
-    """epoll: level-triggered for listeners and the wake-up pipe, one-shot for connections."""
+    """epoll: level-triggered for listeners and the wake-up, one-shot for connections."""
 
     def __init__(self) -> None:
         self._epoll = select.epoll()
@@ -25,7 +25,7 @@ class EpollReadiness:
         self._oneshot = select.EPOLLIN | select.EPOLLONESHOT | select.EPOLLRDHUP
 
     def watch(self, fd: int, target: Any) -> None:
-        """Watch a listener or the wake-up pipe until `unwatch`."""
+        """Watch a listener or the wake-up descriptor until `unwatch`."""
         self._targets[fd] = target
         self._epoll.register(fd, select.EPOLLIN)
 
@@ -112,3 +112,14 @@ class SelectorReadiness:
 
 def make_readiness() -> EpollReadiness | SelectorReadiness:
     return EpollReadiness() if _HAS_EPOLL else SelectorReadiness()
+
+
+def readable(fds: list[int], timeout_s: float | None) -> set[int]:
+    """Which of `fds` are readable (or closed), waiting up to `timeout_s` (None: for ever),
+    for the loops that wait on a few descriptors (the arbiter, a signal queue). poll(), never
+    select(): select() refuses descriptors from 1024 on."""
+    poller = select.poll()
+    for fd in fds:
+        poller.register(fd, select.POLLIN)
+    timeout_ms = None if timeout_s is None else max(0.0, timeout_s * 1000.0)
+    return {fd for fd, _ in poller.poll(timeout_ms)}

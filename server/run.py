@@ -17,6 +17,7 @@ from typing import Any
 
 from .app import AppLoadError, load_app
 from .arbiter import Arbiter
+from .http2 import descriptors_per_connection
 from .listeners import BindError, Listener, open_listener
 from .logs import setup_access_log, setup_error_log
 from .serving import print_error, serve
@@ -48,7 +49,7 @@ def run(cfg: Any) -> int:
         return EXIT_CONFIG
     if cfg.umask is not None:
         os.umask(cfg.umask)
-    raise_open_file_limit(cfg.worker_connections + 64)
+    raise_open_file_limit(cfg.worker_connections * descriptors_per_connection(cfg) + 64)
     listeners: list[Listener] = []
     pidfile: str | None = None
     try:  # whatever happens, the listeners close and our pidfile goes

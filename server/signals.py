@@ -9,9 +9,10 @@ The main loop sleeps in `wait()` and dispatches what it gets; nothing else runs 
 from __future__ import annotations
 
 import os
-import select
 import signal
 from types import FrameType
+
+from .readiness import readable
 
 # What an operator may send; the meaning of each is decided by the loop that receives it.
 HANDLED_SIGNALS = (
@@ -81,14 +82,14 @@ class SignalQueue:
         if got is not None:
             return got
         try:
-            select.select([self._read_fd], [], [], timeout_s)
+            readable([self._read_fd], timeout_s)
         except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for safety
             pass
         self.drain()
         return self.pop()
 
     def drain(self) -> None:
-        """Empty the wake-up pipe (call after select() reported it readable)."""
+        """Empty the wake-up pipe (call after it was reported readable)."""
         try:
             while os.read(self._read_fd, 4096):
                 pass

@@ -14,26 +14,16 @@ import time
 
 from .errors import BodyTimeout, ClientGone
 
-_HAS_POLL = hasattr(select, "poll")
-
 
 def wait_ready(sock: socket.socket, for_write: bool, deadline: float) -> None:
-    """Wait until `sock` is readable (or writable); BodyTimeout once `deadline` passes."""
+    """Wait until `sock` is readable (or writable); BodyTimeout once `deadline` passes.
+    poll(), never select(): select() refuses descriptors from 1024 on (ValueError)."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
         raise BodyTimeout("timed out waiting for the client")
-    if _HAS_POLL:
-        poller = select.poll()
-        flags = select.POLLOUT if for_write else select.POLLIN
-        poller.register(sock.fileno(), flags)
-        ready = bool(poller.poll(remaining * 1000.0))
-    else:  # pragma: no cover - Windows has no poll()
-        fds = [sock]
-        ready_r, ready_w, _ = select.select(
-            [] if for_write else fds, fds if for_write else [], [], remaining
-        )
-        ready = bool(ready_w or ready_r)
-    if not ready:
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLOUT if for_write else select.POLLIN)
+    if not poller.poll(remaining * 1000.0):
         raise BodyTimeout("timed out waiting for the client")
 
 

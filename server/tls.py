@@ -14,11 +14,12 @@ would reset the connection) looks at the raw bytes, which ssl does not allow.
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
-import time
 from typing import Any
+
+from .errors import BodyTimeout
+from .sockio import wait_ready
 
 ALPN_NAMES = {"h2": "h2", "h1": "http/1.1"}
 _WANT = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
@@ -118,10 +119,10 @@ def handshake_step(sock: TLSSocket, deadline: float) -> bool:
         except ssl.SSLWantReadError:
             return False
         except ssl.SSLWantWriteError:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            try:
+                wait_ready(sock, True, deadline)
+            except BodyTimeout:
                 raise TimeoutError("the client stopped reading the handshake") from None
-            select.select([], [sock], [], remaining)
 
 
 def connection_environ(sock: TLSSocket) -> dict[str, Any]:

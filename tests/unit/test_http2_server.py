@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import select
 import socket
 import ssl
 import threading
+import time
 from pathlib import Path
 
 import pytest
 import trustme
 from treadle.config import load
 from treadle.server.negotiate import wants_upgrade
+from treadle.server.sockio import wait_ready
 from treadle.server.tls import TLSConfigError, TLSSocket, build_context, handshake_step, wrap
 
 from treadle import protocol
@@ -73,13 +74,13 @@ def test_non_blocking_handshake_steps_and_alpn(pem: str, ca: trustme.CA, tmp_pat
     done.start()
     assert tls.gettimeout() == 0.0
     while not handshake_step(tls, deadline=float("inf")):
-        select.select([tls], [], [], 5)  # the client's next flight: wait, as the poller does
+        wait_ready(tls, False, time.monotonic() + 5)  # the client's next flight, as the poller
     done.join(5)
     assert tls.selected_alpn_protocol() == "h2"
     with pytest.raises(BlockingIOError):
         tls.recv(100)
     client.sendall(b"ping")
-    select.select([tls], [], [], 5)
+    wait_ready(tls, False, time.monotonic() + 5)
     assert tls.recv(100) == b"ping"
     client.close()
     tls.close()

@@ -13,7 +13,7 @@ GET10 = b"GET / HTTP/1.0\r\nUser-Agent: t/1\r\n\r\n"
 POST_CL = b"POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 11\r\n\r\nhello world"
 POST_CHUNKED = (
     b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
-    b"5\r\nhello\r\n6;name=value;q=\"a b\"\r\n world\r\nA \r\n0123456789\r\n"
+    b"5\r\nhello\r\n6;name=value;q=\"a b\"\r\n world\r\nA\r\n0123456789\r\n"
     b"0\r\nX-Trailer: yes\r\nX-Other:  two words \r\n\r\n"
 )
 CL5 = [("Content-Length", "5")]
