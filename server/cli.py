@@ -36,6 +36,7 @@ def _check(cfg: Config) -> int:
         try:
             load_app(cfg)
         except AppLoadError as exc:
+            sys.stderr.write(exc.traceback)  # before the summary lines, as when serving
             problems.append(f"wsgi_app ({cfg.sources['wsgi_app']}): {exc}")
     for problem in problems:
         _error(problem)

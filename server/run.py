@@ -69,6 +69,7 @@ def run(cfg: Any) -> int:
             _error(str(exc))
             return EXIT_BIND
         except AppLoadError as exc:
+            sys.stderr.write(exc.traceback)
             _error(f"cannot load the application: {exc}")
             return EXIT_APP
         except ProcessSettingError as exc:
