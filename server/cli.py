@@ -74,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = cfg.loglevel == "debug"
         return _act(cfg)
     except ConfigError as exc:
-        _error(str(exc))
+        for problem in exc.problems:
+            _error(problem)
+        sys.stderr.write(exc.details)
         return EXIT_CONFIG
     except SystemExit as exc:  # --help, --version, or sys.exit() from the application
         if exc.code is None or isinstance(exc.code, int):

@@ -1,6 +1,11 @@
-"""What a newcomer sees when the application cannot be loaded: its own traceback (file, line,
-caret for a SyntaxError; importlib's and treadle's frames left out), then the one-line
-summary, exit status 3 (2 under --check-config). Run through the real command."""
+"""What a newcomer sees when treadle cannot start, through the real command.
+
+An application that cannot be loaded: its own traceback (file, line, caret for a SyntaxError;
+importlib's and treadle's frames left out), then the one-line summary, exit status 3 (2 under
+--check-config). gunicorn's settings that treadle lacks, as flags, variables or file keys: one
+line each naming what to do instead, every one in the same run, exit status 2. A Python
+settings file: "treadle reads TOML" and the file's settings in TOML.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from treadle.config import gunicorn
 
 from tests.e2e.conftest import run_server
 
@@ -97,3 +103,58 @@ def test_check_config_shows_the_traceback_too(app_dir: Path) -> None:
     assert result.stderr.endswith(
         "treadle: error: wsgi_app (command line APP): importing 'deep' failed: "
         "ZeroDivisionError: division by zero\n")
+
+
+# --- gunicorn's settings and files ----------------------------------------------------------
+
+
+def advice_line(source: str, name: str) -> str:
+    entry = gunicorn.by_name(name)
+    assert entry is not None
+    return f"treadle: error: {source}: {gunicorn.explain(entry)}"
+
+
+def test_gunicorn_flags_each_get_their_advice_in_one_run() -> None:
+    result = run_server("-w", "4", "-k", "gevent", "--timeout", "30", "--reload", "--preload",
+                        "--daemon", "examples.hello:app")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        advice_line("command line -w", "workers"),
+        advice_line("command line -k", "worker_class"),
+        advice_line("command line --timeout", "timeout"),
+        advice_line("command line --reload", "reload"),
+        advice_line("command line --preload", "preload_app"),
+        advice_line("command line --daemon", "daemon"),
+    ]
+    assert "did you mean" not in result.stderr and "--worker-connections" not in result.stderr
+
+
+def test_gunicorn_variables_and_keys_and_typos_all_reported(tmp_path: Path) -> None:
+    settings = tmp_path / "treadle.toml"
+    settings.write_text("workers = 4\nmax_requests = 1000\nthreds = 2\nthreads = 2\n")
+    result = run_server("--config", str(settings), "examples.hello:app",
+                        env={"TREADLE_WORKERS": "4", "TREADLE_TIMEOUT": "30"})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        advice_line("env TREADLE_TIMEOUT", "timeout"),
+        advice_line("env TREADLE_WORKERS", "workers"),
+        advice_line(f"file {settings}, key 'workers'", "workers"),
+        advice_line(f"file {settings}, key 'max_requests'", "max_requests"),
+        f"treadle: error: file {settings}: unknown setting 'threds' (did you mean 'threads'?)",
+    ]
+
+
+def test_a_gunicorn_conf_py_gets_treadle_reads_toml(tmp_path: Path) -> None:
+    conf = tmp_path / "gunicorn.conf.py"
+    conf.write_text("bind = '0.0.0.0:8000'\nworkers = 4\nthreads = 8\naccesslog = '-'\n"
+                    "reload = True\n")
+    result = run_server("-c", str(conf), "examples.hello:app")
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines[0] == (f"treadle: error: file {conf}: treadle reads TOML, not a Python config "
+                        "file like gunicorn's (see docs/gunicorn.md); its settings in TOML "
+                        "would be:")
+    assert lines[1:] == ['bind = "0.0.0.0:8000"', lines[2], "threads = 8", 'accesslog = "-"',
+                         lines[5]]
+    assert lines[2].startswith("# workers: not in treadle: ")
+    assert lines[5].startswith("# reload: not in treadle: ")
