@@ -22,7 +22,7 @@ def _error(message: str) -> None:
 def _check(cfg: Config) -> int:
     """--check-config: settings are already valid; now the files they name and the app."""
     problems = check_paths(cfg)
-    if not problems and cfg.certfile is not None:
+    if cfg.certfile is not None:
         # config/ may not import ssl; loading the key pair is the only full check of it
         from .tls import TLSConfigError, build_context
 
