@@ -9,11 +9,13 @@ import pytest
 from treadle.config import ConfigError, load
 from treadle.config import gunicorn as g
 from treadle.config.guess import closest
-from treadle.config.reference import GUNICORN_DOCS_PATH, REGENERATE, with_gunicorn_table
+from treadle.config.reference import REGENERATE, with_gunicorn_table
 from treadle.config.schema import SETTINGS
 
 from tests.conftest import IN_CI
 
+# the checkout's docs, also when treadle is installed from a wheel (CI's per-Python venvs)
+GUNICORN_DOCS_PATH = Path(__file__).resolve().parents[2] / "docs" / "gunicorn.md"
 SETTING_NAMES = {setting.name for setting in SETTINGS}
 SETTING_FLAGS = {flag for s in SETTINGS for flag in (*s.flags, *s.negative_flags)}
 
