@@ -1,5 +1,6 @@
 # What --check-config asks of the outside world, kept apart from validation (which is pure):
-# the directories, files, inherited sockets, users and groups that the settings name.
+# the directories, files, inherited sockets, users and groups that the settings name (the TLS
+# files are the server's to check: reading them fully takes ssl).
 # Nothing here runs at import time or during loading.
 from __future__ import annotations
 
@@ -41,40 +42,6 @@ def _files(cfg: Config) -> Iterator[str]:
             problem = _writable_file(value)
             if problem:
                 yield f"{_where(cfg, name)}: {problem}"
-
-
-def _readable(cfg: Config, name: str) -> Iterator[str]:
-    value = getattr(cfg, name)
-    if value is None:
-        return
-    if not os.path.isfile(value):
-        yield f"{_where(cfg, name)}: no such file: {value}"
-    elif not os.access(value, os.R_OK):
-        yield f"{_where(cfg, name)}: {value} is not readable"
-
-
-def _has_private_key(path: str) -> bool:
-    try:
-        with open(path, "rb") as handle:
-            return b"PRIVATE KEY-----" in handle.read(1 << 20)
-    except OSError:
-        return False
-
-
-def _tls(cfg: Config) -> Iterator[str]:
-    """The certificate, key and CA files exist; without keyfile the key is in certfile.
-
-    Whether they load (a key that does not match, a wrong password, a cipher list OpenSSL
-    selects nothing from) is found when the server builds its TLS context, which needs ssl:
-    config/ stays free of it.
-    """
-    problems = [*_readable(cfg, "certfile"), *_readable(cfg, "keyfile"),
-                *_readable(cfg, "ca_certs")]
-    yield from problems
-    if problems or cfg.certfile is None or cfg.keyfile is not None:
-        return
-    if not _has_private_key(cfg.certfile):
-        yield f"{_where(cfg, 'certfile')}: {cfg.certfile} holds no private key; set keyfile"
 
 
 def _fd_problem(number: int) -> str | None:
@@ -123,9 +90,8 @@ def check_paths(cfg: Config) -> list[str]:
     """Problems with what the settings name outside the process; an empty list means fine.
 
     Covers chdir, the config file, the pid and log files (their directory must exist and be
-    writable), the TLS certificate, key and CA files (they exist; without keyfile the key is
-    in certfile), Unix socket directories,
-    inherited fd:// sockets, and the user and group.
+    writable), Unix socket directories, inherited fd:// sockets, and the user and group. The
+    TLS files are checked where they are loaded (server/tls.py), as config/ may not use ssl.
     Each problem is one line naming the setting and its source.
     """
-    return [*_files(cfg), *_tls(cfg), *_sockets(cfg), *_accounts(cfg)]
+    return [*_files(cfg), *_sockets(cfg), *_accounts(cfg)]

@@ -5,11 +5,12 @@
 from __future__ import annotations
 
 import argparse
-import difflib
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
+from . import gunicorn
 from .errors import ConfigError
+from .guess import closest
 from .schema import ENV_PREFIX, SECTIONS, SETTINGS, Setting, default_display
 
 __all__ = ["EXIT_STATUSES", "FALLBACK_VERSION", "build_parser", "parse_command_line", "version"]
@@ -140,7 +141,15 @@ def build_parser() -> argparse.ArgumentParser:
         for setting in SETTINGS:
             if setting.section == section:
                 _add_setting(group, setting)
+    # gunicorn's flags that treadle lacks are recognised (with their values, so `-w 4 app`
+    # keeps its APP) only to be refused with advice; --help does not list them.
+    for flags, entry in gunicorn.flags_to_recognise():
+        parser.add_argument(*flags, dest=_GUNICORN + entry.name, nargs=entry.nargs,
+                            action=_Record, const=True, help=argparse.SUPPRESS)
     return parser
+
+
+_GUNICORN = "gunicorn:"  # the namespace prefix of gunicorn flags that were used
 
 
 def _all_flags() -> list[str]:
@@ -150,23 +159,44 @@ def _all_flags() -> list[str]:
     return flags + ["--help", "--version"]
 
 
-def _unexpected(extra: Sequence[str]) -> ConfigError:
-    first = extra[0]
-    if first.startswith("-"):
-        flag = first.split("=", 1)[0]
-        close = difflib.get_close_matches(flag, _all_flags(), n=1, cutoff=0.6)
-        hint = f" (did you mean {close[0]}?)" if close else " (see treadle --help)"
-        return ConfigError(f"command line: unknown option {flag}{hint}")
-    return ConfigError(f"command line: unexpected argument {first!r} (only one APP is given)")
+def _unknown(extra: Sequence[str]) -> list[str]:
+    """One problem per unknown option; a stray argument only when no option explains it
+    (an unknown option's value lands here too)."""
+    options = [item.split("=", 1)[0] for item in extra if item.startswith("-") and item != "-"]
+    if not options:
+        return [f"command line: unexpected argument {extra[0]!r} (only one APP is given)"]
+    decoys = [flag for flags, _ in gunicorn.flags_to_recognise() for flag in flags]
+    problems = []
+    for flag in dict.fromkeys(options):
+        guess = closest(flag, _all_flags(), decoys)
+        hint = f" (did you mean {guess}?)" if guess else " (see treadle --help)"
+        problems.append(f"command line: unknown option {flag}{hint}")
+    return problems
 
 
-def parse_command_line(argv: Sequence[str]) -> dict[str, Given]:
-    """The settings given on the command line: name -> (flag used, raw value).
+def parse_command_line(argv: Sequence[str]) -> tuple[dict[str, Given], list[str]]:
+    """The settings given on the command line (name -> (flag used, raw value)) and the
+    problems found: every unknown option and every gunicorn flag treadle lacks.
 
-    --help and --version print and raise SystemExit(0); usage errors raise ConfigError.
+    --help and --version print and raise SystemExit(0); other usage errors (a flag without
+    its value) raise ConfigError at once, as argparse stops there.
     """
     namespace, extra = build_parser().parse_known_args(list(argv))
+    given: dict[str, Given] = {}
+    problems: list[str] = []
+    for name, (flag, raw) in vars(namespace).items():
+        if name.startswith(_GUNICORN):
+            entry = gunicorn.by_name(name.removeprefix(_GUNICORN))
+            assert entry is not None
+            problems.append(f"command line {flag}: {gunicorn.explain(entry)}")
+        else:
+            given[name] = (flag, raw)
     if extra:
-        raise _unexpected(extra)
-    given: dict[str, Given] = vars(namespace)
-    return given
+        problems += _unknown(extra)
+        # `--frobnicate 3 app`: argparse took the unknown option's value for APP; the
+        # option's error says it all, an error about APP '3' would only confuse
+        pairs = zip(argv, argv[1:], strict=False)
+        after_unknown = {later for item, later in pairs if item in extra}
+        if "wsgi_app" in given and given["wsgi_app"][1] in after_unknown:
+            del given["wsgi_app"]
+    return given, problems

@@ -10,7 +10,14 @@ class ConfigError(Exception):
     """A configuration or usage error: one line that names the source and what was expected.
 
     The command line prints it as ``treadle: error: <message>`` and exits with status 2.
+    Several problems found in one pass (every unknown name of every source) travel together:
+    ``problems`` holds each line, and ``details`` any text to show after them as it is.
     """
+
+    def __init__(self, problem: str, *more: str, details: str = "") -> None:
+        super().__init__("\n".join((problem, *more)))
+        self.problems = (problem, *more)
+        self.details = details
 
 
 _UNSET: object = object()

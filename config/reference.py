@@ -1,15 +1,19 @@
-# docs/settings.md, generated from the schema so the reference cannot drift from the code.
-# `python -m treadle.config.docs` rewrites it; a unit test checks the committed file is current.
+# docs/settings.md, generated from the schema so the reference cannot drift from the code, and
+# docs/gunicorn.md's table of gunicorn settings treadle lacks, generated from config/gunicorn.py.
+# `python -m treadle.config.docs` rewrites both; unit tests check the committed files are current.
 from __future__ import annotations
 
 from pathlib import Path
 
 from .cli import EXIT_STATUSES
+from .gunicorn import GUNICORN_ONLY, GunicornOnly
 from .schema import ENV_PREFIX, SECTIONS, SETTINGS, Setting, default_display
 
-__all__ = ["DOCS_PATH", "REGENERATE", "settings_markdown"]
+__all__ = ["DOCS_PATH", "GUNICORN_DOCS_PATH", "REGENERATE", "settings_markdown",
+           "with_gunicorn_table"]
 
 DOCS_PATH = Path(__file__).parent.parent / "docs" / "settings.md"  # in a checkout
+GUNICORN_DOCS_PATH = DOCS_PATH.with_name("gunicorn.md")
 REGENERATE = "python -m treadle.config.docs"
 
 _INTRO = f"""\
@@ -83,3 +87,29 @@ def settings_markdown() -> str:
     lines += [f"| {code} | {_cell(meaning)} |" for code, meaning in EXIT_STATUSES]
     return "\n".join(lines) + "\n"
 
+
+
+_TABLE_START = "<!-- absent-settings: generated from config/gunicorn.py by `" + REGENERATE + "` -->"
+_TABLE_END = "<!-- end of absent-settings -->"
+
+
+def _spelled(entry: GunicornOnly) -> str:
+    flags = "/".join(entry.flags)
+    return f"`{entry.name}`" + (f" `{flags}`" if flags else "")
+
+
+def gunicorn_table_markdown() -> str:
+    """The table of gunicorn settings treadle lacks: one row per piece of advice."""
+    rows: dict[str, list[str]] = {}
+    for entry in GUNICORN_ONLY:
+        rows.setdefault(entry.advice, []).append(_spelled(entry))
+    lines = ["| gunicorn | what treadle says |", "|---|---|"]
+    lines += [f"| {', '.join(names)} | {_cell(advice)} |" for advice, names in rows.items()]
+    return "\n".join(lines) + "\n"
+
+
+def with_gunicorn_table(text: str) -> str:
+    """docs/gunicorn.md's text with its generated table replaced by the current one."""
+    start = text.index(_TABLE_START) + len(_TABLE_START)
+    end = text.index(_TABLE_END, start)
+    return text[:start] + "\n" + gunicorn_table_markdown() + text[end:]

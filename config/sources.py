@@ -3,19 +3,21 @@
 # with the name of their source. Every error is one ConfigError line naming that source.
 from __future__ import annotations
 
-import difflib
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from . import gunicorn
 from .cli import parse_command_line
 from .combined import check_combinations
 from .errors import ConfigError, Invalid
+from .guess import closest
 from .model import Config
+from .pyconf import looks_like_python, python_config_error
 from .schema import ENV_PREFIX, SETTINGS, Setting
 
 if sys.version_info >= (3, 11):
@@ -34,13 +36,19 @@ _PATH_SETTINGS = ("config", "chdir", "pidfile", "accesslog", "errorlog", "certfi
 
 @dataclass
 class _Layer:
-    """Validated values from one source, with the source of each."""
+    """Validated values from one source, with the source of each, and its problems (names
+    that are not settings, values that are not valid): every one is reported in one run."""
 
     values: dict[str, object]
     sources: dict[str, str]
+    problems: list[str] = field(default_factory=list)
 
     def put(self, setting: Setting, raw: object, source: str, where: str | None = None) -> None:
-        self.values[setting.name] = _validated(setting, raw, where or source)
+        try:
+            self.values[setting.name] = _validated(setting, raw, where or source)
+        except ConfigError as exc:
+            self.problems.extend(exc.problems)
+            return
         self.sources[setting.name] = source
 
 
@@ -51,18 +59,19 @@ def _validated(setting: Setting, raw: object, where: str) -> object:
         raise ConfigError(f"{where}: {exc.describe(setting.validator.expected, raw)}") from None
 
 
-def _suggest(word: str, choices: Sequence[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
+def _suggest(word: str, choices: Sequence[str], decoys: Sequence[str]) -> str:
+    guess = closest(word, choices, decoys)
+    return f" (did you mean {guess!r}?)" if guess else ""
 
 
 # --- command line and environment ---------------------------------------------------------
 
 
 def _command_line(argv: Sequence[str]) -> _Layer:
-    layer = _Layer({}, {})
+    given, unknown = parse_command_line(argv)
+    layer = _Layer({}, {}, unknown)
     by_name = {setting.name: setting for setting in SETTINGS}
-    for name, (flag, raw) in parse_command_line(argv).items():
+    for name, (flag, raw) in given.items():
         setting = by_name[name]
         # sources name the long flag (-b reads "--bind"); other long spellings stay as typed
         used = flag if flag.startswith("--") or setting.positional else setting.flag
@@ -77,10 +86,22 @@ def _environment(environ: Mapping[str, str]) -> _Layer:
             continue
         setting = _ENV_NAMES.get(variable)
         if setting is None:
-            hint = _suggest(variable, sorted(name for name in _ENV_NAMES if name))
-            raise ConfigError(f"env {variable}: not a treadle setting{hint}")
+            layer.problems.append(_unknown_variable(variable))
+            continue
         layer.put(setting, environ[variable], f"env {variable}")
     return layer
+
+
+def _unknown_variable(variable: str) -> str:
+    entry = gunicorn.by_name(variable.removeprefix(ENV_PREFIX))
+    if entry is not None:
+        return f"env {variable}: {gunicorn.explain(entry)}"
+    hint = _suggest(variable, sorted(_ENV_NAMES), _GUNICORN_ENV)
+    return f"env {variable}: not a treadle setting{hint}"
+
+
+_GUNICORN_ENV = [ENV_PREFIX + entry.name.upper() for entry in gunicorn.GUNICORN_ONLY]
+_GUNICORN_KEYS = [entry.name for entry in gunicorn.GUNICORN_ONLY]
 
 
 # --- the TOML file --------------------------------------------------------------------------
@@ -130,6 +151,9 @@ def _read_toml(choice: _FileChoice) -> dict[str, Any]:
     try:
         document: dict[str, Any] = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
+        assert choice.path is not None
+        if looks_like_python(choice.path.name, text):
+            raise python_config_error(f"file {choice.display}", text) from None
         message = " ".join(str(exc).split())
         if "line " not in message:  # tomllib says "(at end of document)" without a line
             message += f" (line {text.count(chr(10)) + 1})"
@@ -152,15 +176,18 @@ def _settings_table(choice: _FileChoice, document: dict[str, Any]) -> dict[str, 
     return table
 
 
-def _unknown_key(label: str, key: str, value: object) -> ConfigError:
+def _unknown_key(label: str, key: str, value: object) -> str:
     if key in ("check_config", "print_config"):
-        return ConfigError(f"{label}: '{key}' is an action for the command line only")
+        return f"{label}: '{key}' is an action for the command line only"
     if key == "config":
-        return ConfigError(f"{label}: 'config' goes on the command line or in TREADLE_CONFIG")
+        return f"{label}: 'config' goes on the command line or in TREADLE_CONFIG"
     if isinstance(value, dict):  # no setting takes a table: a misplaced section
-        return ConfigError(f"{label}: unknown table [{key}] (settings go at the top level)")
-    hint = _suggest(key.replace("-", "_").lower(), _FILE_NAMES)
-    return ConfigError(f"{label}: unknown setting {key!r}{hint}")
+        return f"{label}: unknown table [{key}] (settings go at the top level)"
+    entry = gunicorn.by_name(key)
+    if entry is not None:
+        return f"{label}, key {key!r}: {gunicorn.explain(entry)}"
+    hint = _suggest(key, _FILE_NAMES, _GUNICORN_KEYS)
+    return f"{label}: unknown setting {key!r}{hint}"
 
 
 def _file(choice: _FileChoice) -> tuple[_Layer, bool]:
@@ -178,7 +205,8 @@ def _file(choice: _FileChoice) -> tuple[_Layer, bool]:
     for key, raw in table.items():
         setting = by_name.get(key)
         if setting is None:
-            raise _unknown_key(label, key, raw)
+            layer.problems.append(_unknown_key(label, key, raw))
+            continue
         layer.put(setting, raw, label, f"{label}, key {key!r}")
     return layer, True
 
@@ -223,6 +251,9 @@ def load(
     env = _environment(environ)
     choice = _choose_file(cli, env, start)
     file, used = _file(choice)
+    problems = cli.problems + env.problems + file.problems
+    if problems:
+        raise ConfigError(*problems)
     values: dict[str, object] = {setting.name: setting.default for setting in SETTINGS}
     sources = dict.fromkeys(values, "default")
     for layer in (file, env, cli):

@@ -22,7 +22,7 @@ def _error(message: str) -> None:
 def _check(cfg: Config) -> int:
     """--check-config: settings are already valid; now the files they name and the app."""
     problems = check_paths(cfg)
-    if not problems and cfg.certfile is not None:
+    if cfg.certfile is not None:
         # config/ may not import ssl; loading the key pair is the only full check of it
         from .tls import TLSConfigError, build_context
 
@@ -36,6 +36,7 @@ def _check(cfg: Config) -> int:
         try:
             load_app(cfg)
         except AppLoadError as exc:
+            sys.stderr.write(exc.traceback)  # before the summary lines, as when serving
             problems.append(f"wsgi_app ({cfg.sources['wsgi_app']}): {exc}")
     for problem in problems:
         _error(problem)
@@ -73,7 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         debug = cfg.loglevel == "debug"
         return _act(cfg)
     except ConfigError as exc:
-        _error(str(exc))
+        for problem in exc.problems:
+            _error(problem)
+        sys.stderr.write(exc.details)
         return EXIT_CONFIG
     except SystemExit as exc:  # --help, --version, or sys.exit() from the application
         if exc.code is None or isinstance(exc.code, int):

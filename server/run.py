@@ -20,7 +20,7 @@ from .arbiter import Arbiter
 from .http2 import descriptors_per_connection
 from .listeners import BindError, Listener, open_listener
 from .logs import setup_access_log, setup_error_log
-from .serving import print_error, serve
+from .serving import print_app_error, print_error, serve
 from .tls import TLSConfigError, build_context
 
 EXIT_OK = 0
@@ -64,7 +64,7 @@ def run(cfg: Any) -> int:
             print_error(str(exc))
             return EXIT_BIND
         except AppLoadError as exc:
-            print_error(f"cannot load the application: {exc}")
+            print_app_error(exc)
             return EXIT_APP
         except ProcessSettingError as exc:
             print_error(str(exc))

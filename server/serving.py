@@ -18,6 +18,7 @@ import sys
 import time
 from typing import Any, Protocol
 
+from .app import AppLoadError
 from .core import Server
 from .listeners import Listener
 from .logs import reopen_log_files
@@ -58,6 +59,12 @@ class Supervision(Protocol):
 def print_error(message: str) -> None:
     """The one-line `treadle: error: ...` form of failures before or instead of serving."""
     print(f"treadle: error: {message}", file=sys.stderr, flush=True)
+
+
+def print_app_error(exc: AppLoadError) -> None:
+    """The application cannot be loaded: its own traceback (when it raised), then one line."""
+    sys.stderr.write(exc.traceback)
+    print_error(f"cannot load the application: {exc}")
 
 
 def reopen_logs(error_log: logging.Logger) -> None:

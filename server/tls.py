@@ -58,7 +58,11 @@ class TLSSocket(ssl.SSLSocket):
 
 
 def build_context(cfg: Any) -> ssl.SSLContext | None:
-    """The server context from the settings, or None when certfile is unset."""
+    """The server context from the settings, or None when certfile is unset.
+
+    Raises TLSConfigError naming the setting, its source and the file, and saying what is
+    wrong with it: OpenSSL's own reasons ("PEM lib") do not tell a user which file to fix.
+    """
     if cfg.certfile is None:
         return None
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
@@ -66,23 +70,20 @@ def build_context(cfg: Any) -> ssl.SSLContext | None:
                                else ssl.TLSVersion.TLSv1_2)
     context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
     context.options |= getattr(ssl, "OP_NO_RENEGOTIATION", 0)
-    try:
-        context.load_cert_chain(cfg.certfile, cfg.keyfile, cfg.keyfile_password)
-    except (ssl.SSLError, OSError) as exc:
-        hint = "" if cfg.keyfile else " (no keyfile: is the key in certfile?)"
-        if cfg.keyfile_password is not None:
-            hint += " (or is keyfile_password wrong?)"
-        raise TLSConfigError(f"cannot load certfile/keyfile: {_reason(exc)}{hint}") from None
+    _load_key_pair(context, cfg)
     if cfg.ciphers:
         try:
             context.set_ciphers(cfg.ciphers)
         except ssl.SSLError:
-            raise TLSConfigError(f"ciphers {cfg.ciphers!r}: OpenSSL selects no cipher") from None
+            raise TLSConfigError(f"{_where(cfg, 'ciphers')}: OpenSSL selects no cipher from "
+                                 f"{cfg.ciphers!r} (see `openssl ciphers`)") from None
     if cfg.ca_certs is not None:
+        if "CERTIFICATE-----" not in _read_pem(cfg, "ca_certs"):
+            raise _file_error(cfg, "ca_certs", "holds no certificate")
         try:
             context.load_verify_locations(cfg.ca_certs)
         except (ssl.SSLError, OSError) as exc:
-            raise TLSConfigError(f"cannot load ca_certs: {_reason(exc)}") from None
+            raise _file_error(cfg, "ca_certs", f"cannot be loaded: {_reason(exc)}") from None
     context.verify_mode = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL,
                            "required": ssl.CERT_REQUIRED}[cfg.cert_reqs]
     protocols = [ALPN_NAMES[name] for name in cfg.http_protocols]
@@ -91,6 +92,64 @@ def build_context(cfg: Any) -> ssl.SSLContext | None:
     context.set_alpn_protocols(protocols)
     context.sslsocket_class = TLSSocket
     return context
+
+
+def _load_key_pair(context: ssl.SSLContext, cfg: Any) -> None:
+    """certfile and its key: each file read and looked at first, so that a missing key, a
+    file that is not PEM or an encrypted key without its password is named as such."""
+    if "CERTIFICATE-----" not in _read_pem(cfg, "certfile"):
+        raise _file_error(cfg, "certfile", "holds no certificate (-----BEGIN CERTIFICATE-----)")
+    key_setting = "keyfile" if cfg.keyfile is not None else "certfile"
+    key_text = _read_pem(cfg, key_setting)
+    if "PRIVATE KEY-----" not in key_text:
+        problem = "holds no private key" if cfg.keyfile else "has no private key; set keyfile"
+        raise _file_error(cfg, key_setting, problem)
+    encrypted = "ENCRYPTED" in key_text
+    if encrypted and cfg.keyfile_password is None:  # OpenSSL would prompt on the terminal
+        raise _file_error(cfg, key_setting, "holds an encrypted private key; set "
+                          "keyfile_password")
+    try:
+        context.load_cert_chain(cfg.certfile, cfg.keyfile, cfg.keyfile_password)
+    except (ssl.SSLError, OSError) as exc:
+        if getattr(exc, "reason", None) == "KEY_VALUES_MISMATCH":
+            raise _file_error(cfg, key_setting, "holds a private key that does not match the "
+                              f"certificate in certfile {cfg.certfile}") from None
+        if encrypted:
+            raise TLSConfigError(f"{_where(cfg, 'keyfile_password')}: cannot decrypt the "
+                                 f"private key in {key_setting} {getattr(cfg, key_setting)}: "
+                                 "wrong password") from None
+        raise TLSConfigError(f"{_where(cfg, 'certfile')}: cannot load {cfg.certfile} with its "
+                             f"key from {key_setting}: {_reason(exc)}") from None
+
+
+def _where(cfg: Any, name: str) -> str:
+    sources = getattr(cfg, "sources", None) or {}
+    return f"{name} ({sources.get(name, 'default')})"
+
+
+def _file_error(cfg: Any, name: str, problem: str) -> TLSConfigError:
+    return TLSConfigError(f"{_where(cfg, name)}: {getattr(cfg, name)} {problem}")
+
+
+def _read_pem(cfg: Any, name: str) -> str:
+    """The text of the PEM file that setting `name` names (bytes kept as latin-1)."""
+    path = getattr(cfg, name)
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise TLSConfigError(f"{_where(cfg, name)}: no such file: {path}") from None
+    except PermissionError:
+        raise TLSConfigError(f"{_where(cfg, name)}: cannot read {path}: permission denied "
+                             "for this user") from None
+    except OSError as exc:
+        raise TLSConfigError(f"{_where(cfg, name)}: cannot read {path}: "
+                             f"{exc.strerror or exc}") from None
+    text = data.decode("latin-1")
+    if "-----BEGIN " not in text:
+        raise _file_error(cfg, name, "is not a PEM file (no -----BEGIN line; a DER file "
+                          "converts with `openssl x509 -inform der`)")
+    return text
 
 
 def _reason(exc: BaseException) -> str:

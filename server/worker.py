@@ -26,7 +26,7 @@ from .app import AppLoadError, load_app
 from .core import Server
 from .listeners import Listener
 from .logs import error_stream
-from .serving import WORKER_IGNORED, print_error, serve
+from .serving import WORKER_IGNORED, print_app_error, serve
 from .signals import HANDLED_SIGNALS
 
 EXIT_APP = 3
@@ -102,7 +102,7 @@ def worker_main(cfg: Any, app: Any, listeners: list[Listener], status_fd: int,
         try:
             app = load_app(cfg)
         except AppLoadError as exc:
-            print_error(f"cannot load the application: {exc}")
+            print_app_error(exc)
             return EXIT_APP
         gc.freeze()
     max_requests = cfg.max_requests

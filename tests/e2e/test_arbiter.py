@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import psutil
-import pytest
 
 from tests.e2e.conftest import run_server
 from tests.e2e.load import Load

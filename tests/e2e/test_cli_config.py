@@ -156,4 +156,6 @@ def test_check_config_loads_the_tls_key_pair(tmp_path: Path) -> None:
     assert good.returncode == 0, good.stderr
     # Both files exist, so only loading the pair finds that the key is not the certificate's.
     bad = treadle("--check-config", "--certfile", str(certfile), "--keyfile", str(wrong_key))
-    assert "certfile/keyfile" in one_error_line(bad)
+    assert one_error_line(bad) == (
+        f"keyfile (command line --keyfile): {wrong_key} holds a private key that does not match "
+        f"the certificate in certfile {certfile}")

@@ -156,7 +156,8 @@ def test_encrypted_key_with_password_from_the_environment(
     result = run_server(APP, "-b", "127.0.0.1:0", *flags,
                         env={"TREADLE_KEYFILE_PASSWORD": "wrong"})
     assert result.returncode == 2
-    assert result.stderr.startswith("treadle: error: cannot load certfile/keyfile")
+    assert result.stderr.startswith("treadle: error: keyfile_password (env "
+                                    "TREADLE_KEYFILE_PASSWORD): cannot decrypt the private key")
     assert result.stderr.count("\n") == 1
 
 

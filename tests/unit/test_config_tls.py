@@ -1,4 +1,5 @@
-"""The TLS and HTTP/2 settings: rules between them, the files check_paths loads, secrecy."""
+"""The TLS and HTTP/2 settings: rules between them, paths, secrecy (what is wrong with the
+files themselves: tests/e2e/test_tls_errors.py)."""
 
 from __future__ import annotations
 
@@ -67,22 +68,6 @@ def test_tls_paths_are_resolved_and_checked(tmp_path: Path, ca: trustme.CA) -> N
                 "--cert-reqs", "required"], {}, tmp_path)
     assert (cfg.certfile, cfg.keyfile) == (str(cert), str(key))
     assert check_paths(cfg) == []
-
-
-def test_missing_files_and_a_certfile_without_its_key_are_problems(
-    tmp_path: Path, ca: trustme.CA
-) -> None:
-    cert, key = write_pair(ca, tmp_path)
-    cfg = load(["--certfile", "nope.pem", "--ca-certs", "ca.pem"], {}, tmp_path)
-    assert check_paths(cfg) == [
-        f"certfile (command line --certfile): no such file: {tmp_path / 'nope.pem'}",
-        f"ca_certs (command line --ca-certs): no such file: {tmp_path / 'ca.pem'}",
-    ]
-    cfg = load(["--certfile", str(cert)], {}, tmp_path)
-    assert check_paths(cfg) == [
-        f"certfile (command line --certfile): {cert} holds no private key; set keyfile"]
-    (tmp_path / "both.pem").write_bytes(cert.read_bytes() + key.read_bytes())
-    assert check_paths(load(["--certfile", "both.pem"], {}, tmp_path)) == []
 
 
 def test_print_config_never_shows_the_key_password(tmp_path: Path) -> None:

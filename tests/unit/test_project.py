@@ -27,3 +27,13 @@ def test_ci_runs_exactly_the_readme_test_command() -> None:
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     test_command = readme_commands()[1]
     assert test_command in ci.splitlines(), f"{test_command!r} missing from .ci/run"
+
+
+def test_readme_names_every_tool_the_tests_require() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    tools = set()
+    for path in (ROOT / "tests").rglob("*.py"):
+        tools |= set(re.findall(r"require_tool\(\s*\"([^\"]+)\"", path.read_text(encoding="utf-8")))
+    assert tools >= {"curl", "h2load", "wrk"}, tools
+    missing = sorted(tool for tool in tools if f"`{tool}`" not in readme)
+    assert not missing, f"README.md does not name the test tools {missing}"
