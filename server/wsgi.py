@@ -246,6 +246,16 @@ def parse_status(status: object) -> tuple[int, bytes]:
     return parsed
 
 
+# The response head an application may send (names, values, separators): as much as a
+# request head may take (limit_request_head_size's default), far above what any client needs.
+RESPONSE_HEAD_MAX_BYTES = 65536
+# The size is summed only when it could matter: cached pairs are short (name and value each
+# at most _VALID_PAIR_VALUE_MAX), so a head of few cached fields cannot reach the bound and
+# pays nothing on the hot path.
+_SIZE_CHECK_FROM_BYTES = 4096
+_SIZE_CHECK_FROM_FIELDS = 64
+
+
 def encode_headers(headers: object,
                    error_log: logging.Logger) -> tuple[list[tuple[bytes, bytes]], bool]:
     """Check start_response headers: (the (name, value) bytes to send, whether the
@@ -261,6 +271,7 @@ def encode_headers(headers: object,
         raise TypeError(f"start_response: headers must be a list, got {type(headers).__name__}")
     encoded = []
     close = False
+    unknown_bytes = 0  # in pairs not cached (cached ones are short)
     for item in headers:
         known = _VALID_PAIRS.get(item) if type(item) is tuple else None
         if known is not None:
@@ -278,9 +289,22 @@ def encode_headers(headers: object,
             continue
         pair = (name_bytes, value_bytes)
         encoded.append(pair)
-        if len(value) <= _VALID_PAIR_VALUE_MAX and len(_VALID_PAIRS) < _VALID_PAIRS_MAX:
+        unknown_bytes += len(name_bytes) + len(value_bytes)
+        if (len(value) <= _VALID_PAIR_VALUE_MAX and len(name) <= _VALID_PAIR_VALUE_MAX
+                and len(_VALID_PAIRS) < _VALID_PAIRS_MAX):
             _VALID_PAIRS[item] = pair
+    if unknown_bytes > _SIZE_CHECK_FROM_BYTES or len(encoded) > _SIZE_CHECK_FROM_FIELDS:
+        _check_head_size(encoded)
     return encoded, close
+
+
+def _check_head_size(encoded: list[tuple[bytes, bytes]]) -> None:
+    """A response head over RESPONSE_HEAD_MAX_BYTES is the application's fault (a 500): no
+    client reads one (HPACK would also spend seconds encoding a megabyte of it)."""
+    size = sum(len(name) + len(value) + 4 for name, value in encoded)
+    if size > RESPONSE_HEAD_MAX_BYTES:
+        raise ValueError(f"start_response: the response headers take {size} bytes, over "
+                         f"the {RESPONSE_HEAD_MAX_BYTES} allowed")
 
 
 def _check_name(name: object) -> bytes:

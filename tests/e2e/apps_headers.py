@@ -9,6 +9,8 @@ control bytes), which is what the tests check the server's answer to. Paths:
   /inject?kind=K      a header value with CR LF (K=crlf), a bare LF (lf) or NUL (nul) inside
   /connection-close   `Connection: close` from the application (?stream=1: a generator body)
   /keep-alive         `Keep-Alive: timeout=5` from the application
+  /huge-header?n=N    one header value of N bytes (1 MiB by default), or N headers of 100 bytes
+                      with ?many=1
   anything else       200 "ok"
 """
 
@@ -62,11 +64,20 @@ def keep_alive(environ: Environ, start_response: StartResponse) -> list[bytes]:
     return _text(start_response, b"kept", [("Keep-Alive", "timeout=5")])
 
 
+def huge_header(environ: Environ, start_response: StartResponse) -> list[bytes]:
+    query = parse_qs(environ.get("QUERY_STRING", ""))
+    size = int(query.get("n", [str(1 << 20)])[0])
+    if query.get("many"):
+        return _text(start_response, b"many", [(f"X-F{i}", "v" * 100) for i in range(size)])
+    return _text(start_response, b"huge", [("X-Huge", "h" * size)])
+
+
 ROUTES: dict[str, Callable[[Environ, StartResponse], Iterable[bytes]]] = {
     "/django-cookie": django_cookie,
     "/inject": inject,
     "/connection-close": connection_close,
     "/keep-alive": keep_alive,
+    "/huge-header": huge_header,
 }
 
 
