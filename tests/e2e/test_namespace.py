@@ -99,25 +99,25 @@ def test_the_venv_runs_the_wheel_not_the_checkout(venv: Path) -> None:
 @pytest.mark.parametrize("command", ["treadle", "python -m treadle", "python -m server"])
 def test_an_app_with_its_own_config_and_protocol_modules(
         venv: Path, app_dir: Path, tmp_path: Path, command: str) -> None:
-    argv = command.split()
-    argv[0] = str(venv / "bin" / argv[0])
-    server = start_server("config.wsgi", log_path=tmp_path / "server.log", cwd=app_dir,
-                          command=tuple(argv), repo_on_path=False)
-    try:
-        assert _get(server) == "from-the-app-config from-the-app-protocol"
-    finally:
-        assert server.stop() == 0, server.log()
+    answer = _serve_once(venv, command, "config.wsgi", app_dir, tmp_path)
+    assert answer == "from-the-app-config from-the-app-protocol"
 
 
 @pytest.mark.parametrize("command", ["treadle", "python -m treadle"])
 def test_an_app_in_its_own_server_package(venv: Path, tmp_path: Path, command: str) -> None:
+    app_dir = _write(tmp_path / "app", SERVER_APP_FILES)
+    answer = _serve_once(venv, command, "server.app:app", app_dir, tmp_path)
+    assert answer == "from-the-app-server"
+
+
+def _serve_once(venv: Path, command: str, app: str, app_dir: Path, tmp_path: Path) -> str:
+    """Serve `app` from `app_dir` with the venv's `command`; one GET's body."""
     argv = command.split()
     argv[0] = str(venv / "bin" / argv[0])
-    app_dir = _write(tmp_path / "app", SERVER_APP_FILES)
-    server = start_server("server.app:app", log_path=tmp_path / "server.log", cwd=app_dir,
+    server = start_server(app, log_path=tmp_path / "server.log", cwd=app_dir,
                           command=tuple(argv), repo_on_path=False)
     try:
-        assert _get(server) == "from-the-app-server"
+        return _get(server)
     finally:
         assert server.stop() == 0, server.log()
 
