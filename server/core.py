@@ -31,7 +31,6 @@ from dataclasses import dataclass
 from email.utils import formatdate
 from typing import Any
 
-from .exchange import run_exchange
 from .http1 import (
     BODY,
     CLOSE,
@@ -125,7 +124,7 @@ class Server:
         self.h2_limits = limits_from(cfg)
         self.h2_connections = H2Registry()  # open HTTP/2 connections, each on its own thread
         self.sendfile_ok = hasattr(os, "sendfile") and self.tls_context is None
-        self.run_exchange: Callable[[HTTP1Connection, Any], bool] = run_exchange
+        self.run_exchange: Callable[[HTTP1Connection, Any], bool] = HTTP1Connection.run_request
         self.stopping = False
         self._environ_common = _environ_common(cfg, error_log, multiprocess)
         self._lock = threading.Lock()
@@ -208,9 +207,11 @@ class Server:
     def count_requests(self, on_request: Callable[[], None]) -> None:
         """Call `on_request` (from the serving thread) after each HTTP/1.1 request: a worker
         process counts them to recycle itself after max_requests."""
+        run_request = HTTP1Connection.run_request
+
         def counted(conn: HTTP1Connection, request: Any) -> bool:
             try:
-                return run_exchange(conn, request)
+                return run_request(conn, request)
             finally:
                 on_request()
 

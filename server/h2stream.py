@@ -24,13 +24,7 @@ from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from .errors import ClientGone, RequestBodyError
-from .wsgi import (
-    FileWrapper,
-    InputStream,
-    check_start_response,
-    encode_headers,
-    parse_status,
-)
+from .exchange import Exchange
 
 if TYPE_CHECKING:
     from .http2 import H2Driver
@@ -38,7 +32,6 @@ if TYPE_CHECKING:
 SEND_BUFFER_BYTES = 256 * 1024  # per stream: response bytes waiting for the window
 ACK_BATCH_BYTES = 16384  # wake the connection thread to acknowledge at least this much
 RUNNER_TURN = 8  # streams a runner may serve in a row while other work waits for the pool
-_NO_BODY_STATUSES = (204, 304)
 
 
 class H2Stream:
@@ -184,7 +177,7 @@ class StreamRunner:
                 stream = driver.waiting_streams.popleft()
                 driver.busy_runners += 1
             try:
-                H2Exchange(stream).serve()
+                run_stream(stream)
             except BaseException:  # only what the exchange re-raises (KeyboardInterrupt)
                 with lock:
                     driver.busy_runners -= 1
@@ -202,148 +195,97 @@ class StreamRunner:
                 return
 
 
-class H2Exchange:
-    """The WSGI call for one stream, run on the worker pool (PEP 3333, like exchange.py)."""
+def run_stream(stream: H2Stream) -> None:
+    """The WSGI call for one stream, on a pool worker, through the one bridge."""
+    if stream.dead is not None:
+        return  # reset before a worker got to it: the application never sees it
+    runtime = stream.driver.server
+    Exchange(H2Sink(stream, runtime), runtime, stream.environ, stream).run(runtime.app,
+                                                                          stream.started)
 
-    __slots__ = ("stream", "status", "code", "headers", "head_posted", "body_allowed",
-                 "declared", "sent", "response_headers")
 
-    def __init__(self, stream: H2Stream) -> None:
+class H2Sink:
+    """A stream's side of an exchange (a ResponseSink, server/exchange.py): the head and the
+    body go to the connection thread through the stream's buffers (H2Stream.post)."""
+
+    __slots__ = ("stream", "runtime", "peer_host", "head", "declared", "sent", "on_wire",
+                 "response_headers")
+
+    sendfile_ok = False  # the connection thread frames every byte
+    reraise_fatal = True  # a KeyboardInterrupt goes on up through StreamRunner
+
+    def __init__(self, stream: H2Stream, runtime: Any) -> None:
         self.stream = stream
-        self.status: str | None = None
-        self.code = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.head_posted = False
-        self.body_allowed = stream.method != "HEAD"
-        self.declared: int | None = None
+        self.runtime = runtime
+        self.peer_host = stream.driver.peer_host
+        self.head: list[tuple[bytes, bytes]] | None = None  # prepared, not yet posted
+        self.declared: int | None = None  # the response's content-length
         self.sent = 0
+        self.on_wire = False  # the head was handed to the connection thread
         self.response_headers: list[tuple[bytes, bytes]] = []
 
-    def serve(self) -> None:
-        """Entry point on a pool worker."""
-        stream = self.stream
-        server = stream.driver.server
-        if stream.dead is not None:
-            return  # reset before a worker got to it: the application never sees it
-        environ = stream.environ
-        environ["wsgi.input"] = InputStream(stream)
-        try:
-            result = server.app(environ, self.start_response)
-            try:
-                self.finish(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        except BaseException as exc:  # the application may raise anything; it is reported
-            self.fail(exc)
-            if not isinstance(exc, Exception) and not isinstance(exc, SystemExit):
-                raise
-            return
-        if server.access_log is not None:
-            server.log_access(environ, self.status or "", self.response_headers, self.sent,
-                              time.monotonic() - stream.started)
-
-    def start_response(self, status: str, headers: list[tuple[str, str]],
-                       exc_info: Any = None) -> Any:
-        try:
-            check_start_response(exc_info, self.head_posted, self.status is not None)
-        finally:
-            exc_info = None  # no traceback -> frame -> traceback cycle when it re-raises
-        code, _reason = parse_status(status)
-        # Connection-specific fields are dropped there (RFC 9113 8.2.2); `Connection: close`
-        # means nothing to a multiplexed connection, so its flag is not used.
-        self.headers, _close = encode_headers(headers, self.stream.driver.server.error_log)
-        self.status, self.code = status, code
-        return self.write
-
-    def write(self, data: bytes) -> None:
-        if self.status is None:
-            raise AssertionError("write() called before start_response()")
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError(f"write() needs bytes, got {type(data).__name__}")
-        if data:
-            self._post([bytes(data)], end=False)
-
-    def finish(self, result: Any) -> None:
-        if type(result) is list or type(result) is tuple:
-            for chunk in result:
-                _check_chunk(chunk)
-            self._post([chunk for chunk in result if chunk], end=True)
-            return
-        if not self.body_allowed and self.status is not None:
-            self._post([], end=True)
-            return
-        if type(result) is FileWrapper:
-            result = iter(result)
-        for chunk in result:
-            _check_chunk(chunk)
-            if chunk:
-                self._post([bytes(chunk)], end=False)
-        self._post([], end=True)
-
-    def _post(self, chunks: list[bytes], end: bool) -> None:
-        head = None if self.head_posted else self._head()
-        if not self.body_allowed:
-            chunks = []
-        size = sum(len(chunk) for chunk in chunks)
-        self.sent += size
-        if self.declared is not None and (self.sent > self.declared
-                                          or (end and self.sent != self.declared)):
-            raise ValueError(f"the response body ({self.sent} bytes so far) does not match "
-                             f"its content-length ({self.declared})")
-        self.stream.post(head, chunks, end)
-        self.head_posted = True
-
-    def _head(self) -> list[tuple[bytes, bytes]]:
-        if self.status is None:
-            raise AssertionError("the application returned without calling start_response()")
-        server = self.stream.driver.server
-        code = self.code
-        headers = self.headers
-        if code in _NO_BODY_STATUSES or code < 200:
-            self.body_allowed = False
-        has_date = has_server = False
+    def send_head(self, code: int, reason: bytes, headers: list[tuple[bytes, bytes]],
+                  date: bytes | None, add_server: bool, body_allowed: bool,
+                  close_asked: bool) -> None:
+        # encode_headers dropped connection-specific fields (RFC 9113 8.2.2); `Connection:
+        # close` means nothing to a multiplexed connection, so close_asked is not used.
         head = [(b":status", str(code).encode("ascii"))]
         for name, value in headers:
             name = name.lower()  # HTTP/2 field names are lower-case (RFC 9113 8.2.1)
             head.append((name, value))
-            if name == b"date":
-                has_date = True
-            elif name == b"server":
-                has_server = True
-            elif name == b"content-length" and value.isdigit() and self.body_allowed:
+            if name == b"content-length" and value.isdigit() and body_allowed:
                 self.declared = int(value)
-        if not has_date:
-            head.append((b"date", server.http_date()))
-        if not has_server and server.server_header:
+        if date is not None:
+            head.append((b"date", date))
+        if add_server:
             head.append((b"server", b"treadle"))
-        self.response_headers = head
-        return head
+        self.response_headers = self.head = head
 
-    def fail(self, exc: BaseException) -> None:
+    def send_body(self, chunk: bytes) -> None:
+        if chunk:
+            self._post([bytes(chunk)], end=False)
+        elif self.head is not None:
+            self._post([], end=False)
+
+    def send_rest(self, chunks: list[bytes] | tuple[bytes, ...]) -> None:
+        self._post([bytes(chunk) for chunk in chunks if chunk], end=True)
+
+    def send_end(self) -> None:
+        self._post([], end=True)
+
+    def send_file(self, file_fd: int, offset: int, count: int) -> None:
+        raise AssertionError("sendfile_ok is False: the bridge iterates the file instead")
+
+    def _post(self, chunks: list[bytes], end: bool) -> None:
+        self.sent += sum(len(chunk) for chunk in chunks)
+        if self.declared is not None and (self.sent > self.declared
+                                          or (end and self.sent != self.declared)):
+            raise ValueError(f"the response body ({self.sent} bytes so far) does not match "
+                             f"its content-length ({self.declared})")
+        head, self.head = self.head, None
+        self.stream.post(head, chunks, end)
+        self.on_wire = True
+
+    def body_error(self, exc: BaseException) -> RequestBodyError | None:
+        return exc if isinstance(exc, RequestBodyError) else None
+
+    def drop(self, exc: ClientGone, path: str) -> None:
         stream = self.stream
-        server = stream.driver.server
-        log = server.error_log
-        path = stream.environ.get("PATH_INFO", "")
-        if isinstance(exc, ClientGone):
-            log.debug("HTTP/2 stream %d of %s gone during %s: %s", stream.stream_id,
-                      stream.driver.peer_host, path, exc)
-            stream.abort(0x8)  # CANCEL
-            return
-        code = 500
-        if isinstance(exc, RequestBodyError):
-            code = exc.status_hint
-            log.info("request body from %s failed: %s", stream.driver.peer_host, exc)
-        else:
-            log.error("error handling %s %s", stream.method, path, exc_info=exc)
-        if self.head_posted:
-            stream.abort(0x2)  # INTERNAL_ERROR: the client must not take it as complete
-            return
+        self.runtime.error_log.debug("HTTP/2 stream %d of %s gone during %s: %s",
+                                     stream.stream_id, self.peer_host, path, exc)
+        stream.abort(0x8)  # CANCEL
+
+    def abort(self) -> None:
+        self.stream.abort(0x2)  # INTERNAL_ERROR: the client must not take it as complete
+
+    def send_error(self, code: int, head_request: bool) -> None:
         try:
-            stream.post(error_head(code, server), [error_body(code)], end=True)
+            self.stream.post(error_head(code, self.runtime), [error_body(code)], end=True)
         except ClientGone:
             pass
+
+    def complete(self) -> bool:
+        return True
 
 
 def error_body(code: int) -> bytes:
@@ -362,7 +304,3 @@ def error_head(code: int, server: Any) -> list[tuple[bytes, bytes]]:
         head.append((b"server", b"treadle"))
     return head
 
-
-def _check_chunk(chunk: object) -> None:
-    if type(chunk) is not bytes and not isinstance(chunk, (bytes, bytearray)):
-        raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")

@@ -17,14 +17,16 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from .. import protocol
 from ..protocol.http2 import CONNECT_REFUSAL
 from .errors import ClientGone, RequestBodyError, is_client_gone
+from .exchange import Exchange
+from .h1sink import H1Sink, error_response
 from .negotiate import handshake, upgrade, watch_preface
 from .sockio import lingering_ok, recv_some, send_all
+from .wsgi import build_environ
 
 if TYPE_CHECKING:
     from .core import Server
@@ -60,22 +62,6 @@ _DONE = protocol.DONE
 _SEND_BODY = protocol.SEND_BODY
 
 
-def error_response(code: int, date: bytes, server_header: bool, with_body: bool = True) -> bytes:
-    """The one answer to a bad request or a failed application: short, `Connection: close`."""
-    reason = HTTPStatus(code).phrase
-    body = f"{code} {reason}\n".encode("ascii")
-    head = (
-        f"HTTP/1.1 {code} {reason}\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n"
-    ).encode("ascii")
-    head += b"Date: " + date + b"\r\n"
-    if server_header:
-        head += b"Server: treadle\r\n"
-    return head + b"\r\n" + (body if with_body else b"")
-
-
 class HTTP1Connection:
     """One client connection and its engine; see the module comment for who holds it when."""
 
@@ -106,6 +92,7 @@ class HTTP1Connection:
         "tls_environ",
         "h2c_watch",
         "preface_seen",
+        "sink",
     )
 
     def __init__(self, server: Server, sock: socket.socket, peer: Any, local: tuple[str, int]):
@@ -145,6 +132,7 @@ class HTTP1Connection:
         self.tls_environ: dict[str, Any] | None = None  # TLS: scheme, client certificate
         self.h2c_watch = False  # the first bytes may be the HTTP/2 preface (h2c)
         self.preface_seen = b""
+        self.sink: H1Sink | None = None  # made for the first request
 
     # -- in the poller ------------------------------------------------------------------
 
@@ -288,6 +276,22 @@ class HTTP1Connection:
             else:
                 server.error_log.error("unexpected error on a connection", exc_info=exc)
             self.abort()
+
+    def run_request(self, request: Any) -> bool:
+        """Serve one request through the WSGI bridge; True when the connection is ready
+        for the next one."""
+        server = self.server
+        started_s = time.monotonic() if server.access_log is not None else 0.0
+        base = self.environ_base
+        if base is None:
+            base = self.environ_base = server.environ_base(self)
+        environ = build_environ(base, request.method, request.target, request.http_version,
+                                request.headers, server.root_path, self.trusted_proxy)
+        sink = self.sink
+        if sink is None:
+            sink = self.sink = H1Sink(self, server, server)
+        sink.begin(environ)
+        return Exchange(sink, server, environ, self).run(server.app, started_s)
 
     def _handshake(self) -> None:
         """One TLS handshake step (server/negotiate.py); the request head comes later."""
