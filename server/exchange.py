@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from .. import protocol
 from .errors import ClientGone, RequestBodyError
+from .runtime import Runtime
 from .wsgi import (
     BodySource,
     FileWrapper,
@@ -89,7 +90,7 @@ class Exchange:
     __slots__ = ("sink", "runtime", "environ", "method", "head_request", "status", "code",
                  "reason", "headers", "head_sent", "body_allowed", "body_bytes", "close_asked")
 
-    def __init__(self, sink: ResponseSink, runtime: Any, environ: dict[str, Any],
+    def __init__(self, sink: ResponseSink, runtime: Runtime, environ: dict[str, Any],
                  body: BodySource) -> None:
         self.sink = sink
         self.runtime = runtime

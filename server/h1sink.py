@@ -20,6 +20,7 @@ from .. import protocol
 from ..protocol.caches import remember
 from .errors import ClientGone, RequestBodyError
 from .exchange import Headers, header_named
+from .runtime import Host, Runtime
 from .sockio import send_all, send_file
 
 DRAIN_LIMIT_BYTES = 1 << 20
@@ -87,7 +88,7 @@ class H1Sink:
 
     reraise_fatal = False
 
-    def __init__(self, conn: H1Transport, runtime: Any, host: Any) -> None:
+    def __init__(self, conn: H1Transport, runtime: Runtime, host: Host) -> None:
         self.conn = conn
         self.runtime = runtime
         self.host = host  # read for `stopping` when the head goes: a stop may begin meanwhile

@@ -21,13 +21,30 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import ClientGone, RequestBodyError
 from .exchange import Exchange
+from .runtime import Host, Runtime
 
-if TYPE_CHECKING:
-    from .http2 import H2Driver
+
+class StreamOwner(Protocol):
+    """What a stream and its runners need of their connection (server/http2.py's H2Driver);
+    the fields are guarded by `lock`."""
+
+    lock: threading.Lock
+    waiting_streams: deque[H2Stream]  # for a runner to take
+    runners: int  # StreamRunner jobs queued or running
+    busy_runners: int  # those inside an application call
+
+    @property
+    def runtime(self) -> Runtime: ...
+    @property
+    def host(self) -> Host: ...
+    @property
+    def peer_host(self) -> str | None: ...
+
+    def mark_ready(self, stream: H2Stream) -> None: ...
 
 SEND_BUFFER_BYTES = 256 * 1024  # per stream: response bytes waiting for the window
 ACK_BATCH_BYTES = 16384  # wake the connection thread to acknowledge at least this much
@@ -43,7 +60,7 @@ class H2Stream:
                  "head_sent", "end_sent", "finished", "started", "expect_continue",
                  "continue_wanted")
 
-    def __init__(self, driver: H2Driver, stream_id: int, environ: dict[str, Any],
+    def __init__(self, driver: StreamOwner, stream_id: int, environ: dict[str, Any],
                  content_length: int | None) -> None:
         self.driver = driver
         self.stream_id = stream_id
@@ -75,7 +92,7 @@ class H2Stream:
     def read_body_chunk(self) -> bytes | None:
         """The next piece of the request body; None at its end (BodySource for InputStream)."""
         driver = self.driver
-        deadline = time.monotonic() + driver.server.body_timeout_s
+        deadline = time.monotonic() + driver.runtime.body_timeout_s
         with driver.lock:
             while not self.inbox:
                 if self.expect_continue:  # the client waits for it before sending the body
@@ -103,7 +120,7 @@ class H2Stream:
              end: bool) -> None:
         """Queue a response head and/or body chunks; waits while the send buffer is full."""
         driver = self.driver
-        timeout_s = driver.server.body_timeout_s
+        timeout_s = driver.runtime.body_timeout_s
         with driver.lock:
             if self.dead is not None:
                 raise ClientGone(f"stream {self.stream_id}: {self.dead}")
@@ -161,12 +178,12 @@ class StreamRunner:
 
     __slots__ = ("driver",)
 
-    def __init__(self, driver: H2Driver) -> None:
+    def __init__(self, driver: StreamOwner) -> None:
         self.driver = driver
 
     def serve(self) -> None:
         driver = self.driver
-        server = driver.server
+        host = driver.host
         lock = driver.lock
         turn = 0
         while True:
@@ -186,12 +203,12 @@ class StreamRunner:
             with lock:
                 driver.busy_runners -= 1
             turn += 1
-            if turn >= RUNNER_TURN and not server.idle_workers_likely():  # others wait
+            if turn >= RUNNER_TURN and not host.idle_workers_likely():  # others wait
                 with lock:
                     if not driver.waiting_streams:
                         driver.runners -= 1
                         return
-                server.dispatch(self)  # type: ignore[arg-type]
+                host.dispatch(self)
                 return
 
 
@@ -199,7 +216,7 @@ def run_stream(stream: H2Stream) -> None:
     """The WSGI call for one stream, on a pool worker, through the one bridge."""
     if stream.dead is not None:
         return  # reset before a worker got to it: the application never sees it
-    runtime = stream.driver.server
+    runtime = stream.driver.runtime
     Exchange(H2Sink(stream, runtime), runtime, stream.environ, stream).run(runtime.app,
                                                                           stream.started)
 
@@ -214,7 +231,7 @@ class H2Sink:
     sendfile_ok = False  # the connection thread frames every byte
     reraise_fatal = True  # a KeyboardInterrupt goes on up through StreamRunner
 
-    def __init__(self, stream: H2Stream, runtime: Any) -> None:
+    def __init__(self, stream: H2Stream, runtime: Runtime) -> None:
         self.stream = stream
         self.runtime = runtime
         self.peer_host = stream.driver.peer_host
@@ -294,13 +311,13 @@ def error_body(code: int) -> bytes:
     return f"{code} {HTTPStatus(code).phrase}\n".encode("ascii")
 
 
-def error_head(code: int, server: Any) -> list[tuple[bytes, bytes]]:
+def error_head(code: int, runtime: Runtime) -> list[tuple[bytes, bytes]]:
     """The head of the short answer to a failed request (the body is error_body)."""
     head = [(b":status", str(code).encode("ascii")),
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(error_body(code))).encode("ascii")),
-            (b"date", server.http_date())]
-    if server.server_header:
+            (b"date", runtime.http_date())]
+    if runtime.server_header:
         head.append((b"server", b"treadle"))
     return head
 
