@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from ..protocol.http2 import H2Limits, RequestLimits
 from .logs import access_atoms, error_stream, format_access
+from .parking import Parkable
 from .tls import build_context
 from .wsgi import FileWrapper, TrustedProxies
 
@@ -197,7 +198,8 @@ class Host(Protocol):
     def request_hook(self) -> Callable[[], None] | None:
         """Called after each HTTP/1.1 request (a worker process counts them)."""
 
-    def park(self, conn: Any) -> None: ...
+    def park(self, conn: Parkable) -> None:
+        """Give a connection back to the poller (from a worker)."""
     def dispatch(self, job: Job) -> None: ...
     def idle_workers_likely(self) -> bool: ...
     def connection_closed(self, conn: object) -> None: ...
