@@ -52,9 +52,9 @@ class ResponseSink(Protocol):
     reraise_fatal: bool  # re-raise what is not an Exception (KeyboardInterrupt) after failing
     response_headers: Headers  # the head as sent, for the access log
 
-    def send_head(self, code: int, reason: bytes, headers: Headers, date: bytes | None,
-                  add_server: bool, body_allowed: bool, close_asked: bool) -> None:
-        """Prepare the head; `date` is the Date value to add (None: the application set
+    def send_head(self, exchange: Exchange, date: bytes | None, add_server: bool) -> None:
+        """Prepare the head of `exchange` (its code, reason, headers, body_allowed,
+        close_asked, environ); `date` is the Date value to add (None: the application set
         one), `add_server` whether to add `Server: treadle`."""
 
     def send_body(self, chunk: bytes) -> None:
@@ -242,10 +242,8 @@ class Exchange:
                 elif lowered == b"server":
                     has_server = True
         runtime = self.runtime
-        self.sink.send_head(code, self.reason, self.headers,
-                            None if has_date else runtime.http_date(),
-                            not has_server and runtime.server_header, self.body_allowed,
-                            self.close_asked)
+        self.sink.send_head(self, None if has_date else runtime.http_date(),
+                            not has_server and runtime.server_header)
         self.head_sent = True
 
     # -- failure ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from .. import protocol
 from ..protocol.caches import remember
 from .errors import ClientGone, RequestBodyError
-from .exchange import Headers, header_named
+from .exchange import Exchange, Headers, header_named
 from .runtime import Host, Runtime
 from .sockio import send_all, send_file
 
@@ -81,7 +81,7 @@ class _FileRange:
 
 class H1Sink:
     """The response side of one connection's current request; one per connection, reset by
-    `begin` for each request (so a keep-alive cycle allocates none)."""
+    made ready for the next one by `complete` (so a keep-alive cycle allocates none)."""
 
     __slots__ = ("conn", "runtime", "host", "peer_host", "environ", "pending",
                  "response_headers", "on_wire", "close_planned", "sendfile_ok")
@@ -101,18 +101,12 @@ class H1Sink:
         self.on_wire = False
         self.close_planned = False
 
-    def begin(self, environ: dict[str, Any]) -> None:
-        """A new request on the connection."""
-        self.environ = environ
-        self.pending = b""
-        self.response_headers = []
-        self.on_wire = False
-        self.close_planned = False
-
     # -- the response --------------------------------------------------------------------
 
-    def send_head(self, code: int, reason: bytes, headers: Headers, date: bytes | None,
-                  add_server: bool, body_allowed: bool, close_asked: bool) -> None:
+    def send_head(self, exchange: Exchange, date: bytes | None, add_server: bool) -> None:
+        self.environ = exchange.environ
+        code = exchange.code
+        headers = exchange.headers
         if code == 204:
             headers = [h for h in headers if h[0].lower() != b"content-length"]
         extra = []
@@ -120,16 +114,17 @@ class H1Sink:
             extra.append((b"Date", date))
         if add_server:
             extra.append((b"Server", b"treadle"))
-        if close_asked or self._must_close():
+        if exchange.close_asked or self._must_close():
             self.close_planned = True
             extra.append((b"Connection", b"close"))
         response_headers = self.response_headers = headers + extra if extra else headers
         # Response events are immutable and most responses repeat (the same headers, one
         # Date a second): build and validate each distinct one once.
-        key = (code, reason, *response_headers)
+        key = (code, exchange.reason, *response_headers)
         event = _RESPONSES.get(key)
         if event is None:
-            event = protocol.Response(status_code=code, headers=response_headers, reason=reason)
+            event = protocol.Response(status_code=code, headers=response_headers,
+                                      reason=exchange.reason)
             remember(_RESPONSES, key, event, _RESPONSES_MAX)
         self.pending = self.conn.engine.send(event) or b""
 
@@ -245,6 +240,7 @@ class H1Sink:
             their_state = engine.their_state
         if their_state is _DONE and engine.our_state is _DONE:
             engine.start_next_cycle()
+            self.on_wire = self.close_planned = False  # ready for the next request
             return True
         conn.close()
         return False

@@ -241,13 +241,12 @@ class H2Sink:
         self.on_wire = False  # the head was handed to the connection thread
         self.response_headers: list[tuple[bytes, bytes]] = []
 
-    def send_head(self, code: int, reason: bytes, headers: list[tuple[bytes, bytes]],
-                  date: bytes | None, add_server: bool, body_allowed: bool,
-                  close_asked: bool) -> None:
+    def send_head(self, exchange: Exchange, date: bytes | None, add_server: bool) -> None:
         # encode_headers dropped connection-specific fields (RFC 9113 8.2.2); `Connection:
         # close` means nothing to a multiplexed connection, so close_asked is not used.
-        head = [(b":status", str(code).encode("ascii"))]
-        for name, value in headers:
+        body_allowed = exchange.body_allowed
+        head = [(b":status", str(exchange.code).encode("ascii"))]
+        for name, value in exchange.headers:
             name = name.lower()  # HTTP/2 field names are lower-case (RFC 9113 8.2.1)
             head.append((name, value))
             if name == b"content-length" and value.isdigit() and body_allowed:

@@ -304,7 +304,6 @@ class HTTP1Connection:
         sink = self.sink
         if sink is None:
             sink = self.sink = H1Sink(self, runtime, self.host)
-        sink.begin(environ)
         return Exchange(sink, runtime, environ, self).run(runtime.app, started_s)
 
     def _handshake(self) -> None:
