@@ -13,7 +13,7 @@ import socket
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import h2.errors
 import h2.events
@@ -29,12 +29,11 @@ from ..protocol.http2 import (
     parse_request,
 )
 from .h2stream import H2Stream, StreamRunner, error_body, error_head
+from .runtime import Host, Runtime
 from .wsgi import build_environ
 
 if TYPE_CHECKING:
     from ..protocol.http2 import ServerConnection
-    from .core import Server
-    from .http2 import H2Driver
 
 _PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 _REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
@@ -44,7 +43,8 @@ _NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
 class StreamEvents:
     """Event handlers of H2Driver; the attributes below are the driver's."""
 
-    server: Server
+    runtime: Runtime
+    host: Host
     sock: socket.socket
     conn: ServerConnection
     gate: FrameGate
@@ -62,12 +62,9 @@ class StreamEvents:
     served_any: bool
     idle_since: float
 
-    if TYPE_CHECKING:
+    if TYPE_CHECKING:  # H2Driver's (server/http2.py)
         def _fail_connection(self, code: h2.errors.ErrorCodes | None, why: str) -> None: ...
-
-    @property
-    def _driver(self) -> H2Driver:
-        return cast("H2Driver", self)
+        def mark_ready(self, stream: H2Stream) -> None: ...
 
     # -- events --------------------------------------------------------------------------
 
@@ -84,12 +81,12 @@ class StreamEvents:
         except MalformedRequest as exc:
             self._refuse(stream_id, exc)
             return
-        stream = H2Stream(self._driver, stream_id, self._environ(head), head.content_length)
+        stream = H2Stream(self, stream_id, self._environ(head), head.content_length)
         self._open_stream(stream, ended)
 
     def _environ(self, head: RequestHead) -> dict[str, Any]:
         return build_environ(self.environ_base, head.method, head.path, b"2", head.headers,
-                             self.server.root_path, self.trusted_proxy)
+                             self.runtime.root_path, self.trusted_proxy)
 
     def _open_stream(self, stream: H2Stream, ended: bool) -> None:
         stream.in_ended = ended
@@ -98,14 +95,14 @@ class StreamEvents:
         with self.lock:
             self.waiting_streams.append(stream)
             more = (len(self.waiting_streams) > self.runners - self.busy_runners
-                    and self.runners < self.server.thread_count)
+                    and self.runners < self.runtime.thread_count)
             if more:
                 self.runners += 1
         if more:
-            self.server.dispatch(StreamRunner(self._driver))  # type: ignore[arg-type]
+            self.host.dispatch(StreamRunner(self))
 
     def _refuse(self, stream_id: int, exc: MalformedRequest) -> None:
-        self.server.error_log.debug("HTTP/2 request refused from %s: %s", self.peer_host, exc)
+        self.runtime.error_log.debug("HTTP/2 request refused from %s: %s", self.peer_host, exc)
         if exc.status is None:
             self._reset(stream_id, _PROTOCOL_ERROR)
             try:
@@ -115,7 +112,7 @@ class StreamEvents:
             return
         conn = self.conn
         try:
-            conn.send_headers(stream_id, error_head(exc.status, self.server))
+            conn.send_headers(stream_id, error_head(exc.status, self.runtime))
             conn.send_data(stream_id, error_body(exc.status), end_stream=True)
             if conn.streams.get(stream_id) is not None and not conn.streams[stream_id].closed:
                 conn.reset_stream(stream_id, _NO_ERROR)  # no need for the body
@@ -172,7 +169,7 @@ class StreamEvents:
 
     def _stream_error(self, stream: H2Stream, why: str) -> None:
         """A malformed request body: reset the stream; its worker sees the body fail."""
-        self.server.error_log.debug("HTTP/2 stream %d from %s reset: %s", stream.stream_id,
+        self.runtime.error_log.debug("HTTP/2 stream %d from %s reset: %s", stream.stream_id,
                                     self.peer_host, why)
         self._reset(stream.stream_id, _PROTOCOL_ERROR)
         self._kill(stream, why)

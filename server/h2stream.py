@@ -21,24 +21,34 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import ClientGone, RequestBodyError
-from .wsgi import (
-    FileWrapper,
-    InputStream,
-    check_start_response,
-    encode_headers,
-    parse_status,
-)
+from .exchange import Exchange
+from .runtime import Host, Runtime
 
-if TYPE_CHECKING:
-    from .http2 import H2Driver
+
+class StreamOwner(Protocol):
+    """What a stream and its runners need of their connection (server/http2.py's H2Driver);
+    the fields are guarded by `lock`."""
+
+    lock: threading.Lock
+    waiting_streams: deque[H2Stream]  # for a runner to take
+    runners: int  # StreamRunner jobs queued or running
+    busy_runners: int  # those inside an application call
+
+    @property
+    def runtime(self) -> Runtime: ...
+    @property
+    def host(self) -> Host: ...
+    @property
+    def peer_host(self) -> str | None: ...
+
+    def mark_ready(self, stream: H2Stream) -> None: ...
 
 SEND_BUFFER_BYTES = 256 * 1024  # per stream: response bytes waiting for the window
 ACK_BATCH_BYTES = 16384  # wake the connection thread to acknowledge at least this much
 RUNNER_TURN = 8  # streams a runner may serve in a row while other work waits for the pool
-_NO_BODY_STATUSES = (204, 304)
 
 
 class H2Stream:
@@ -50,7 +60,7 @@ class H2Stream:
                  "head_sent", "end_sent", "finished", "started", "expect_continue",
                  "continue_wanted")
 
-    def __init__(self, driver: H2Driver, stream_id: int, environ: dict[str, Any],
+    def __init__(self, driver: StreamOwner, stream_id: int, environ: dict[str, Any],
                  content_length: int | None) -> None:
         self.driver = driver
         self.stream_id = stream_id
@@ -82,7 +92,7 @@ class H2Stream:
     def read_body_chunk(self) -> bytes | None:
         """The next piece of the request body; None at its end (BodySource for InputStream)."""
         driver = self.driver
-        deadline = time.monotonic() + driver.server.body_timeout_s
+        deadline = time.monotonic() + driver.runtime.body_timeout_s
         with driver.lock:
             while not self.inbox:
                 if self.expect_continue:  # the client waits for it before sending the body
@@ -110,7 +120,7 @@ class H2Stream:
              end: bool) -> None:
         """Queue a response head and/or body chunks; waits while the send buffer is full."""
         driver = self.driver
-        timeout_s = driver.server.body_timeout_s
+        timeout_s = driver.runtime.body_timeout_s
         with driver.lock:
             if self.dead is not None:
                 raise ClientGone(f"stream {self.stream_id}: {self.dead}")
@@ -168,12 +178,12 @@ class StreamRunner:
 
     __slots__ = ("driver",)
 
-    def __init__(self, driver: H2Driver) -> None:
+    def __init__(self, driver: StreamOwner) -> None:
         self.driver = driver
 
     def serve(self) -> None:
         driver = self.driver
-        server = driver.server
+        host = driver.host
         lock = driver.lock
         turn = 0
         while True:
@@ -184,7 +194,7 @@ class StreamRunner:
                 stream = driver.waiting_streams.popleft()
                 driver.busy_runners += 1
             try:
-                H2Exchange(stream).serve()
+                run_stream(stream)
             except BaseException:  # only what the exchange re-raises (KeyboardInterrupt)
                 with lock:
                     driver.busy_runners -= 1
@@ -193,157 +203,105 @@ class StreamRunner:
             with lock:
                 driver.busy_runners -= 1
             turn += 1
-            if turn >= RUNNER_TURN and not server.idle_workers_likely():  # others wait
+            if turn >= RUNNER_TURN and not host.idle_workers_likely():  # others wait
                 with lock:
                     if not driver.waiting_streams:
                         driver.runners -= 1
                         return
-                server.dispatch(self)  # type: ignore[arg-type]
+                host.dispatch(self)
                 return
 
 
-class H2Exchange:
-    """The WSGI call for one stream, run on the worker pool (PEP 3333, like exchange.py)."""
+def run_stream(stream: H2Stream) -> None:
+    """The WSGI call for one stream, on a pool worker, through the one bridge."""
+    if stream.dead is not None:
+        return  # reset before a worker got to it: the application never sees it
+    runtime = stream.driver.runtime
+    Exchange(H2Sink(stream, runtime), runtime, stream.environ, stream).run(runtime.app,
+                                                                          stream.started)
 
-    __slots__ = ("stream", "status", "code", "headers", "head_posted", "body_allowed",
-                 "declared", "sent", "response_headers")
 
-    def __init__(self, stream: H2Stream) -> None:
+class H2Sink:
+    """A stream's side of an exchange (a ResponseSink, server/exchange.py): the head and the
+    body go to the connection thread through the stream's buffers (H2Stream.post)."""
+
+    __slots__ = ("stream", "runtime", "peer_host", "head", "declared", "sent", "on_wire",
+                 "response_headers")
+
+    sendfile_ok = False  # the connection thread frames every byte
+    reraise_fatal = True  # a KeyboardInterrupt goes on up through StreamRunner
+
+    def __init__(self, stream: H2Stream, runtime: Runtime) -> None:
         self.stream = stream
-        self.status: str | None = None
-        self.code = 0
-        self.headers: list[tuple[bytes, bytes]] = []
-        self.head_posted = False
-        self.body_allowed = stream.method != "HEAD"
-        self.declared: int | None = None
+        self.runtime = runtime
+        self.peer_host = stream.driver.peer_host
+        self.head: list[tuple[bytes, bytes]] | None = None  # prepared, not yet posted
+        self.declared: int | None = None  # the response's content-length
         self.sent = 0
+        self.on_wire = False  # the head was handed to the connection thread
         self.response_headers: list[tuple[bytes, bytes]] = []
 
-    def serve(self) -> None:
-        """Entry point on a pool worker."""
-        stream = self.stream
-        server = stream.driver.server
-        if stream.dead is not None:
-            return  # reset before a worker got to it: the application never sees it
-        environ = stream.environ
-        environ["wsgi.input"] = InputStream(stream)
-        try:
-            result = server.app(environ, self.start_response)
-            try:
-                self.finish(result)
-            finally:
-                close = getattr(result, "close", None)
-                if close is not None:
-                    close()
-        except BaseException as exc:  # the application may raise anything; it is reported
-            self.fail(exc)
-            if not isinstance(exc, Exception) and not isinstance(exc, SystemExit):
-                raise
-            return
-        if server.access_log is not None:
-            server.log_access(environ, self.status or "", self.response_headers, self.sent,
-                              time.monotonic() - stream.started)
+    def send_head(self, exchange: Exchange, date: bytes | None, add_server: bool) -> None:
+        # encode_headers dropped connection-specific fields (RFC 9113 8.2.2); `Connection:
+        # close` means nothing to a multiplexed connection, so close_asked is not used.
+        body_allowed = exchange.body_allowed
+        head = [(b":status", str(exchange.code).encode("ascii"))]
+        for name, value in exchange.headers:
+            name = name.lower()  # HTTP/2 field names are lower-case (RFC 9113 8.2.1)
+            head.append((name, value))
+            if name == b"content-length" and value.isdigit() and body_allowed:
+                self.declared = int(value)
+        if date is not None:
+            head.append((b"date", date))
+        if add_server:
+            head.append((b"server", b"treadle"))
+        self.response_headers = self.head = head
 
-    def start_response(self, status: str, headers: list[tuple[str, str]],
-                       exc_info: Any = None) -> Any:
-        try:
-            check_start_response(exc_info, self.head_posted, self.status is not None)
-        finally:
-            exc_info = None  # no traceback -> frame -> traceback cycle when it re-raises
-        code, _reason = parse_status(status)
-        # Connection-specific fields are dropped there (RFC 9113 8.2.2); `Connection: close`
-        # means nothing to a multiplexed connection, so its flag is not used.
-        self.headers, _close = encode_headers(headers, self.stream.driver.server.error_log)
-        self.status, self.code = status, code
-        return self.write
+    def send_body(self, chunk: bytes) -> None:
+        if chunk:
+            self._post([bytes(chunk)], end=False)
+        elif self.head is not None:
+            self._post([], end=False)
 
-    def write(self, data: bytes) -> None:
-        if self.status is None:
-            raise AssertionError("write() called before start_response()")
-        if not isinstance(data, (bytes, bytearray)):
-            raise TypeError(f"write() needs bytes, got {type(data).__name__}")
-        if data:
-            self._post([bytes(data)], end=False)
+    def send_rest(self, chunks: list[bytes] | tuple[bytes, ...]) -> None:
+        self._post([bytes(chunk) for chunk in chunks if chunk], end=True)
 
-    def finish(self, result: Any) -> None:
-        if type(result) is list or type(result) is tuple:
-            for chunk in result:
-                _check_chunk(chunk)
-            self._post([chunk for chunk in result if chunk], end=True)
-            return
-        if not self.body_allowed and self.status is not None:
-            self._post([], end=True)
-            return
-        if type(result) is FileWrapper:
-            result = iter(result)
-        for chunk in result:
-            _check_chunk(chunk)
-            if chunk:
-                self._post([bytes(chunk)], end=False)
+    def send_end(self) -> None:
         self._post([], end=True)
 
+    def send_file(self, file_fd: int, offset: int, count: int) -> None:
+        raise AssertionError("sendfile_ok is False: the bridge iterates the file instead")
+
     def _post(self, chunks: list[bytes], end: bool) -> None:
-        head = None if self.head_posted else self._head()
-        if not self.body_allowed:
-            chunks = []
-        size = sum(len(chunk) for chunk in chunks)
-        self.sent += size
+        self.sent += sum(len(chunk) for chunk in chunks)
         if self.declared is not None and (self.sent > self.declared
                                           or (end and self.sent != self.declared)):
             raise ValueError(f"the response body ({self.sent} bytes so far) does not match "
                              f"its content-length ({self.declared})")
+        head, self.head = self.head, None
         self.stream.post(head, chunks, end)
-        self.head_posted = True
+        self.on_wire = True
 
-    def _head(self) -> list[tuple[bytes, bytes]]:
-        if self.status is None:
-            raise AssertionError("the application returned without calling start_response()")
-        server = self.stream.driver.server
-        code = self.code
-        headers = self.headers
-        if code in _NO_BODY_STATUSES or code < 200:
-            self.body_allowed = False
-        has_date = has_server = False
-        head = [(b":status", str(code).encode("ascii"))]
-        for name, value in headers:
-            name = name.lower()  # HTTP/2 field names are lower-case (RFC 9113 8.2.1)
-            head.append((name, value))
-            if name == b"date":
-                has_date = True
-            elif name == b"server":
-                has_server = True
-            elif name == b"content-length" and value.isdigit() and self.body_allowed:
-                self.declared = int(value)
-        if not has_date:
-            head.append((b"date", server.http_date()))
-        if not has_server and server.server_header:
-            head.append((b"server", b"treadle"))
-        self.response_headers = head
-        return head
+    def body_error(self, exc: BaseException) -> RequestBodyError | None:
+        return exc if isinstance(exc, RequestBodyError) else None
 
-    def fail(self, exc: BaseException) -> None:
+    def drop(self, exc: ClientGone, path: str) -> None:
         stream = self.stream
-        server = stream.driver.server
-        log = server.error_log
-        path = stream.environ.get("PATH_INFO", "")
-        if isinstance(exc, ClientGone):
-            log.debug("HTTP/2 stream %d of %s gone during %s: %s", stream.stream_id,
-                      stream.driver.peer_host, path, exc)
-            stream.abort(0x8)  # CANCEL
-            return
-        code = 500
-        if isinstance(exc, RequestBodyError):
-            code = exc.status_hint
-            log.info("request body from %s failed: %s", stream.driver.peer_host, exc)
-        else:
-            log.error("error handling %s %s", stream.method, path, exc_info=exc)
-        if self.head_posted:
-            stream.abort(0x2)  # INTERNAL_ERROR: the client must not take it as complete
-            return
+        self.runtime.error_log.debug("HTTP/2 stream %d of %s gone during %s: %s",
+                                     stream.stream_id, self.peer_host, path, exc)
+        stream.abort(0x8)  # CANCEL
+
+    def abort(self) -> None:
+        self.stream.abort(0x2)  # INTERNAL_ERROR: the client must not take it as complete
+
+    def send_error(self, code: int, head_request: bool) -> None:
         try:
-            stream.post(error_head(code, server), [error_body(code)], end=True)
+            self.stream.post(error_head(code, self.runtime), [error_body(code)], end=True)
         except ClientGone:
             pass
+
+    def complete(self) -> bool:
+        return True
 
 
 def error_body(code: int) -> bytes:
@@ -352,17 +310,13 @@ def error_body(code: int) -> bytes:
     return f"{code} {HTTPStatus(code).phrase}\n".encode("ascii")
 
 
-def error_head(code: int, server: Any) -> list[tuple[bytes, bytes]]:
+def error_head(code: int, runtime: Runtime) -> list[tuple[bytes, bytes]]:
     """The head of the short answer to a failed request (the body is error_body)."""
     head = [(b":status", str(code).encode("ascii")),
             (b"content-type", b"text/plain; charset=utf-8"),
             (b"content-length", str(len(error_body(code))).encode("ascii")),
-            (b"date", server.http_date())]
-    if server.server_header:
+            (b"date", runtime.http_date())]
+    if runtime.server_header:
         head.append((b"server", b"treadle"))
     return head
 
-
-def _check_chunk(chunk: object) -> None:
-    if type(chunk) is not bytes and not isinstance(chunk, (bytes, bytearray)):
-        raise TypeError(f"the application yielded {type(chunk).__name__}, not bytes")

@@ -9,7 +9,8 @@ before dispatch still reaches the application, whose wsgi.input read then fails,
 when streaming. Larger and chunked bodies stream as the application reads them (a worker
 waits at most body_timeout for each piece). Workers serve pipelined requests that are already
 buffered, try one non-blocking read for the next request when no one waits for a worker,
-and only then park the connection.
+and only then park the connection. It is what the poller parks (a Parkable, server/parking.py);
+the response side of each request is its H1Sink (server/h1sink.py).
 """
 
 from __future__ import annotations
@@ -17,17 +18,18 @@ from __future__ import annotations
 import socket
 import struct
 import time
-from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .. import protocol
 from ..protocol.http2 import CONNECT_REFUSAL
 from .errors import ClientGone, RequestBodyError, is_client_gone
+from .exchange import Exchange
+from .h1sink import H1Sink, error_response
 from .negotiate import handshake, upgrade, watch_preface
+from .parking import Action, Phase
+from .runtime import Host, Runtime
 from .sockio import lingering_ok, recv_some, send_all
-
-if TYPE_CHECKING:
-    from .core import Server
+from .wsgi import build_environ
 
 RECV_SIZE = 65536
 LINGER_S = 2.0  # how long a rejected connection is read (and discarded) before the close
@@ -37,19 +39,12 @@ LINGER_MAX_BYTES = 1 << 20
 # and chunked bodies stream through wsgi.input as the application reads them.
 EARLY_BODY_MAX = 65536
 
-# What the poller (or a worker) should do with a connection next.
-DISPATCH = 1  # a whole request head is here: give it to a worker
-WAIT = 2  # keep it (or put it) in the poller
-CLOSE = 3  # close it now
-HANDED_OFF = 4  # it speaks HTTP/2 now: its H2Driver owns it (forget it)
-
-# Where a parked connection is; decides which timeout applies.
-IDLE = 0  # between requests: keepalive
-HEAD = 1  # a request head is arriving (or a new connection): header_timeout
-LINGER = 2  # answered with an error and shut for writing: LINGER_S
-BODY = 3  # a small request body is arriving before dispatch: body_timeout, in total
-HANDSHAKE = -1  # TLS: waiting for the client's handshake: handshake_timeout (below LINGER:
-#                 a graceful stop closes it, as an idle connection)
+# Module aliases of the one definition (server/parking.py): globals are read faster than
+# enum attributes on this path. Phases are ordered: see parking.py.
+DISPATCH, WAIT, CLOSE, HANDED_OFF = (Action.DISPATCH, Action.WAIT, Action.CLOSE,
+                                     Action.HANDED_OFF)
+HANDSHAKE, IDLE, HEAD, LINGER, BODY = (Phase.HANDSHAKE, Phase.IDLE, Phase.HEAD, Phase.LINGER,
+                                       Phase.BODY)
 
 _Request = protocol.Request
 _Data = protocol.Data
@@ -60,27 +55,12 @@ _DONE = protocol.DONE
 _SEND_BODY = protocol.SEND_BODY
 
 
-def error_response(code: int, date: bytes, server_header: bool, with_body: bool = True) -> bytes:
-    """The one answer to a bad request or a failed application: short, `Connection: close`."""
-    reason = HTTPStatus(code).phrase
-    body = f"{code} {reason}\n".encode("ascii")
-    head = (
-        f"HTTP/1.1 {code} {reason}\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        f"Content-Length: {len(body)}\r\n"
-        "Connection: close\r\n"
-    ).encode("ascii")
-    head += b"Date: " + date + b"\r\n"
-    if server_header:
-        head += b"Server: treadle\r\n"
-    return head + b"\r\n" + (body if with_body else b"")
-
-
 class HTTP1Connection:
     """One client connection and its engine; see the module comment for who holds it when."""
 
     __slots__ = (
-        "server",
+        "runtime",
+        "host",
         "sock",
         "fd",
         "peer_host",
@@ -106,10 +86,13 @@ class HTTP1Connection:
         "tls_environ",
         "h2c_watch",
         "preface_seen",
+        "sink",
     )
 
-    def __init__(self, server: Server, sock: socket.socket, peer: Any, local: tuple[str, int]):
-        self.server = server
+    def __init__(self, runtime: Runtime, host: Host, sock: socket.socket, peer: Any,
+                 local: tuple[str, int]) -> None:
+        self.runtime = runtime
+        self.host = host
         self.sock = sock
         self.fd = sock.fileno()
         if isinstance(peer, tuple):
@@ -119,7 +102,7 @@ class HTTP1Connection:
             self.peer_host = None
             self.peer_port = ""
         self.listener_name, self.listener_port = local
-        limits = server.limits
+        limits = runtime.limits
         self.engine = protocol.Connection(
             protocol.SERVER,
             max_incomplete_event_size=limits.head_size,
@@ -128,13 +111,13 @@ class HTTP1Connection:
             max_field_size=limits.field_size,
         )
         self.request: Any = None
-        self.phase = HEAD
+        self.phase: Phase = HEAD
         self.deadline = 0.0
         self.heap_deadline: float | None = None
         self.registered = False
         self.lingered_bytes = 0
         self.environ_base: dict[str, Any] | None = None
-        self.trusted_proxy = server.trusted_proxies.trusts(self.peer_host)
+        self.trusted_proxy = runtime.trusted_proxies.trusts(self.peer_host)
         self.expecting_continue = False
         self.sent_continue = False
         self.body_consumed = 0
@@ -145,10 +128,11 @@ class HTTP1Connection:
         self.tls_environ: dict[str, Any] | None = None  # TLS: scheme, client certificate
         self.h2c_watch = False  # the first bytes may be the HTTP/2 preface (h2c)
         self.preface_seen = b""
+        self.sink: H1Sink | None = None  # made for the first request
 
     # -- in the poller ------------------------------------------------------------------
 
-    def on_readable(self) -> int:
+    def on_readable(self) -> Action:
         """Read what arrived; DISPATCH when a whole head is here. Never blocks."""
         if self.phase == HANDSHAKE:  # a worker takes the next handshake step
             return DISPATCH
@@ -169,10 +153,10 @@ class HTTP1Connection:
         action = self.read_early_body() if self.phase == BODY else self.next_request()
         if action == WAIT and self.phase == IDLE:
             self.phase = HEAD  # the first bytes of a head: header_timeout from now
-            self.deadline = time.monotonic() + self.server.header_timeout_s
+            self.deadline = time.monotonic() + self.runtime.header_timeout_s
         return action
 
-    def next_request(self) -> int:
+    def next_request(self) -> Action:
         """Ask the engine for the next request: DISPATCH, WAIT (need bytes) or CLOSE."""
         try:
             event = self.engine.next_event()
@@ -195,7 +179,7 @@ class HTTP1Connection:
             return WAIT
         return CLOSE  # ConnectionClosed (or PAUSED after a protocol switch we never agree to)
 
-    def read_early_body(self) -> int:
+    def read_early_body(self) -> Action:
         """Receive a small body before dispatch: DISPATCH once whole (or broken: the
         application's read then fails, as it would have while streaming), WAIT for more."""
         engine = self.engine
@@ -227,22 +211,32 @@ class HTTP1Connection:
             elif event is _NEED_DATA:
                 if self.phase != BODY:
                     self.phase = BODY
-                    self.deadline = time.monotonic() + self.server.body_timeout_s
+                    self.deadline = time.monotonic() + self.runtime.body_timeout_s
                 return WAIT
             else:
                 self._body_failed("the connection closed before the body ended", 400)
                 return DISPATCH
 
-    def early_body_expired(self) -> int:
-        """body_timeout passed before a small body arrived: the application's read fails."""
-        self._body_failed("timed out waiting for the client", 408)
-        return DISPATCH
+    def on_deadline(self) -> Action:
+        """The deadline passed while parked: a small body that did not arrive in time goes
+        to the application (whose read fails); anything else is closed."""
+        if self.phase == BODY:
+            self._body_failed("timed out waiting for the client", 408)
+            return DISPATCH
+        if self.phase == HEAD:
+            self.runtime.error_log.debug("closing %s: request head not received in time",
+                                         self.peer_host)
+        elif self.phase == HANDSHAKE:
+            self.runtime.error_log.debug("closing %s: TLS handshake not finished in time",
+                                         self.peer_host)
+        return CLOSE
 
-    def reject(self, code: int, why: str) -> int:
+    def reject(self, code: int, why: str) -> Action:
         """Answer a bad request once, stop reading requests, linger so the answer arrives."""
-        self.server.error_log.debug("bad request from %s: %s -> %d", self.peer_host, why, code)
+        runtime = self.runtime
+        runtime.error_log.debug("bad request from %s: %s -> %d", self.peer_host, why, code)
         try:
-            self.sock.send(error_response(code, self.server.http_date(), self.server.server_header))
+            self.sock.send(error_response(code, runtime.http_date(), runtime.server_header))
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
             return CLOSE
@@ -254,52 +248,75 @@ class HTTP1Connection:
 
     def serve(self) -> None:
         """Serve the dispatched request and any that follow at once; then park or close."""
-        server = self.server
-        run_exchange = server.run_exchange
+        runtime = self.runtime
+        host = self.host
         try:
             if self.phase == HANDSHAKE:
                 self._handshake()
                 return
             while True:
                 request, self.request = self.request, None
-                if server.h2c_upgrade and upgrade(self, request):
+                if runtime.h2c_upgrade and upgrade(self, request):
                     return  # answered over HTTP/2 as stream 1
-                if not run_exchange(self, request):
+                hook = host.request_hook
+                try:
+                    carry_on = self.run_request(request)
+                finally:
+                    if hook is not None:
+                        hook()
+                if not carry_on:
                     return
                 self.phase = IDLE
                 pending, closed = self.engine.trailing_data  # cheaper than asking for events
                 action = self.next_request() if pending or closed else WAIT
-                busy = not server.idle_workers_likely()
+                busy = not host.idle_workers_likely()
                 if action == WAIT and not busy and self.phase != LINGER:
                     action = self._read_more()
                 if action == DISPATCH:
                     if busy:  # others are waiting: take a turn at the back of the queue
-                        server.dispatch(self)
+                        host.dispatch(self)
                         return
                     continue
-                if action == WAIT and (self.phase >= LINGER or not server.stopping):
-                    server.park(self)  # lingering, or a request (body) still arriving
+                if action == WAIT and (self.phase >= LINGER or not host.stopping):
+                    host.park(self)  # lingering, or a request (body) still arriving
                 else:
                     self.close()
                 return
         except BaseException as exc:  # a worker thread must survive anything
             if is_client_gone(exc):
-                server.error_log.debug("client %s went away: %s", self.peer_host, exc)
+                runtime.error_log.debug("client %s went away: %s", self.peer_host, exc)
             else:
-                server.error_log.error("unexpected error on a connection", exc_info=exc)
+                runtime.error_log.error("unexpected error on a connection", exc_info=exc)
             self.abort()
+
+    def run_request(self, request: Any) -> bool:
+        """Serve one request through the WSGI bridge; True when the connection is ready
+        for the next one."""
+        runtime = self.runtime
+        started_s = time.monotonic() if runtime.access_log is not None else 0.0
+        base = self.environ_base
+        if base is None:
+            base = self.environ_base = runtime.environ_base(
+                self.peer_host, self.peer_port, self.listener_name, self.listener_port,
+                self.tls_environ)
+        environ = build_environ(base, request.method, request.target, request.http_version,
+                                request.headers, runtime.root_path, self.trusted_proxy)
+        sink = self.sink
+        if sink is None:
+            sink = self.sink = H1Sink(self, runtime, self.host)
+        return Exchange(sink, runtime, environ, self).run(runtime.app, started_s)
 
     def _handshake(self) -> None:
         """One TLS handshake step (server/negotiate.py); the request head comes later."""
         action = handshake(self)
         if action == WAIT:
-            self.server.park(self)
+            self.host.park(self)
         elif action == CLOSE:
-            self._close_now()
+            self.close_now()
 
-    def _read_more(self) -> int:
+    def _read_more(self) -> Action:
         """One non-blocking read before parking: the next request may already be here."""
-        if self.server.stopping:
+        if self.host.stopping:
             return CLOSE
         while True:
             try:
@@ -311,7 +328,7 @@ class HTTP1Connection:
             self.engine.receive_data(data)
             if self.phase == IDLE:
                 self.phase = HEAD
-                self.deadline = time.monotonic() + self.server.header_timeout_s
+                self.deadline = time.monotonic() + self.runtime.header_timeout_s
             action = self.read_early_body() if self.phase == BODY else self.next_request()
             if action != WAIT or self.phase >= LINGER:
                 return action
@@ -333,7 +350,7 @@ class HTTP1Connection:
             if engine.they_are_waiting_for_100_continue:
                 continue_bytes = engine.send(protocol.InformationalResponse(status_code=100,
                                                                              headers=[]))
-                send_all(self.sock, continue_bytes or b"", self.server.body_timeout_s)
+                send_all(self.sock, continue_bytes or b"", self.runtime.body_timeout_s)
         while True:
             try:
                 event = engine.next_event()
@@ -349,7 +366,7 @@ class HTTP1Connection:
             if event is not _NEED_DATA:
                 raise self._body_failed("the connection closed before the body ended", 400)
             try:
-                data = recv_some(self.sock, RECV_SIZE, self.server.body_timeout_s)
+                data = recv_some(self.sock, RECV_SIZE, self.runtime.body_timeout_s)
             except ClientGone as exc:
                 raise self._body_failed(f"reading the request body: {exc}", 408) from None
             except OSError as exc:
@@ -368,16 +385,16 @@ class HTTP1Connection:
         if self.closed:
             return
         if lingering_ok(self.sock):
-            self._close_now()
+            self.close_now()
             return
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
-            self._close_now()
+            self.close_now()
             return
         self.phase = LINGER
         self.deadline = time.monotonic() + LINGER_S
-        self.server.park(self)
+        self.host.park(self)
 
     def abort(self, reset: bool = False) -> None:
         """Drop the connection mid-response; `reset` sends RST so no close looks complete."""
@@ -388,16 +405,31 @@ class HTTP1Connection:
                 self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
             except OSError:
                 pass
-        self._close_now()
+        self.close_now()
 
-    def _close_now(self) -> None:
+    def close_now(self) -> None:
+        """Close the socket at once and count the connection closed."""
         if self.closed:
             return
         self.closed = True
         try:
             self.sock.close()
         finally:
-            self.server.connection_closed(self)
+            self.host.connection_closed(self)
+
+
+def open_connection(runtime: Runtime, host: Host, sock: socket.socket, peer: Any,
+                    local: tuple[str, int]) -> HTTP1Connection:
+    """A connection the poller has just accepted, in its first phase: HANDSHAKE under TLS
+    (on_readable then dispatches it to a worker at once), else HEAD."""
+    conn = HTTP1Connection(runtime, host, sock, peer, local)
+    if runtime.tls_context is not None:  # the handshake runs on a worker, never the poller
+        conn.phase = HANDSHAKE
+        conn.deadline = time.monotonic() + runtime.handshake_timeout_s
+    else:
+        conn.h2c_watch = runtime.h2c_prior
+        conn.deadline = time.monotonic() + runtime.header_timeout_s
+    return conn
 
 
 def _small_body(headers: Any) -> bool:

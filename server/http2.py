@@ -31,7 +31,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import h2.connection
 import h2.errors
@@ -41,19 +41,15 @@ import h2.exceptions
 from ..protocol.http2 import (
     FloodError,
     FrameGate,
-    H2Limits,
-    RequestLimits,
     goaway_frame,
     new_server_connection,
 )
 from .h2events import StreamEvents
 from .h2stream import SEND_BUFFER_BYTES, H2Stream
+from .runtime import Host, Runtime
 from .sockio import wait_ready
 from .wakeup import DESCRIPTORS as WAKEUP_DESCRIPTORS
 from .wakeup import Wakeup
-
-if TYPE_CHECKING:
-    from .core import Server
 
 RECV_BYTES = 65536
 SEND_BYTES = 256 * 1024  # at most this much per send() call
@@ -66,16 +62,6 @@ _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 _CLIENTS_DOING = (OSError, h2.exceptions.H2Error)
 
 
-def limits_from(cfg: Any) -> H2Limits:
-    """The HTTP/2 settings we announce, from the configuration."""
-    return H2Limits(
-        max_concurrent_streams=cfg.http2_max_concurrent_streams,
-        initial_window_size=cfg.http2_initial_window_size,
-        max_frame_size=cfg.http2_max_frame_size,
-        max_header_list_size=cfg.http2_max_header_list_size,
-    )
-
-
 def descriptors_per_connection(cfg: Any) -> int:
     """Descriptors one connection may hold: its socket, plus an HTTP/2 driver's wake-up
     when HTTP/2 can be spoken (over TLS, or h2c). The open-file limit is raised for this."""
@@ -84,53 +70,25 @@ def descriptors_per_connection(cfg: Any) -> int:
     return 1 + WAKEUP_DESCRIPTORS if h2 else 1
 
 
-class H2Registry:
-    """The open HTTP/2 connections of a Server, so that a graceful stop can wake them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._drivers: set[H2Driver] = set()
-
-    def add(self, driver: H2Driver) -> None:
-        with self._lock:
-            self._drivers.add(driver)
-
-    def discard(self, driver: H2Driver) -> None:
-        with self._lock:
-            self._drivers.discard(driver)
-
-    def wake_all(self) -> None:
-        with self._lock:
-            drivers = list(self._drivers)
-        for driver in drivers:
-            driver.wake()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._drivers)
-
-
 class H2Driver(StreamEvents):
     """One HTTP/2 connection; `start()` runs it on a new thread until it closes."""
 
-    def __init__(self, server: Server, sock: socket.socket, peer_host: str | None,
-                 peer_port: str, local: tuple[str, int], environ_extra: dict[str, Any]) -> None:
-        self.server = server
+    def __init__(self, runtime: Runtime, host: Host, sock: socket.socket,
+                 peer_host: str | None, peer_port: str, local: tuple[str, int],
+                 environ_extra: dict[str, Any]) -> None:
+        self.runtime = runtime
+        self.host = host
         self.sock = sock
         self.peer_host = peer_host
         self.peer_port = peer_port
         self.listener_name, self.listener_port = local
-        limits = server.h2_limits
+        limits = runtime.h2_limits
         self.conn = new_server_connection(limits)
         self.gate = FrameGate(limits.max_header_list_size, limits.max_concurrent_streams)
-        self.request_limits = RequestLimits(server.limits.field_count,
-                                            server.limits.field_size,
-                                            server.limits.request_line)
-        self.tls_environ = environ_extra  # merged by server.environ_base
-        base = server.environ_base(self)
-        base.update(environ_extra)
-        self.environ_base = base
-        self.trusted_proxy = server.trusted_proxies.trusts(peer_host)
+        self.request_limits = runtime.h2_request_limits
+        self.environ_base = runtime.environ_base(peer_host, peer_port, self.listener_name,
+                                                 self.listener_port, environ_extra)
+        self.trusted_proxy = runtime.trusted_proxies.trusts(peer_host)
         self.lock = threading.Lock()
         self.ready: list[H2Stream] = []  # (lock) streams with news for this thread
         self.waiting_streams: deque[H2Stream] = deque()  # (lock) for a worker to run
@@ -172,12 +130,12 @@ class H2Driver(StreamEvents):
             conn.initiate_connection()
         else:
             conn.initiate_upgrade_connection(upgrade[0])
-        extra = self.server.h2_limits.connection_window - 65535
+        extra = self.runtime.h2_limits.connection_window - 65535
         if extra > 0:
             conn.increment_flow_control_window(extra)
         thread = threading.Thread(target=self._run, args=(initial, upgrade),
                                   name=f"treadle-h2-{self.sock.fileno()}", daemon=True)
-        self.server.h2_connections.add(self)
+        self.host.h2_opened(self)
         try:
             thread.start()
         except RuntimeError:  # out of threads: refused like a connection out of descriptors
@@ -194,9 +152,9 @@ class H2Driver(StreamEvents):
             self._loop()
         except BaseException as exc:
             if isinstance(exc, _CLIENTS_DOING):
-                self.server.error_log.debug("HTTP/2 connection from %s: %s", self.peer_host, exc)
+                self.runtime.error_log.debug("HTTP/2 connection from %s: %s", self.peer_host, exc)
             else:
-                self.server.error_log.exception("HTTP/2 connection failed")
+                self.runtime.error_log.exception("HTTP/2 connection failed")
             if not isinstance(exc, Exception):
                 raise
         finally:
@@ -228,14 +186,14 @@ class H2Driver(StreamEvents):
         poller.register(wake_fd, select.POLLIN)
         fd = self.sock.fileno()
         mask = -1
-        server = self.server
+        host = self.host
         while True:
             if self.sending:
                 self._pump()
             self._flush()
             if self.broken or self._done():
                 return
-            if server.stopping and self.goaway_at is None:
+            if host.stopping and self.goaway_at is None:
                 self._graceful_goaway()
                 continue
             reading = not self.read_closed and len(self.out) < OUTPUT_HIGH_BYTES
@@ -278,7 +236,7 @@ class H2Driver(StreamEvents):
     def _timeout_ms(self) -> int:
         now = time.monotonic()
         if self.out:
-            deadline = self.last_progress + self.server.body_timeout_s
+            deadline = self.last_progress + self.runtime.body_timeout_s
         elif not self.streams:
             deadline = self.idle_since + self._idle_limit_s()
         else:
@@ -287,8 +245,8 @@ class H2Driver(StreamEvents):
 
     def _on_timeout(self) -> None:
         now = time.monotonic()
-        if self.out and now - self.last_progress >= self.server.body_timeout_s:
-            self.server.error_log.debug("HTTP/2 client %s stopped reading; closing",
+        if self.out and now - self.last_progress >= self.runtime.body_timeout_s:
+            self.runtime.error_log.debug("HTTP/2 client %s stopped reading; closing",
                                         self.peer_host)
             self.broken = True
         elif not self.streams and not self.out and \
@@ -297,7 +255,8 @@ class H2Driver(StreamEvents):
 
     def _idle_limit_s(self) -> float:
         """keepalive between requests, as on HTTP/1.1; header_timeout before the first."""
-        return self.server.keepalive_s if self.served_any else self.server.header_timeout_s
+        runtime = self.runtime
+        return runtime.keepalive_s if self.served_any else runtime.header_timeout_s
 
     def _graceful_goaway(self) -> None:
         """GOAWAY naming the last stream we will serve; those in flight still finish."""
@@ -314,7 +273,7 @@ class H2Driver(StreamEvents):
             except BlockingIOError:
                 return
             except OSError as exc:
-                self.server.error_log.debug("HTTP/2 read from %s: %s", self.peer_host, exc)
+                self.runtime.error_log.debug("HTTP/2 read from %s: %s", self.peer_host, exc)
                 self.broken = True
                 return
             if not data:
@@ -345,7 +304,7 @@ class H2Driver(StreamEvents):
         self._take_output()
 
     def _fail_connection(self, code: h2.errors.ErrorCodes | None, why: str) -> None:
-        self.server.error_log.debug("HTTP/2 connection error from %s: %s", self.peer_host, why)
+        self.runtime.error_log.debug("HTTP/2 connection error from %s: %s", self.peer_host, why)
         if code is not None:
             self.conn.close_connection(code)
         self._take_output()
@@ -483,7 +442,7 @@ class H2Driver(StreamEvents):
             except BlockingIOError:
                 return None
             except OSError as exc:
-                self.server.error_log.debug("HTTP/2 write to %s: %s", self.peer_host, exc)
+                self.runtime.error_log.debug("HTTP/2 write to %s: %s", self.peer_host, exc)
                 self.broken = True
                 return 0
 
@@ -523,10 +482,10 @@ class H2Driver(StreamEvents):
             if not self.broken:
                 self._linger()
         finally:
-            self.server.h2_connections.discard(self)
+            self.host.h2_closed(self)
             try:
                 self.sock.close()
             except OSError:
                 pass
             self.wakeup.close()
-            self.server.connection_closed(self)  # type: ignore[arg-type]
+            self.host.connection_closed(self)

@@ -11,40 +11,69 @@ from __future__ import annotations
 
 import base64
 import binascii
+import socket
 import ssl
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .. import protocol
 from ..protocol.http2 import PREFACE
 from .h2stream import H2Stream
 from .http2 import H2Driver
+from .parking import Action, Phase
+from .runtime import Host, Runtime
 from .sockio import send_all
 from .tls import TLSSocket, connection_environ, handshake_step, negotiated_h2, wrap
 from .wsgi import build_environ
 
-if TYPE_CHECKING:
-    from .http1 import HTTP1Connection
 
-# What the caller should do next (the values of server/http1.py's actions).
-DISPATCH, WAIT, CLOSE = 1, 2, 3
-HANDED_OFF = 4  # an H2Driver owns the connection now: forget it
+class Preamble(Protocol):
+    """What negotiation needs of a new connection (server/http1.py's HTTP1Connection)."""
+
+    sock: socket.socket
+    phase: Phase
+    deadline: float
+    tls_environ: dict[str, Any] | None
+    closed: bool
+    h2c_watch: bool
+    preface_seen: bytes
+
+    @property
+    def runtime(self) -> Runtime: ...
+    @property
+    def host(self) -> Host: ...
+    @property
+    def engine(self) -> protocol.Connection: ...
+    @property
+    def peer_host(self) -> str | None: ...
+    @property
+    def peer_port(self) -> str: ...
+    @property
+    def listener_name(self) -> str: ...
+    @property
+    def listener_port(self) -> int: ...
+    @property
+    def early_done(self) -> bool: ...
+
+    def abort(self, reset: bool = False) -> None: ...
+
+DISPATCH, WAIT, CLOSE, HANDED_OFF = (Action.DISPATCH, Action.WAIT, Action.CLOSE,
+                                     Action.HANDED_OFF)
 
 _UPGRADE_DROPPED = frozenset({b"connection", b"upgrade", b"http2-settings", b"keep-alive",
                               b"transfer-encoding", b"te", b"proxy-connection"})
 
 
-def hand_over(conn: HTTP1Connection, initial: bytes, environ_extra: dict[str, Any],
+def hand_over(conn: Preamble, initial: bytes, environ_extra: dict[str, Any],
               upgrade_request: Any = None) -> bool:
     """Start an H2Driver on `conn`'s socket: True when the driver took it (`conn` is done
     with it, never closes it); False when no descriptor was left for the driver's wake-up:
     the caller closes `conn` (refused, as accept() would have; accepting pauses)."""
-    server = conn.server
     try:
-        driver = H2Driver(server, conn.sock, conn.peer_host, conn.peer_port,
+        driver = H2Driver(conn.runtime, conn.host, conn.sock, conn.peer_host, conn.peer_port,
                           (conn.listener_name, conn.listener_port), environ_extra)
     except OSError as exc:
-        server.out_of_resources(f"cannot start an HTTP/2 connection: {exc.strerror}")
+        conn.host.out_of_resources(f"cannot start an HTTP/2 connection: {exc.strerror}")
         return False
     conn.closed = True  # the driver closes the socket and counts the connection closed
     upgrade = None
@@ -53,46 +82,46 @@ def hand_over(conn: HTTP1Connection, initial: bytes, environ_extra: dict[str, An
         headers = [(name, value) for name, value in request.headers
                    if name not in _UPGRADE_DROPPED]
         environ = build_environ(driver.environ_base, request.method, request.target, b"2",
-                                headers, server.root_path, driver.trusted_proxy)
+                                headers, conn.runtime.root_path, driver.trusted_proxy)
         upgrade = (settings, H2Stream(driver, 1, environ, None))
     try:
         driver.start(initial, upgrade)
     except RuntimeError as exc:  # no thread for it: the driver has closed the connection
-        server.out_of_resources(f"cannot start an HTTP/2 connection: {exc}")
+        conn.host.out_of_resources(f"cannot start an HTTP/2 connection: {exc}")
     return True
 
 
 # -- TLS -------------------------------------------------------------------------------------
 
 
-def handshake(conn: HTTP1Connection) -> int:
+def handshake(conn: Preamble) -> Action:
     """One step of the TLS handshake, on a worker. WAIT: park until the client's next bytes
     (the poller then dispatches again); CLOSE: it failed (logged at debug), or it chose h2
     and no descriptor was left for that; HANDED_OFF: it chose h2; DISPATCH never (an
     HTTP/1.1 connection then waits for its head: WAIT)."""
-    server = conn.server
+    runtime = conn.runtime
     if not isinstance(conn.sock, TLSSocket):
-        assert server.tls_context is not None  # only TLS servers dispatch handshakes
-        conn.sock = wrap(server.tls_context, conn.sock)
+        assert runtime.tls_context is not None  # only TLS servers dispatch handshakes
+        conn.sock = wrap(runtime.tls_context, conn.sock)
     try:
         if not handshake_step(conn.sock, conn.deadline):
             return WAIT
     except (ssl.SSLError, OSError, ValueError) as exc:
-        server.error_log.debug("TLS handshake with %s failed: %s", conn.peer_host, exc)
+        runtime.error_log.debug("TLS handshake with %s failed: %s", conn.peer_host, exc)
         return CLOSE
     extra = connection_environ(conn.sock)
-    if server.h2_enabled and negotiated_h2(conn.sock):
+    if runtime.h2_enabled and negotiated_h2(conn.sock):
         return HANDED_OFF if hand_over(conn, b"", extra) else CLOSE
     conn.tls_environ = extra
-    conn.phase = 1  # HEAD: http1's phase for "a request head is arriving"
-    conn.deadline = time.monotonic() + server.header_timeout_s
+    conn.phase = Phase.HEAD
+    conn.deadline = time.monotonic() + runtime.header_timeout_s
     return WAIT
 
 
 # -- h2c ---------------------------------------------------------------------------------------
 
 
-def watch_preface(conn: HTTP1Connection, data: bytes) -> tuple[int | None, bytes]:
+def watch_preface(conn: Preamble, data: bytes) -> tuple[Action | None, bytes]:
     """The first bytes of a cleartext connection when prior knowledge is on: (HANDED_OFF,
     b"") for the HTTP/2 preface (CLOSE when refused for want of descriptors), (WAIT, b"")
     while they may still become it, else (None, everything seen so far) for the HTTP/1.1
@@ -133,7 +162,7 @@ def wants_upgrade(request: Any) -> bytes | None:
     return settings
 
 
-def upgrade(conn: HTTP1Connection, request: Any) -> bool:
+def upgrade(conn: Preamble, request: Any) -> bool:
     """Switch to h2c when the request asks for it and may; True when handed over (the
     request is then stream 1, answered over HTTP/2)."""
     settings = wants_upgrade(request)
@@ -145,7 +174,7 @@ def upgrade(conn: HTTP1Connection, request: Any) -> bool:
         return False
     switch = engine.send(protocol.InformationalResponse(
         status_code=101, headers=[(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]))
-    send_all(conn.sock, switch or b"", conn.server.body_timeout_s)
+    send_all(conn.sock, switch or b"", conn.runtime.body_timeout_s)
     trailing, _closed = engine.trailing_data
     if not hand_over(conn, bytes(trailing), {}, (request, settings)):
         conn.abort()  # promised HTTP/2 and none to be had: all we can do is close

@@ -65,3 +65,75 @@ def test_the_checker_sees_forbidden_imports(tmp_path: Path) -> None:
                       "from .. import config\nimport server\n")
     names = imported_names(module, "protocol", root=tmp_path)
     assert names == {"socket", "treadle.server", "treadle.protocol", "treadle.config", "server"}
+
+
+def sibling_imports(folder: Path) -> dict[str, set[str]]:
+    """module -> the modules of the same package it imports, every import statement counted
+    wherever it sits (under `if TYPE_CHECKING:` and inside functions too): a type-only cycle
+    is still a knot."""
+    names = {path.stem for path in folder.glob("*.py")}
+    own = f"treadle.{folder.name}."
+    graph: dict[str, set[str]] = {}
+    for path in sorted(folder.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        found: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                if node.module:
+                    found.add(node.module.split(".")[0])
+                else:  # `from . import x`
+                    found.update(alias.name for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith(own):
+                found.add((node.module or "")[len(own):].split(".")[0])
+            elif isinstance(node, ast.Import):
+                found.update(alias.name[len(own):].split(".")[0] for alias in node.names
+                             if alias.name.startswith(own))
+        graph[path.stem] = (found & names) - {path.stem}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as [a, b, ..., a], or None (a depth-first walk)."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(module: str) -> list[str] | None:
+        state[module] = 1
+        path.append(module)
+        for imported in sorted(graph.get(module, ())):
+            if state.get(imported) == 1:
+                return path[path.index(imported):] + [imported]
+            if imported not in state:
+                cycle = visit(imported)
+                if cycle is not None:
+                    return cycle
+        state[module] = 2
+        path.pop()
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module)
+            if cycle is not None:
+                return cycle
+    return None
+
+
+def test_server_has_no_import_cycle() -> None:
+    graph = sibling_imports(ROOT / "server")
+    assert {"exchange", "runtime", "parking"} <= graph["http1"]  # it sees the imports
+    assert find_cycle(graph) is None
+
+
+def test_the_cycle_finder_sees_type_only_imports(tmp_path: Path) -> None:
+    package = tmp_path / "server"
+    package.mkdir()
+    (package / "a.py").write_text("from .b import x\nfrom .. import protocol\n")
+    (package / "b.py").write_text("from typing import TYPE_CHECKING\n"
+                                  "if TYPE_CHECKING:\n    from .c import y\n")
+    (package / "c.py").write_text("def f():\n    from treadle.server.a import z\n")
+    graph = sibling_imports(package)
+    assert graph == {"a": {"b"}, "b": {"c"}, "c": {"a"}}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    graph["b"] = set()
+    assert find_cycle(graph) is None

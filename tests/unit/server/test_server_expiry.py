@@ -6,7 +6,8 @@ import logging
 import types
 
 from treadle.config import Config
-from treadle.server.core import COMPACT_MIN_ENTRIES, Server
+from treadle.server.core import Server
+from treadle.server.poller import COMPACT_MIN_ENTRIES
 
 
 def entry(deadline: float) -> types.SimpleNamespace:

@@ -1,0 +1,208 @@
+"""The runtime: what the configuration decides for every connection, built once and frozen.
+
+Drivers (server/http1.py, server/http2.py), the preamble (server/negotiate.py) and the bridge
+(server/exchange.py) read their limits, timeouts, TLS context, application, loggers, trusted
+proxies, header flags and HTTP/2 settings from one Runtime instead of reaching into the
+Server; what changes while serving (counts, the poller, the pool) stays on the Server, behind
+the small `Host` interface below. A reload builds a new Runtime and swaps it as one value.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from email.utils import formatdate
+from time import time as wall_clock_s
+from typing import Any, Protocol
+
+from ..protocol.http2 import H2Limits, RequestLimits
+from .logs import access_atoms, error_stream, format_access
+from .parking import Parkable
+from .tls import build_context
+from .wsgi import FileWrapper, TrustedProxies
+
+SERVER_SOFTWARE = "treadle"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What the engine may receive (constructor keywords of protocol.Connection)."""
+
+    head_size: int
+    request_line: int
+    field_count: int
+    field_size: int
+
+
+class DateCache:
+    """The Date header value, formatted at most once a second (any thread: the cached pair
+    is replaced whole, never changed)."""
+
+    __slots__ = ("_cached",)
+
+    def __init__(self) -> None:
+        self._cached: tuple[int, bytes] = (0, b"")
+
+    def http_date(self) -> bytes:
+        now = int(wall_clock_s())
+        cached = self._cached
+        if cached[0] != now:
+            cached = (now, formatdate(now, usegmt=True).encode("ascii"))
+            self._cached = cached
+        return cached[1]
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Everything fixed while a generation of the configuration serves."""
+
+    app: Callable[..., Any]
+    error_log: logging.Logger
+    access_log: logging.Logger | None
+    access_log_format: str
+    limits: Limits
+    h2_request_limits: RequestLimits  # the same limits, as the HTTP/2 request policy takes them
+    tls_context: ssl.SSLContext | None
+    handshake_timeout_s: float
+    header_timeout_s: float
+    body_timeout_s: float
+    keepalive_s: float
+    root_path: str
+    server_header: bool
+    trusted_proxies: TrustedProxies
+    h2_enabled: bool
+    h2c_prior: bool
+    h2c_upgrade: bool
+    h2_limits: H2Limits
+    sendfile_ok: bool
+    thread_count: int
+    max_connections: int
+    environ_common: dict[str, Any]  # read-only: copied for each connection
+    # The Date header value, formatted at most once a second: DateCache.http_date, bound
+    # (one call on the hot path, not two).
+    http_date: Callable[[], bytes]
+
+    def environ_base(self, peer_host: str | None, peer_port: str, listener_name: str,
+                     listener_port: int, tls_environ: dict[str, Any] | None) -> dict[str, Any]:
+        """The environ entries that stay the same for every request on one connection."""
+        base = self.environ_common.copy()
+        base["REMOTE_ADDR"] = peer_host or ""
+        base["REMOTE_PORT"] = peer_port
+        base["SERVER_NAME"] = listener_name
+        base["SERVER_PORT"] = str(listener_port)
+        if tls_environ:
+            base.update(tls_environ)
+        return base
+
+    def log_access(self, environ: dict[str, Any], status: str,
+                   headers: list[tuple[bytes, bytes]], sent: int, duration_s: float) -> None:
+        if self.access_log is None:
+            return
+        try:
+            atoms = access_atoms(environ, status, headers, sent, duration_s)
+            self.access_log.info(format_access(self.access_log_format, atoms))
+        except Exception:
+            self.error_log.exception("writing the access log failed")
+
+
+def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
+                  access_log: logging.Logger | None, multiprocess: bool) -> Runtime:
+    """The Runtime of a configuration; TLSConfigError when its TLS files are unusable."""
+    head = cfg.limit_request_head_size
+    limits = Limits(
+        head_size=head,
+        request_line=cfg.limit_request_line or head,
+        field_count=cfg.limit_request_fields,
+        field_size=cfg.limit_request_field_size or head,
+    )
+    tls_context = build_context(cfg)
+    h2_enabled = "h2" in cfg.http_protocols
+    cleartext = cfg.http2_cleartext if h2_enabled and tls_context is None else "off"
+    return Runtime(
+        app=app,
+        error_log=error_log,
+        access_log=access_log,
+        access_log_format=cfg.access_log_format,
+        limits=limits,
+        h2_request_limits=RequestLimits(limits.field_count, limits.field_size,
+                                        limits.request_line),
+        tls_context=tls_context,
+        handshake_timeout_s=cfg.handshake_timeout,
+        header_timeout_s=cfg.header_timeout,
+        body_timeout_s=cfg.body_timeout,
+        keepalive_s=cfg.keepalive,
+        root_path=cfg.root_path,
+        server_header=cfg.server_header,
+        trusted_proxies=TrustedProxies(cfg.forwarded_allow_ips),
+        h2_enabled=h2_enabled,
+        h2c_prior=cleartext in ("prior-knowledge", "both"),
+        h2c_upgrade=cleartext in ("upgrade", "both"),
+        h2_limits=h2_limits_from(cfg),
+        sendfile_ok=hasattr(os, "sendfile") and tls_context is None,
+        thread_count=cfg.threads,
+        max_connections=cfg.worker_connections,
+        environ_common=_environ_common(cfg, error_log, multiprocess),
+        http_date=DateCache().http_date,
+    )
+
+
+def h2_limits_from(cfg: Any) -> H2Limits:
+    """The HTTP/2 settings we announce, from the configuration."""
+    return H2Limits(
+        max_concurrent_streams=cfg.http2_max_concurrent_streams,
+        initial_window_size=cfg.http2_initial_window_size,
+        max_frame_size=cfg.http2_max_frame_size,
+        max_header_list_size=cfg.http2_max_header_list_size,
+    )
+
+
+def _environ_common(cfg: Any, error_log: logging.Logger, multiprocess: bool) -> dict[str, Any]:
+    """The environ entries every request of this server shares."""
+    return {
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.errors": error_stream(error_log),
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": multiprocess,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "wsgi.file_wrapper": FileWrapper,
+        "SERVER_SOFTWARE": SERVER_SOFTWARE,
+        "SCRIPT_NAME": cfg.root_path,
+    }
+
+
+class Job(Protocol):
+    """Work for the pool: a dispatched connection, or an HTTP/2 connection's StreamRunner."""
+
+    def serve(self) -> None: ...
+
+
+class Wakeable(Protocol):
+    """An HTTP/2 connection, as a graceful stop sees it."""
+
+    def wake(self) -> None: ...
+
+
+class Host(Protocol):
+    """What a connection may ask of the Server that holds it (the mutable side: counts, the
+    poller, the pool). The Server implements it; drivers never see more of it."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    @property
+    def request_hook(self) -> Callable[[], None] | None:
+        """Called after each HTTP/1.1 request (a worker process counts them)."""
+
+    def park(self, conn: Parkable) -> None:
+        """Give a connection back to the poller (from a worker)."""
+    def dispatch(self, job: Job) -> None: ...
+    def idle_workers_likely(self) -> bool: ...
+    def connection_closed(self, conn: object) -> None: ...
+    def out_of_resources(self, why: str) -> None: ...
+    def h2_opened(self, conn: Wakeable) -> None: ...
+    def h2_closed(self, conn: Wakeable) -> None: ...
