@@ -144,8 +144,9 @@ SETTINGS: tuple[Setting, ...] = (
         "(each a threaded server sharing the arbiter's sockets), replaces any that exits "
         "or stops heartbeating (timeout), recycles them (max_requests) and answers "
         "gunicorn's signals: HUP starts a new generation, TTIN/TTOU add or remove one. "
-        "0 keeps PID 1 the server itself, as containers often want; timeout, "
-        "max_requests and preload_app then have no effect. See docs/deployment.md.",
+        "0 keeps PID 1 the server itself, as containers often want; max_requests and "
+        "preload_app then have no effect, and timeout only logs stuck requests. "
+        "See docs/deployment.md.",
         gunicorn="gunicorn's default is 1, always with a master; treadle's default 0 runs "
         "without one, and `-w 1` means one supervised worker, as in gunicorn.",
     ),
@@ -212,15 +213,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "timeout", "Timeouts", v.seconds(), 30.0,
-        "Seconds a worker process may go without a heartbeat before the arbiter aborts it "
-        "(its threads' tracebacks are logged first) and starts a replacement; 0 never.",
+        "Seconds a request may run before it is logged as stuck (once, with its thread's "
+        "stack), and a worker process may go without a heartbeat before the arbiter aborts "
+        "it (tracebacks first) and starts a replacement; 0 never.",
         flags=("-t", "--timeout"), metavar="SECONDS",
-        details="A worker heartbeats about once a second while its poller runs and at least "
-        "one of its threads is free or has started a request within this time: a worker "
-        "whose every thread has been busy for longer (stuck requests) is aborted. A worker "
-        "gets the same time to start (import the application). Needs workers >= 1.",
+        details="Every process, workers or not, logs each request running longer than this "
+        "with its method, path, run time and stack. When every thread of a worker runs such "
+        "a request, the arbiter starts a replacement and stops the stuck worker once the "
+        "replacement serves; the single process (workers = 0) can only log it: recovery "
+        "needs --workers. A worker heartbeats about once a second while its poller runs; "
+        "one silent for longer (hung in C code, stopped) is aborted. A worker gets the same "
+        "time to start (import the application).",
         gunicorn="Same name and default; fractions allowed. gunicorn's gthread worker "
-        "heartbeats even when all its threads are stuck.",
+        "heartbeats even when all its threads are stuck, and logs no stuck request.",
     ),
     Setting(
         "graceful_timeout", "Timeouts", v.seconds(), 30.0,

@@ -33,7 +33,7 @@ from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
 from .signals import HANDLED_SIGNALS, SignalQueue, signal_name
 from .tls import TLSConfigError, build_context
-from .worker import HEARTBEAT, READY, RECORD, RETIRING, worker_main
+from .worker import HEARTBEAT, READY, RECORD, RETIRING, STUCK, worker_main
 
 EXIT_OK = 0
 EXIT_APP = 3
@@ -62,6 +62,7 @@ class WorkerProcess:
     alive_at: float  # monotonic time of its last sign of life (heartbeats carry it)
     ready: bool = False
     leaving: bool = False  # stopping, retiring or aborted: no longer counted
+    stuck: bool = False  # every thread stuck: stopped once a replacement serves
     kill_at: float | None = None  # SIGKILL then, if still running
     buffer: bytes = b""
 
@@ -243,6 +244,18 @@ class Arbiter:
         for generation in (self.current, self.pending):
             if generation is not None:
                 self._keep_count(generation)
+        self._stop_replaced_stuck()
+
+    def _stop_replaced_stuck(self) -> None:
+        """Stop stuck workers once the full count serves without them (new one first)."""
+        stuck = [w for w in self.workers.values() if w.stuck and w.kill_at is None]
+        if not stuck:
+            return
+        serving = [w for w in self._workers_of(self.current) if w.ready and not w.leaving]
+        if len(serving) >= self.target:
+            for worker in stuck:
+                self.error_log.info("Worker %d replaced; stopping it", worker.pid)
+                self.stop_worker(worker)
 
     def _keep_count(self, generation: Generation) -> None:
         active = [w for w in self._workers_of(generation) if not w.leaving]
@@ -312,6 +325,10 @@ class Arbiter:
                 self.failures = 0
             elif kind == HEARTBEAT:
                 worker.alive_at = when_s
+            elif kind == STUCK and not worker.leaving:
+                self.error_log.error("Worker %d is stuck: starting its replacement; it stops "
+                                     "once that one serves", worker.pid)
+                worker.leaving = worker.stuck = True
             elif kind == RETIRING and not worker.leaving:
                 worker.leaving = True  # its replacement starts now; it finishes and exits
                 cfg = worker.generation.cfg

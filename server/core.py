@@ -45,6 +45,7 @@ from .http1 import (
     HTTP1Connection,
 )
 from .http2 import H2Driver, H2Registry, limits_from
+from .inflight import InFlight
 from .listeners import Listener
 from .logs import access_atoms, error_stream, format_access
 from .readiness import make_readiness
@@ -134,9 +135,10 @@ class Server:
         self._wakeup = Wakeup()
         self._short_of: str | None = None  # why a connection was refused: pause accepting
         self._jobs: queue.SimpleQueue[HTTP1Connection | None] = queue.SimpleQueue()
-        # When each pool thread started its current job (monotonic; 0.0 when idle): a worker
-        # process whose every thread is stuck stops looking alive (alive_as_of).
-        self._busy_since_s = [0.0] * self.thread_count
+        # The request each pool thread runs (since when, its environ): stuck ones are logged
+        # and a worker whose every thread is stuck is replaced (see server/inflight.py).
+        self.inflight = InFlight(self.thread_count)
+        self.timeout_s: float = cfg.timeout
         self._open = 0
         self._backlog_taken = False  # (lock) at a stop: the poller took the listen backlog
         self._evicted = 0
@@ -206,23 +208,20 @@ class Server:
             self._wakeup.close()
 
     def count_requests(self, on_request: Callable[[], None]) -> None:
-        """Call `on_request` (from the serving thread) after each HTTP/1.1 request: a worker
-        process counts them to recycle itself after max_requests."""
-        def counted(conn: HTTP1Connection, request: Any) -> bool:
-            try:
-                return run_exchange(conn, request)
-            finally:
-                on_request()
-
-        self.run_exchange = counted
+        """Call `on_request` (from the serving thread) after each request, HTTP/1.1 or an
+        HTTP/2 stream: a worker process counts them to recycle itself after max_requests."""
+        self.inflight.on_request = on_request
 
     def alive_as_of(self) -> float:
-        """The monotonic time this server last showed progress: about now while its poller
-        loops and a pool thread is free; when all are busy, the time the latest of them took
-        its job. A supervisor aborts the process once this is older than its timeout."""
-        busy = self._busy_since_s
-        pool_s = time.monotonic() if 0.0 in busy else max(busy)
-        return min(pool_s, self._poller.looped_at)
+        """The monotonic time the poller last looped (at least once a second while it runs).
+        A supervisor aborts the process once this is older than its timeout; threads stuck
+        in the application are watched request by request instead (check_stuck)."""
+        return self._poller.looped_at
+
+    def check_stuck(self) -> bool:
+        """Log each request running longer than `timeout` once, with its thread's stack;
+        True when every pool thread runs one. Called about once a second by the serving loop."""
+        return self.inflight.stuck(self.timeout_s, self.error_log.error)
 
     @property
     def open_connections(self) -> int:
@@ -336,18 +335,18 @@ class Server:
 
     def _work(self, number: int) -> None:
         get = self._jobs.get
-        busy_since_s = self._busy_since_s
+        inflight = self.inflight
+        inflight.bind(number)
         while True:
             conn = get()
             if conn is None:
                 return
-            busy_since_s[number] = time.monotonic()
             try:
                 conn.serve()
             except BaseException as exc:  # serve() reports its own; never lose a worker
                 self.error_log.error("a worker caught an unexpected error", exc_info=exc)
             finally:
-                busy_since_s[number] = 0.0
+                inflight.end(number)
 
 
 class _Poller:

@@ -66,6 +66,7 @@ def run_exchange(conn: HTTP1Connection, request: Any) -> bool:
     server = conn.server
     started = time.monotonic() if server.access_log is not None else 0.0
     exchange = Exchange(conn, request)
+    server.inflight.begin(exchange.environ)  # (one line; the registry lives in inflight.py)
     try:
         result = server.app(exchange.environ, exchange.start_response)
         try:

@@ -227,6 +227,7 @@ class H2Exchange:
             return  # reset before a worker got to it: the application never sees it
         environ = stream.environ
         environ["wsgi.input"] = InputStream(stream)
+        server.inflight.begin(environ)  # (one line; the registry lives in inflight.py)
         try:
             result = server.app(environ, self.start_response)
             try:

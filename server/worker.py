@@ -5,6 +5,8 @@ arbiter's listeners); `WorkerLink` adds the supervision: it tells the arbiter wh
 accepts (READY), sends a heartbeat every second carrying `Server.alive_as_of` (so a worker
 whose every thread is stuck stops looking alive even though it still writes), and recycles
 the worker after max_requests (RETIRING first, so the arbiter starts the replacement at once).
+When every thread runs a request past `timeout` (each was logged with its stack) it says
+STUCK: the arbiter starts a replacement and stops this worker once that one serves.
 Messages are 9-byte records on a pipe (one write each, atomic below PIPE_BUF). On SIGABRT,
 faulthandler writes every thread's traceback to the error log and the worker dies: the
 arbiter sends it to a worker that timed out (SIGKILL follows if that is not enough).
@@ -31,7 +33,7 @@ from .signals import HANDLED_SIGNALS
 
 EXIT_APP = 3
 RECORD = struct.Struct("<cd")  # kind, monotonic time
-READY, HEARTBEAT, RETIRING = b"R", b"H", b"X"
+READY, HEARTBEAT, RETIRING, STUCK = b"R", b"H", b"X", b"S"
 HEARTBEAT_S = 1.0
 
 
@@ -55,6 +57,7 @@ class WorkerLink:
         self.error_log = error_log
         self.served = 0
         self.retiring = False
+        self.stuck_said = False
         self._lock = threading.Lock()
         self._server: Server | None = None
 
@@ -64,12 +67,17 @@ class WorkerLink:
             server.count_requests(self._count)
         send_record(self.status_fd, READY, server.alive_as_of())
 
-    def tick(self, server: Server) -> bool:
+    def tick(self, server: Server, all_stuck: bool) -> bool:
         if os.getppid() != self.arbiter_pid:
             self.error_log.error("worker %d: the arbiter is gone; stopping", os.getpid())
             return False
         if self.retiring:
             return False
+        if all_stuck and not self.stuck_said:
+            self.stuck_said = True
+            self.error_log.error("worker %d: every thread runs a request past timeout; "
+                                 "asking for a replacement", os.getpid())
+            send_record(self.status_fd, STUCK, 0.0)
         send_record(self.status_fd, HEARTBEAT, server.alive_as_of())
         return True
 
