@@ -32,6 +32,7 @@ class Config:
     worker_connections: int = 1000
     max_requests: int = 0
     max_requests_jitter: int = 0
+    max_worker_memory: int = 0
     preload_app: bool = False
     keepalive: float = 5.0
     header_timeout: float = 10.0

@@ -182,6 +182,18 @@ SETTINGS: tuple[Setting, ...] = (
         flags=("--max-requests-jitter",), metavar="INT",
     ),
     Setting(
+        "max_worker_memory", "Workers", v.integer(0), 0,
+        "Recycle a worker process whose resident memory (RSS) exceeds this many MiB; 0 "
+        "never.",
+        flags=("--max-worker-memory",), metavar="MIB",
+        details="Each worker reads its RSS from /proc/self/statm about once a second (Linux; "
+        "elsewhere the setting is ignored, with one warning). Over the ceiling it recycles "
+        "as with max_requests: it stops accepting and finishes its requests in flight while "
+        "the arbiter's replacement already serves. Needs workers >= 1.",
+        gunicorn="new: gunicorn has no memory ceiling (granian's --workers-max-rss, also "
+        "in MiB).",
+    ),
+    Setting(
         "preload_app", "Workers", v.boolean(), False,
         "Import the application in the arbiter before forking the workers.",
         flags=("--preload",), switch=True, negative_flags=("--no-preload",),

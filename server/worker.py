@@ -2,9 +2,9 @@
 
 The child serves exactly as the single process does (`serving.serve`, the same Server on the
 arbiter's listeners); `WorkerLink` adds the supervision: it tells the arbiter when the server
-accepts (READY), sends a heartbeat every second carrying `Server.alive_as_of` (so a worker
-whose every thread is stuck stops looking alive even though it still writes), and recycles
-the worker after max_requests (RETIRING first, so the arbiter starts the replacement at once).
+accepts (READY), sends a heartbeat every second carrying `Server.alive_as_of` (the poller's
+last loop), and recycles the worker after max_requests or over max_worker_memory (RETIRING
+first, so the arbiter starts the replacement at once).
 When every thread runs a request past `timeout` (each was logged with its stack) it says
 STUCK: the arbiter starts a replacement and stops this worker once that one serves.
 Messages are 9-byte records on a pipe (one write each, atomic below PIPE_BUF). On SIGABRT,
@@ -35,6 +35,7 @@ EXIT_APP = 3
 RECORD = struct.Struct("<cd")  # kind, monotonic time
 READY, HEARTBEAT, RETIRING, STUCK = b"R", b"H", b"X", b"S"
 HEARTBEAT_S = 1.0
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def send_record(fd: int, kind: bytes, when_s: float) -> None:
@@ -50,10 +51,11 @@ class WorkerLink:
     tick_s = HEARTBEAT_S
 
     def __init__(self, status_fd: int, arbiter_pid: int, max_requests: int,
-                 error_log: logging.Logger) -> None:
+                 max_memory_mib: int, error_log: logging.Logger) -> None:
         self.status_fd = status_fd
         self.arbiter_pid = arbiter_pid
         self.max_requests = max_requests  # 0: never recycle
+        self.max_rss_bytes = max_memory_mib * 1024 * 1024  # 0: no ceiling
         self.error_log = error_log
         self.served = 0
         self.retiring = False
@@ -78,20 +80,48 @@ class WorkerLink:
             self.error_log.error("worker %d: every thread runs a request past timeout; "
                                  "asking for a replacement", os.getpid())
             send_record(self.status_fd, STUCK, 0.0)
+        if self.max_rss_bytes:
+            self._check_memory()
         send_record(self.status_fd, HEARTBEAT, server.alive_as_of())
         return True
 
     def _count(self) -> None:
         with self._lock:
             self.served += 1
-            if self.served < self.max_requests or self.retiring:
+            if self.served < self.max_requests:
+                return
+        self._retire(f"max_requests ({self.max_requests}) reached")
+
+    def _check_memory(self) -> None:
+        rss_bytes = resident_bytes()
+        if rss_bytes is None:
+            self.error_log.warning("worker %d: cannot read /proc/self/statm; "
+                                   "max_worker_memory is ignored", os.getpid())
+            self.max_rss_bytes = 0
+        elif rss_bytes > self.max_rss_bytes:
+            self._retire(f"max_worker_memory ({self.max_rss_bytes >> 20} MiB) exceeded: "
+                         f"RSS {rss_bytes / 2**20:.1f} MiB")
+
+    def _retire(self, why: str) -> None:
+        """Recycle: the arbiter starts the replacement now; this worker stops accepting and
+        finishes its requests in flight (the main loop completes the stop at its next tick)."""
+        with self._lock:
+            if self.retiring:
                 return
             self.retiring = True
-        self.error_log.info("worker %d: max_requests (%d) reached; recycling", os.getpid(),
-                            self.max_requests)
+        self.error_log.info("worker %d: %s; recycling", os.getpid(), why)
         send_record(self.status_fd, RETIRING, 0.0)
         if self._server is not None:
-            self._server.begin_stop()  # stop accepting now; the main loop finishes the stop
+            self._server.begin_stop()
+
+
+def resident_bytes() -> int | None:
+    """This process's resident set size, from /proc (Linux); None where there is none."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def worker_main(cfg: Any, app: Any, listeners: list[Listener], status_fd: int,
@@ -116,5 +146,5 @@ def worker_main(cfg: Any, app: Any, listeners: list[Listener], status_fd: int,
     max_requests = cfg.max_requests
     if max_requests and cfg.max_requests_jitter:
         max_requests += random.randint(0, cfg.max_requests_jitter)
-    link = WorkerLink(status_fd, arbiter_pid, max_requests, error_log)
+    link = WorkerLink(status_fd, arbiter_pid, max_requests, cfg.max_worker_memory, error_log)
     return serve(app, cfg, listeners, error_log, access_log, link)

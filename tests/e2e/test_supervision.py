@@ -8,6 +8,7 @@ import socket
 
 import httpx
 
+from tests.e2e.load import Load
 from tests.e2e.test_arbiter import (
     APP,
     get_text,
@@ -90,4 +91,30 @@ def test_http2_streams_count_for_max_requests(serve):
             assert response.http_version == "HTTP/2" and response.status_code == 200
     wait_until(lambda: "max_requests (3) reached" in server.log(), "recycling", server)
     workers_where(server, lambda p: len(p) == 1 and first not in p, "a new worker")
+    assert stop_and_check_no_orphans(server) == 0
+
+
+def test_max_worker_memory_recycles_a_growing_worker_without_failed_requests(serve, tmp_path):
+    (tmp_path / "hungry.py").write_text(
+        "import json, os\n"
+        "HELD = []\n"
+        "def app(environ, start_response):\n"
+        "    if environ['PATH_INFO'] == '/grow':\n"
+        "        HELD.append(b'x' * 8 * 2**20)  # written pages: RSS grows by 8 MiB\n"
+        "    body = json.dumps({'pid': os.getpid()}).encode()\n"
+        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+        "    return [body]\n")
+    server = serve("hungry:app", "--workers", "1", "--max-worker-memory", "100",
+                   "--chdir", str(tmp_path))
+    (first,) = worker_count(server, 1)
+    with Load(server.host, server.port, path="/osenv", threads=2) as load:
+        load.wait_for(5)
+        for _ in range(12):  # 96 MiB more than the worker started with
+            get_text(server, "/grow")
+        wait_until(lambda: "max_worker_memory (100 MiB) exceeded" in server.log(),
+                   "the memory ceiling", server)
+        workers_where(server, lambda p: len(p) == 1 and first not in p, "a new worker")
+        load.wait_for(5)
+    assert load.failures == []
+    assert load.pids - {first}  # the replacement served the load
     assert stop_and_check_no_orphans(server) == 0
