@@ -203,6 +203,26 @@ SETTINGS: tuple[Setting, ...] = (
         "Needs workers >= 1.",
     ),
     Setting(
+        "reload", "Workers", v.boolean(), False,
+        "Development: restart the workers when the application's source files change.",
+        flags=("--reload",), switch=True, negative_flags=("--no-reload",),
+        details="Each worker polls, about once a second, the files of the modules it "
+        "imported from the working directory or the application's package (not the "
+        "standard library or site-packages), plus reload_extra_files; on a change the "
+        "arbiter starts a new generation of workers, as on SIGHUP, so an edit that fails "
+        "to import leaves the old workers serving and logs why. With workers = 0 it runs "
+        "an arbiter with one worker. It turns preload_app off. Not for production.",
+        gunicorn="Same name; treadle polls with the standard library only (no "
+        "reload_engine) and restarts the workers new generation first.",
+    ),
+    Setting(
+        "reload_extra_files", "Workers", v.string_list(v.path(), "files"), (),
+        "Another file whose change triggers a reload (repeat the flag for more).",
+        flags=("--reload-extra-file",), metavar="FILE", repeat=True,
+        details="Templates, configuration files: anything the application reads that is "
+        "not a Python module. Needs reload.",
+    ),
+    Setting(
         "keepalive", "Timeouts", v.seconds(), 5.0,
         "Seconds an idle keep-alive connection is kept open waiting for the next request.",
         flags=("--keep-alive",), metavar="SECONDS",

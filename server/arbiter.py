@@ -12,7 +12,8 @@ TERM/INT: graceful stop of every worker, exit 0. QUIT (or a second stop signal):
 TTIN/TTOU: one worker more/fewer (never below 1). USR1: reopen log files here and in every
 worker. HUP: a new generation with the configuration read again (and the application imported
 again, unless preload_app); the old workers are stopped gracefully once every new one serves;
-a configuration or application that fails leaves the old generation serving.
+a configuration or application that fails leaves the old generation serving. With --reload
+a worker that sees a source file change asks for the same new generation.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
 from .signals import HANDLED_SIGNALS, SignalQueue, signal_name
 from .tls import TLSConfigError, build_context
-from .worker import HEARTBEAT, READY, RECORD, RETIRING, STUCK, worker_main
+from .worker import HEARTBEAT, READY, RECORD, RELOAD, RETIRING, STUCK, worker_main
 
 EXIT_OK = 0
 EXIT_APP = 3
@@ -77,7 +78,7 @@ class Arbiter:
         self.error_log = error_log
         self.access_log = access_log
         self.start_cwd = start_cwd
-        self.target = cfg.workers
+        self.target = worker_count(cfg)
         self.workers: dict[int, WorkerProcess] = {}
         self.failures = 0  # workers in a row that died before serving
         self.spawn_at = 0.0  # backoff: no spawn before this
@@ -183,36 +184,36 @@ class Arbiter:
 
     # -- reload --------------------------------------------------------------------------
 
-    def reload(self) -> None:
-        """SIGHUP: start a new generation from the configuration read again."""
+    def reload(self, why: str = "SIGHUP") -> None:
+        """SIGHUP (or --reload): start a new generation from the configuration read again."""
         try:
             cfg = load(sys.argv[1:], os.environ, self.start_cwd)
             if cfg.certfile is not None:
                 build_context(cfg)
         except (ConfigError, TLSConfigError) as exc:
-            self.error_log.error("SIGHUP: the new configuration is not usable (%s); "
-                                 "the current workers keep serving", exc)
+            self.error_log.error("%s: the new configuration is not usable (%s); "
+                                 "the current workers keep serving", why, exc)
             return
         if cfg.bind != self.current.cfg.bind:
-            self.error_log.warning("SIGHUP: bind changed; listeners stay as they are until "
-                                   "a restart")
+            self.error_log.warning("%s: bind changed; listeners stay as they are until "
+                                   "a restart", why)
         if cfg.errorlog != self.current.cfg.errorlog or cfg.loglevel != self.current.cfg.loglevel \
                 or cfg.accesslog != self.current.cfg.accesslog:
             try:
                 self.error_log = setup_error_log(cfg.errorlog, cfg.loglevel)
                 self.access_log = setup_access_log(cfg.accesslog)
             except OSError as exc:
-                self.error_log.error("SIGHUP: cannot open a log file (%s)", exc)
+                self.error_log.error("%s: cannot open a log file (%s)", why, exc)
         sd_reloading()
         if self.pending is not None:  # a reload during a reload: the newest one wins
             for worker in self._workers_of(self.pending):
                 self.stop_worker(worker)
         number = max(self.current.number, self.pending.number if self.pending else 0) + 1
         self.pending = Generation(number, cfg, self.current.app)
-        self.target = cfg.workers
+        self.target = worker_count(cfg)
         self.failures, self.spawn_at = 0, 0.0
         note = " (preload_app: the application is not imported again)" if self.preloaded else ""
-        self.error_log.info("SIGHUP: starting generation %d with %d workers%s", number,
+        self.error_log.info("%s: starting generation %d with %d workers%s", why, number,
                             self.target, note)
 
     def _workers_of(self, generation: Generation) -> list[WorkerProcess]:
@@ -260,7 +261,7 @@ class Arbiter:
     def _keep_count(self, generation: Generation) -> None:
         active = [w for w in self._workers_of(generation) if not w.leaving]
         target = self.target if generation is (self.pending or self.current) \
-            else generation.cfg.workers
+            else worker_count(generation.cfg)
         while len(active) < target and time.monotonic() >= self.spawn_at:
             active.append(self.spawn(generation))
         if len(active) > target and self.pending is None:
@@ -329,6 +330,9 @@ class Arbiter:
                 self.error_log.error("Worker %d is stuck: starting its replacement; it stops "
                                      "once that one serves", worker.pid)
                 worker.leaving = worker.stuck = True
+            elif kind == RELOAD and not worker.leaving and self.pending is None \
+                    and worker.generation is self.current and not self.stopping:
+                self.reload(why="--reload")  # once: the other workers' reports are ignored
             elif kind == RETIRING and not worker.leaving:
                 worker.leaving = True  # its replacement starts now; it finishes and exits
                 cfg = worker.generation.cfg
@@ -359,12 +363,12 @@ class Arbiter:
             return  # maintain() replaces it at once
         generation = worker.generation
         if generation is self.pending and code in BOOT_FAILURES:
-            self.error_log.error("SIGHUP: the new workers cannot start (%s); the previous "
+            self.error_log.error("Reload: the new workers cannot start (%s); the previous "
                                  "generation keeps serving", how)
             for other in self._workers_of(generation):
                 self.stop_worker(other)
             self.pending = None
-            self.target = self.current.cfg.workers
+            self.target = worker_count(self.current.cfg)
             return
         if code in BOOT_FAILURES and not generation.ever_ready and generation is self.current:
             self.error_log.error("Workers cannot start (%s): stopping", how)
@@ -407,6 +411,11 @@ class Arbiter:
             worker = self.workers.pop(pid)
             if worker.status_fd >= 0:
                 os.close(worker.status_fd)
+
+
+def worker_count(cfg: Any) -> int:
+    """The workers a configuration asks for: --reload with workers = 0 still needs one."""
+    return max(int(cfg.workers), 1)
 
 
 def _flush_logs() -> None:

@@ -5,7 +5,8 @@ Order matters: logs, umask, listeners (exit 4 when one cannot be opened), then u
 cannot be loaded; it is imported as the final user), then serve until a stop signal
 (server/serving.py) in this process, or, with `workers` >= 1, hand over to the arbiter
 (server/arbiter.py), which forks the workers and imports the application in each of them
-(or once, before forking, with preload_app).
+(or once, before forking, with preload_app). --reload always runs an arbiter (one worker
+when `workers` is 0) and turns preload_app off: a worker must import the code it watches.
 """
 
 from __future__ import annotations
@@ -58,8 +59,9 @@ def run(cfg: Any) -> int:
                 listeners.append(open_listener(bind, cfg.backlog, cfg.reuse_port))
             switch_user(cfg.user, cfg.group, listeners)
             pidfile = write_pidfile(cfg.pidfile)
-            supervised = cfg.workers > 0
-            app = load_app(cfg) if not supervised or cfg.preload_app else None
+            supervised = cfg.workers > 0 or cfg.reload  # --reload needs workers to replace
+            preload = cfg.preload_app and not cfg.reload
+            app = load_app(cfg) if not supervised or preload else None
         except BindError as exc:
             print_error(str(exc))
             return EXIT_BIND

@@ -6,7 +6,9 @@ accepts (READY), sends a heartbeat every second carrying `Server.alive_as_of` (t
 last loop), and recycles the worker after max_requests or over max_worker_memory (RETIRING
 first, so the arbiter starts the replacement at once).
 When every thread runs a request past `timeout` (each was logged with its stack) it says
-STUCK: the arbiter starts a replacement and stops this worker once that one serves.
+STUCK: the arbiter starts a replacement and stops this worker once that one serves. With
+--reload it polls its application's source files (server/reloader.py) and says RELOAD when
+one changed: the arbiter then starts a new generation, as on SIGHUP.
 Messages are 9-byte records on a pipe (one write each, atomic below PIPE_BUF). On SIGABRT,
 faulthandler writes every thread's traceback to the error log and the worker dies: the
 arbiter sends it to a worker that timed out (SIGKILL follows if that is not enough).
@@ -28,12 +30,13 @@ from .app import AppLoadError, load_app
 from .core import Server
 from .listeners import Listener
 from .logs import error_stream
+from .reloader import SourceWatch
 from .serving import WORKER_IGNORED, print_app_error, serve
 from .signals import HANDLED_SIGNALS
 
 EXIT_APP = 3
 RECORD = struct.Struct("<cd")  # kind, monotonic time
-READY, HEARTBEAT, RETIRING, STUCK = b"R", b"H", b"X", b"S"
+READY, HEARTBEAT, RETIRING, STUCK, RELOAD = b"R", b"H", b"X", b"S", b"L"
 HEARTBEAT_S = 1.0
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -60,6 +63,7 @@ class WorkerLink:
         self.served = 0
         self.retiring = False
         self.stuck_said = False
+        self.watch: SourceWatch | None = None  # --reload
         self._lock = threading.Lock()
         self._server: Server | None = None
 
@@ -82,6 +86,9 @@ class WorkerLink:
             send_record(self.status_fd, STUCK, 0.0)
         if self.max_rss_bytes:
             self._check_memory()
+        if self.watch is not None and (path := self.watch.changed()) is not None:
+            self.error_log.info("worker %d: %s changed; asking for a reload", os.getpid(), path)
+            send_record(self.status_fd, RELOAD, 0.0)
         send_record(self.status_fd, HEARTBEAT, server.alive_as_of())
         return True
 
@@ -147,4 +154,6 @@ def worker_main(cfg: Any, app: Any, listeners: list[Listener], status_fd: int,
     if max_requests and cfg.max_requests_jitter:
         max_requests += random.randint(0, cfg.max_requests_jitter)
     link = WorkerLink(status_fd, arbiter_pid, max_requests, cfg.max_worker_memory, error_log)
+    if cfg.reload:
+        link.watch = SourceWatch((cfg.wsgi_app or "").partition(":")[0], cfg.reload_extra_files)
     return serve(app, cfg, listeners, error_log, access_log, link)

@@ -118,3 +118,50 @@ def test_max_worker_memory_recycles_a_growing_worker_without_failed_requests(ser
     assert load.failures == []
     assert load.pids - {first}  # the replacement served the load
     assert stop_and_check_no_orphans(server) == 0
+
+
+def _write_app(directory, text: str) -> None:
+    (directory / "devapp.py").write_text(
+        "import helper\n"
+        "def app(environ, start_response):\n"
+        f"    body = ({text!r} + helper.SUFFIX).encode()\n"
+        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
+        "    return [body]\n")
+
+
+def test_reload_restarts_the_worker_when_the_app_or_an_extra_file_changes(serve, tmp_path):
+    _write_app(tmp_path, "one")
+    (tmp_path / "helper.py").write_text("SUFFIX = '.'\n")
+    extra = tmp_path / "settings.txt"
+    extra.write_text("a")
+    # workers = 0 with --reload: an arbiter with one worker
+    server = serve("devapp:app", "--reload", "--reload-extra-file", str(extra),
+                   "--chdir", str(tmp_path))
+    (first,) = worker_count(server, 1)
+    assert get_text(server, "/") == "one."
+    _write_app(tmp_path, "two, longer")
+    wait_until(lambda: get_text(server, "/") == "two, longer.", "the new code", server)
+    (second,) = workers_where(server, lambda p: len(p) == 1 and first not in p, "new worker")
+    (tmp_path / "helper.py").write_text("SUFFIX = '!!'\n")  # an imported module of the app
+    wait_until(lambda: get_text(server, "/") == "two, longer!!", "the helper's change", server)
+    (third,) = workers_where(server, lambda p: len(p) == 1 and second not in p, "new worker")
+    extra.write_text("bb")
+    workers_where(server, lambda p: len(p) == 1 and third not in p, "a reload for the extra")
+    assert f"{extra} changed; asking for a reload" in server.log()
+    assert stop_and_check_no_orphans(server) == 0
+
+
+def test_reload_with_a_broken_edit_keeps_the_old_worker_serving(serve, tmp_path):
+    _write_app(tmp_path, "good")
+    (tmp_path / "helper.py").write_text("SUFFIX = ''\n")
+    server = serve("devapp:app", "--reload", "--workers", "1", "--chdir", str(tmp_path))
+    (first,) = worker_count(server, 1)
+    assert get_text(server, "/") == "good"  # imported: the edit comes after
+    (tmp_path / "devapp.py").write_text("this is not python\n")
+    wait_until(lambda: "the previous generation keeps serving" in server.log(),
+               "the failed reload", server)
+    assert get_text(server, "/") == "good"
+    assert workers_where(server, lambda p: p == {first}, "the old worker") == {first}
+    _write_app(tmp_path, "fixed")
+    wait_until(lambda: get_text(server, "/") == "fixed", "the fixed code", server)
+    assert stop_and_check_no_orphans(server) == 0
