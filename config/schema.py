@@ -8,9 +8,13 @@ from dataclasses import dataclass
 
 from . import validators as v
 
-__all__ = ["ENV_PREFIX", "SECTIONS", "SETTINGS", "Setting", "by_name", "default_display"]
+__all__ = ["ENV_PREFIX", "INTERNAL_VARIABLES", "SECTIONS", "SETTINGS", "Setting", "by_name",
+           "default_display"]
 
 ENV_PREFIX = "TREADLE_"
+# Variables with the prefix that are not settings: what a process hands its successor
+# (server/reexec.py: the listeners a SIGUSR2 passes on).
+INTERNAL_VARIABLES = frozenset({"TREADLE_FDS"})
 
 SECTIONS = (
     "Config file",

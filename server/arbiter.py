@@ -10,10 +10,12 @@ starts workers until the count is right, backing off when they die before servin
 
 TERM/INT: graceful stop of every worker, exit 0. QUIT (or a second stop signal): quick stop.
 TTIN/TTOU: one worker more/fewer (never below 1). USR1: reopen log files here and in every
-worker. HUP: a new generation with the configuration read again (and the application imported
-again, unless preload_app); the old workers are stopped gracefully once every new one serves;
-a configuration or application that fails leaves the old generation serving. With --reload
-a worker that sees a source file change asks for the same new generation.
+worker. USR2: start a new arbiter from the binary on disk with the listeners inherited; once
+it serves, this one stops gracefully (server/reexec.py). HUP: a new generation with the
+configuration read again (and the application imported again, unless preload_app); the old
+workers are stopped gracefully once every new one serves; a configuration or application
+that fails leaves the old generation serving. With --reload a worker that sees a source file
+change asks for the same new generation.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..config import ConfigError, load
 from .listeners import Listener
 from .logs import setup_access_log, setup_error_log
 from .readiness import readable
+from .reexec import Inherited, rename_quietly, start_new_binary
 from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
 from .signals import HANDLED_SIGNALS, SignalQueue, signal_name
@@ -70,7 +73,8 @@ class WorkerProcess:
 
 class Arbiter:
     def __init__(self, cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
-                 access_log: logging.Logger | None, start_cwd: str) -> None:
+                 access_log: logging.Logger | None, start_cwd: str,
+                 inherited: Inherited | None = None) -> None:
         self.current = Generation(1, cfg, app)
         self.pending: Generation | None = None
         self.preloaded = app is not None
@@ -86,6 +90,12 @@ class Arbiter:
         self.announced_ready = False  # READY=1 sent to systemd (once every first worker serves)
         self.status: int = EXIT_OK
         self.signals: SignalQueue | None = None
+        self.inherited = inherited  # started by an old arbiter's USR2: tell it when we serve
+        self.pidfile: str | None = cfg.pidfile
+        self.successor_pid = 0  # USR2: the new arbiter starting
+        self.successors: set[int] = set()  # every one started, until reaped
+        self.successor_fd = -1  # readable once it serves (a byte) or has died (EOF)
+        self.oldbin: str | None = None  # our pid file, renamed while a successor starts
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -106,6 +116,7 @@ class Arbiter:
         finally:
             self._kill_all()
             self.signals.restore()
+            self._drop_oldbin()
         self.error_log.info("Stopped")
         return self.status
 
@@ -127,9 +138,13 @@ class Arbiter:
         assert self.signals is not None
         fds = [self.signals.fileno] + [w.status_fd for w in self.workers.values()
                                        if w.status_fd >= 0]
+        if self.successor_fd >= 0:
+            fds.append(self.successor_fd)
         ready = readable(fds, timeout_s)
         if self.signals.fileno in ready:
             self.signals.drain()
+        if self.successor_fd in ready:
+            self.successor_said()
         while (sig := self.signals.pop()) is not None:
             self.on_signal(sig)
         for worker in list(self.workers.values()):
@@ -155,6 +170,8 @@ class Arbiter:
             reopen_logs(self.error_log)
             for pid in self.workers:
                 self._signal(pid, signal.SIGUSR1)
+        elif sig == signal.SIGUSR2:
+            self.reexec()
         else:
             self.error_log.warning("%s ignored", signal_name(sig))
 
@@ -216,6 +233,54 @@ class Arbiter:
         self.error_log.info("%s: starting generation %d with %d workers%s", why, number,
                             self.target, note)
 
+    # -- USR2: a new binary takes over (server/reexec.py) -------------------------------
+
+    def reexec(self) -> None:
+        if self.successor_pid:
+            self.error_log.warning("SIGUSR2: a new arbiter (pid %d) is starting already; "
+                                   "ignored", self.successor_pid)
+            return
+        if self.pidfile is not None and rename_quietly(self.pidfile, self.pidfile + ".oldbin",
+                                                       self.error_log):
+            self.oldbin = self.pidfile + ".oldbin"
+        self.successor_pid, self.successor_fd = start_new_binary(
+            self.listeners, self.start_cwd, self.error_log)
+        self.successors.add(self.successor_pid)
+        self.error_log.info("SIGUSR2: started a new arbiter (pid %d) on the same listeners",
+                            self.successor_pid)
+
+    def successor_said(self) -> None:
+        """The new arbiter serves (one byte), or died before it did (end of file)."""
+        try:
+            data = os.read(self.successor_fd, 1)
+        except OSError:
+            data = b""
+        os.close(self.successor_fd)
+        self.successor_fd = -1
+        if data:
+            for listener in self.listeners:
+                listener.unix_path = None  # its socket file is the new arbiter's now
+            self.stop(quick=False, reason=f"SIGUSR2: the new arbiter (pid "
+                                          f"{self.successor_pid}) serves")
+            return
+        self.error_log.error("SIGUSR2: the new arbiter (pid %d) exited before serving; this "
+                             "one keeps serving", self.successor_pid)
+        if self.oldbin is not None and self.pidfile is not None:
+            rename_quietly(self.oldbin, self.pidfile, self.error_log)
+            self.oldbin = None
+        self.successor_pid = 0  # reap() collects it
+
+    def _drop_oldbin(self) -> None:
+        if self.oldbin is None:
+            return
+        try:
+            with open(self.oldbin, encoding="ascii") as handle:
+                mine = handle.read().strip() == str(os.getpid())
+            if mine:
+                os.unlink(self.oldbin)
+        except OSError:
+            pass
+
     def _workers_of(self, generation: Generation) -> list[WorkerProcess]:
         return [w for w in self.workers.values() if w.generation is generation]
 
@@ -237,6 +302,10 @@ class Arbiter:
             ready = [w for w in self._workers_of(self.current) if w.ready]
             if len(ready) >= self.target:
                 self.announced_ready = True
+                if self.inherited is not None:  # USR2: the old arbiter may go now
+                    self.inherited.claim_files(self.listeners)
+                    self.inherited.announce_ready()
+                    sd_notify(f"MAINPID={os.getpid()}")
                 sd_notify("READY=1")
         if self.pending is not None:
             ready = [w for w in self._workers_of(self.pending) if w.ready and not w.leaving]
@@ -349,6 +418,10 @@ class Arbiter:
             worker = self.workers.pop(pid, None)
             if worker is not None:
                 self.on_exit(worker, wait_status)
+            elif pid in self.successors:
+                self.successors.discard(pid)
+                code = os.waitstatus_to_exitcode(wait_status)
+                self.error_log.info("The new arbiter (pid %d) exited (status %d)", pid, code)
 
     def on_exit(self, worker: WorkerProcess, wait_status: int) -> None:
         if worker.status_fd >= 0:

@@ -21,6 +21,7 @@ from .arbiter import Arbiter
 from .http2 import descriptors_per_connection
 from .listeners import BindError, Listener, open_listener
 from .logs import setup_access_log, setup_error_log
+from .reexec import Inherited, take_inherited
 from .serving import print_app_error, print_error, serve
 from .tls import TLSConfigError, build_context
 
@@ -53,10 +54,11 @@ def run(cfg: Any) -> int:
     raise_open_file_limit(cfg.worker_connections * descriptors_per_connection(cfg) + 64)
     listeners: list[Listener] = []
     pidfile: str | None = None
+    inherited: Inherited | None = None
     try:  # whatever happens, the listeners close and our pidfile goes
         try:
-            for bind in cfg.bind:
-                listeners.append(open_listener(bind, cfg.backlog, cfg.reuse_port))
+            inherited = take_inherited()  # started by an arbiter's USR2
+            listeners.extend(open_listeners(cfg, inherited, error_log))
             switch_user(cfg.user, cfg.group, listeners)
             pidfile = write_pidfile(cfg.pidfile)
             supervised = cfg.workers > 0 or cfg.reload  # --reload needs workers to replace
@@ -75,21 +77,43 @@ def run(cfg: Any) -> int:
         # collector's full passes, which would otherwise walk it all (pauses under load).
         gc.freeze()
         if supervised:
-            return run_arbiter(cfg, app, listeners, error_log, access_log, start_cwd)
+            return run_arbiter(cfg, app, listeners, error_log, access_log, start_cwd,
+                               inherited)
+        if inherited is not None:
+            inherited.announce_ready()
         return serve(app, cfg, listeners, error_log, access_log)
     finally:
         _cleanup(listeners, pidfile)
 
 
+def open_listeners(cfg: Any, inherited: Inherited | None,
+                   error_log: logging.Logger) -> list[Listener]:
+    """A listener for each `bind`: the one an old arbiter handed over, else a new one."""
+    listeners: list[Listener] = []
+    try:
+        for bind in cfg.bind:
+            adopted = inherited.adopt(bind) if inherited is not None else None
+            listeners.append(adopted or open_listener(bind, cfg.backlog, cfg.reuse_port))
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    if inherited is not None:
+        for bind in inherited.close_unused():
+            error_log.warning("the inherited listener for %s is no longer bound; closed", bind)
+    return listeners
+
+
 def run_arbiter(cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
-                access_log: logging.Logger | None, start_cwd: str) -> int:
+                access_log: logging.Logger | None, start_cwd: str,
+                inherited: Inherited | None = None) -> int:
     """Supervise `cfg.workers` worker processes (server/arbiter.py) until stopped."""
     try:
         build_context(cfg)  # fail once, here, rather than in every worker
     except TLSConfigError as exc:
         print_error(str(exc))
         return EXIT_CONFIG
-    return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd).run()
+    return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd, inherited).run()
 
 
 def raise_open_file_limit(wanted: int) -> None:
