@@ -1,8 +1,10 @@
 """`run(cfg)`: one serving process from settings to exit status.
 
-Order matters: logs, umask, listeners (exit 4 when one cannot be opened), then user/group
-(after binding, so privileged ports work), the pidfile, the application (exit 3 when it
-cannot be loaded; it is imported as the final user), then serve until a stop signal
+Order matters: logs, umask, signals held (a stop signal ends the start with status 0, the
+others wait for the serving loop: server/signals.py), listeners (exit 4 when one cannot be
+opened), then user/group (after binding, so privileged ports work), the pidfile, the
+application (exit 3 when it cannot be loaded; it is imported as the final user), then serve
+until a stop signal
 (server/serving.py) in this process, or, with `workers` >= 1, hand over to the arbiter
 (server/arbiter.py), which forks the workers and imports the application in each of them
 (or once, before forking, with preload_app). --reload always runs an arbiter (one worker
@@ -23,6 +25,7 @@ from .listeners import BindError, Listener, open_listener
 from .logs import setup_access_log, setup_error_log
 from .reexec import Inherited, take_inherited
 from .serving import print_app_error, print_error, serve
+from .signals import StoppedStarting, hold_while_starting, signal_name
 from .tls import TLSConfigError, build_context
 
 EXIT_OK = 0
@@ -52,6 +55,7 @@ def run(cfg: Any) -> int:
     if cfg.umask is not None:
         os.umask(cfg.umask)
     raise_open_file_limit(cfg.worker_connections * descriptors_per_connection(cfg) + 64)
+    hold_while_starting()
     listeners: list[Listener] = []
     pidfile: str | None = None
     inherited: Inherited | None = None
@@ -73,6 +77,9 @@ def run(cfg: Any) -> int:
         except ProcessSettingError as exc:
             print_error(str(exc))
             return exc.status
+        except StoppedStarting as exc:
+            error_log.info("%s during start-up: stopping", signal_name(exc.signum))
+            return EXIT_OK
         # Everything imported so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which would otherwise walk it all (pauses under load).
         gc.freeze()
@@ -164,12 +171,19 @@ def switch_user(user: str | None, group: str | None, listeners: list[Listener]) 
 
 
 def write_pidfile(path: str | None) -> str | None:
+    """Write our pid; on failure (a full disk, a read-only place) one line and exit 2,
+    leaving no empty pid file behind for a supervisor to misread."""
     if path is None:
         return None
     try:
         with open(path, "w", encoding="ascii") as handle:
             handle.write(f"{os.getpid()}\n")
     except OSError as exc:
+        try:
+            if os.path.isfile(path) and os.path.getsize(path) == 0:
+                os.unlink(path)  # created but not written (ENOSPC at close)
+        except OSError:
+            pass
         raise ProcessSettingError(f"cannot write pidfile {path}: {exc.strerror}",
                                   EXIT_CONFIG) from None
     return path

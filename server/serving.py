@@ -88,9 +88,6 @@ def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logg
             signal.signal(sig, signal.SIG_IGN)
     signals = SignalQueue(STOP_SIGNALS + (signal.SIGUSR1,) if supervision is not None
                           else HANDLED_SIGNALS)
-    # A worker boots with USR1 blocked (see arbiter.spawn): one sent meanwhile is delivered
-    # now, to the queue, instead of killing it by the default action.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
     try:
         server = Server(app, cfg, listeners, error_log, access_log,
                         multiprocess=supervision is not None, on_failure=signals.fail)
