@@ -67,6 +67,7 @@ class WorkerProcess:
     ready: bool = False
     leaving: bool = False  # stopping, retiring or aborted: no longer counted
     stuck: bool = False  # every thread stuck: stopped once a replacement serves
+    aborted: bool = False  # sent SIGABRT (tracebacks to the log); SIGKILL is next
     kill_at: float | None = None  # SIGKILL then, if still running
     buffer: bytes = b""
 
@@ -458,17 +459,25 @@ class Arbiter:
         now = time.monotonic()
         for worker in list(self.workers.values()):
             if worker.kill_at is not None:
-                if now >= worker.kill_at:
-                    self.error_log.error("Worker %d still running: SIGKILL", worker.pid)
-                    self._signal(worker.pid, signal.SIGKILL)
-                    worker.kill_at = now + LOOP_TICK_S  # again later if it somehow survives
+                if now < worker.kill_at:
+                    continue
+                if not worker.aborted:  # its tracebacks first, as gunicorn's worker_abort
+                    self.error_log.error("Worker %d still running: its threads' tracebacks "
+                                         "follow, then SIGKILL", worker.pid)
+                    worker.aborted = True
+                    worker.kill_at = now + KILL_GRACE_S
+                    self._signal(worker.pid, signal.SIGABRT)
+                    continue
+                self.error_log.error("Worker %d still running: SIGKILL", worker.pid)
+                self._signal(worker.pid, signal.SIGKILL)
+                worker.kill_at = now + LOOP_TICK_S  # again later if it somehow survives
                 continue
             timeout_s = worker.generation.cfg.timeout
             if timeout_s and now - worker.alive_at > timeout_s:
                 self.error_log.critical(
                     "WORKER TIMEOUT (pid:%d): no sign of life for %.1fs; its threads' "
                     "tracebacks follow, then SIGKILL", worker.pid, now - worker.alive_at)
-                worker.leaving = True  # its replacement starts now
+                worker.leaving = worker.aborted = True  # its replacement starts now
                 worker.kill_at = now + KILL_GRACE_S
                 self._signal(worker.pid, signal.SIGABRT)
 

@@ -213,10 +213,12 @@ class Server:
         self.inflight.on_request = on_request
 
     def alive_as_of(self) -> float:
-        """The monotonic time the poller last looped (at least once a second while it runs).
-        A supervisor aborts the process once this is older than its timeout; threads stuck
-        in the application are watched request by request instead (check_stuck)."""
-        return self._poller.looped_at
+        """Until when the poller is known to be alive: it loops at least every
+        LIVENESS_TICK_S, so a poller asleep in poll() is alive until that tick is due, and
+        this value ages only once it is overdue. A supervisor aborts the process when it is
+        older than its timeout; threads stuck in the application are watched request by
+        request instead (check_stuck)."""
+        return min(time.monotonic(), self._poller.looped_at + LIVENESS_TICK_S)
 
     def check_stuck(self) -> bool:
         """Log each request running longer than `timeout` once, with its thread's stack;

@@ -13,6 +13,7 @@ import time
 import psutil
 import pytest
 
+from tests.e2e.appfiles import write_app
 from tests.e2e.conftest import ROOT, run_server, server_env, start_server
 from tests.e2e.load import Load
 from tests.e2e.test_arbiter import (
@@ -30,14 +31,8 @@ NON_STOP = (signal.SIGHUP, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTTIN, signa
 
 def _slow_app(directory, import_s: float) -> None:
     """An application whose import takes `import_s` (a slow start, or a slow reload)."""
-    (directory / "slowapp.py").write_text(
-        "import json, os, time\n"
-        "open('importing', 'w').close()\n"
-        f"time.sleep({import_s})\n"
-        "def app(environ, start_response):\n"
-        "    body = json.dumps({'pid': os.getpid()}).encode()\n"
-        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
-        "    return [body]\n")
+    write_app(directory, "slowapp", "json.dumps({'pid': os.getpid()})",
+              top=f"open('importing', 'w').close()\ntime.sleep({import_s})")
 
 
 def _start_slow(tmp_path, *flags: str, import_s: float = 2.0):
@@ -171,6 +166,7 @@ def test_a_worker_that_ignores_term_is_killed_after_graceful_timeout(serve):
     psutil.Process(deaf).suspend()  # TERM stays pending: it never stops by itself
     assert stop_and_check_no_orphans(server) == 0
     log = server.log()
+    assert f"Worker {deaf} still running: its threads' tracebacks follow" in log
     assert f"Worker {deaf} still running: SIGKILL" in log
     assert f"Worker {deaf} exited (signal SIGKILL)" in log
 
