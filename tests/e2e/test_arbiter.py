@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 
+from tests.e2e.appfiles import write_app
 from tests.e2e.conftest import run_server
 from tests.e2e.load import Load
 
@@ -108,11 +109,7 @@ def test_ttin_and_ttou_change_the_count_never_below_one(serve):
 
 
 def _write_app(directory: Path, text: str) -> None:
-    (directory / "hupapp.py").write_text(
-        "def app(environ, start_response):\n"
-        f"    body = {text!r}.encode()\n"
-        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
-        "    return [body]\n")
+    write_app(directory, "hupapp", repr(text))
 
 
 def test_hup_under_load_reimports_the_app_with_no_failed_request(serve, tmp_path):
@@ -224,13 +221,8 @@ def test_usr1_reaches_the_workers(serve, tmp_path):
 
 
 def test_preload_imports_the_app_once_in_the_arbiter(serve, tmp_path):
-    (tmp_path / "preloaded.py").write_text(
-        "import os\n"
-        "IMPORTED_IN = os.getpid()\n"
-        "def app(environ, start_response):\n"
-        "    body = f'{IMPORTED_IN} {os.getpid()}'.encode()\n"
-        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
-        "    return [body]\n")
+    write_app(tmp_path, "preloaded", "f'{IMPORTED_IN} {os.getpid()}'",
+              top="IMPORTED_IN = os.getpid()")
     server = serve("preloaded:app", "--workers", "2", "--preload", "--chdir", str(tmp_path))
     pids = worker_count(server, 2)
     imported_in, served_by = map(int, get_text(server, "/").split())

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 import psutil
 
+from tests.e2e.appfiles import write_app
 from tests.e2e.load import Load
 from tests.e2e.test_arbiter import APP, get_text, wait_until, worker_count
 
@@ -90,10 +91,7 @@ def test_usr2_twice_starts_one_new_arbiter(serve):
 
 
 def test_usr2_with_a_new_binary_that_cannot_start_keeps_the_old_one(serve, tmp_path):
-    (tmp_path / "usr2app.py").write_text(
-        "def app(environ, start_response):\n"
-        "    start_response('200 OK', [('Content-Length', '3')])\n"
-        "    return [b'old']\n")
+    write_app(tmp_path, "usr2app", "'old'")
     pidfile = tmp_path / "treadle.pid"
     server = serve("usr2app:app", "--workers", "1", "--chdir", str(tmp_path),
                    "--pid", str(pidfile))

@@ -8,6 +8,7 @@ import socket
 
 import httpx
 
+from tests.e2e.appfiles import write_app
 from tests.e2e.load import Load
 from tests.e2e.test_arbiter import (
     APP,
@@ -95,15 +96,9 @@ def test_http2_streams_count_for_max_requests(serve):
 
 
 def test_max_worker_memory_recycles_a_growing_worker_without_failed_requests(serve, tmp_path):
-    (tmp_path / "hungry.py").write_text(
-        "import json, os\n"
-        "HELD = []\n"
-        "def app(environ, start_response):\n"
-        "    if environ['PATH_INFO'] == '/grow':\n"
-        "        HELD.append(b'x' * 8 * 2**20)  # written pages: RSS grows by 8 MiB\n"
-        "    body = json.dumps({'pid': os.getpid()}).encode()\n"
-        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
-        "    return [body]\n")
+    write_app(tmp_path, "hungry", "json.dumps({'pid': os.getpid()})", top="HELD = []",
+              first="if environ['PATH_INFO'] == '/grow':\n"
+                    "    HELD.append(b'x' * 8 * 2**20)  # written pages: RSS grows 8 MiB")
     server = serve("hungry:app", "--workers", "1", "--max-worker-memory", "100",
                    "--chdir", str(tmp_path))
     (first,) = worker_count(server, 1)
@@ -121,12 +116,7 @@ def test_max_worker_memory_recycles_a_growing_worker_without_failed_requests(ser
 
 
 def _write_app(directory, text: str) -> None:
-    (directory / "devapp.py").write_text(
-        "import helper\n"
-        "def app(environ, start_response):\n"
-        f"    body = ({text!r} + helper.SUFFIX).encode()\n"
-        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
-        "    return [body]\n")
+    write_app(directory, "devapp", f"{text!r} + helper.SUFFIX", top="import helper")
 
 
 def test_reload_restarts_the_worker_when_the_app_or_an_extra_file_changes(serve, tmp_path):
