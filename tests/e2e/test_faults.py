@@ -4,6 +4,8 @@ activation with workers. Real signals, real clients, and no process left behind.
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import socket
 import subprocess
@@ -202,3 +204,45 @@ def test_socket_activation_fd_with_two_workers(tmp_path):
         assert load.failures == []
     finally:
         assert stop_and_check_no_orphans(server) == 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGQUIT, signal.SIGUSR2,
+                                 signal.SIGTTOU])
+def test_signals_while_a_new_generation_boots(tmp_path, sig):
+    _slow_app(tmp_path, 0)
+    server = start_server("slowapp:app", "--workers", "2", "--chdir", str(tmp_path),
+                          log_path=tmp_path / "server.log")
+    successor = None
+    try:
+        worker_count(server, 2)
+        assert get_text(server, "/")
+        (tmp_path / "importing").unlink()
+        _slow_app(tmp_path, 2)
+        server.send_signal(signal.SIGHUP)
+        _wait_for_import(server.process, tmp_path)  # the new generation is importing
+        children = psutil.Process(server.process.pid).children(recursive=True)
+        server.send_signal(sig)
+        if sig in (signal.SIGTERM, signal.SIGQUIT):
+            assert server.process.wait(30) == 0
+            _, alive = psutil.wait_procs(children, timeout=5)
+            assert not alive
+            return
+        if sig == signal.SIGUSR2:
+            match = wait_until(lambda: re.search(r"started a new arbiter \(pid (\d+)\)",
+                                                 server.log()), "USR2", server)
+            successor = int(match.group(1))
+            assert server.process.wait(30) == 0  # the new arbiter took over
+            wait_until(lambda: "Worker" in server.log().split(f"[{successor}]", 1)[-1],
+                       "the new arbiter's workers", server)
+            return
+        wait_until(lambda: "Generation 2 serving" in server.log(), "generation 2", server)
+        worker_count(server, 1)  # TTOU applied to the new generation
+        assert get_text(server, "/")
+    finally:
+        if successor is not None:
+            family = [psutil.Process(successor), *psutil.Process(successor).children()]
+            os.kill(successor, signal.SIGTERM)
+            _, alive = psutil.wait_procs(family, timeout=15)
+            assert not alive
+        if server.process.poll() is None:
+            assert stop_and_check_no_orphans(server) == 0
