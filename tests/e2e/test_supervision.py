@@ -22,7 +22,7 @@ from tests.e2e.test_arbiter import (
 
 def _send_sleep(server, seconds: int) -> socket.socket:
     """A request that sleeps `seconds` in the application; the caller closes the socket."""
-    sock = socket.create_connection((server.host, server.port), timeout=10)
+    sock = socket.create_connection((server.host, server.port), timeout=30)
     sock.sendall(f"GET /sleep?s={seconds} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
     return sock
 
@@ -54,19 +54,19 @@ def test_stuck_requests_are_logged_and_their_worker_replaced_new_one_first(serve
 
 def test_single_process_logs_each_stuck_request_once(serve):
     server = serve(APP, "--threads", "2", "-t", "1")
-    clients = [_send_sleep(server, 4)]
+    clients = [_send_sleep(server, 8)]  # long enough to overlap the second under load
     try:
         wait_until(lambda: "request running longer than timeout" in server.log(),
                    "the stuck request logged", server)
         assert get_text(server, "/osenv")  # a thread is still free
-        clients.append(_send_sleep(server, 4))
+        clients.append(_send_sleep(server, 8))
         wait_until(lambda: "every thread runs a request past timeout" in server.log(),
                    "the stall logged", server)
         for client in clients:  # both answered once they return
             assert client.recv(100).startswith(b"HTTP/1.1 200")
         log = server.log()
         assert log.count("request running longer than timeout") == 2  # once each
-        assert "GET /sleep?s=4 has run" in log and "in sleep" in log
+        assert "GET /sleep?s=8 has run" in log and "in sleep" in log
     finally:
         for client in clients:
             client.close()
