@@ -34,8 +34,8 @@ def _same(advice: str, *names: str) -> list[GunicornOnly]:
     return [GunicornOnly(name, advice) for name in names]
 
 
-_NO_RELOAD = ("not yet supported: restart treadle from a file watcher, or use a development "
-              "server while editing")
+_NO_RELOAD = ("not needed: --reload always polls with the standard library (no inotify); "
+              "drop it")
 _HOOK = ("server hooks need a Python config file, which treadle does not read: wrap the "
          "application in WSGI middleware for per-request work, and do start-up work at "
          "import time or in an application factory")
@@ -55,9 +55,7 @@ _PROXY = ("the PROXY protocol is not supported (a PROXY line gets 400): let the 
 GUNICORN_ONLY: tuple[GunicornOnly, ...] = (
     GunicornOnly("worker_class", "treadle has one worker type, threads (like gunicorn's "
                  "gthread): drop it and set --threads", ("-k", "--worker-class")),
-    GunicornOnly("reload", _NO_RELOAD, ("--reload",), 0),
     GunicornOnly("reload_engine", _NO_RELOAD, ("--reload-engine",)),
-    GunicornOnly("reload_extra_files", _NO_RELOAD, ("--reload-extra-file",)),
     GunicornOnly("spew", "not supported: use sys.settrace or a debugger in the application",
                  ("--spew",), 0),
     GunicornOnly("sendfile", "not needed: wsgi.file_wrapper always uses os.sendfile on "

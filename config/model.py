@@ -32,7 +32,10 @@ class Config:
     worker_connections: int = 1000
     max_requests: int = 0
     max_requests_jitter: int = 0
+    max_worker_memory: int = 0
     preload_app: bool = False
+    reload: bool = False
+    reload_extra_files: tuple[str, ...] = ()
     keepalive: float = 5.0
     header_timeout: float = 10.0
     body_timeout: float = 30.0

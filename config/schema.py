@@ -8,9 +8,13 @@ from dataclasses import dataclass
 
 from . import validators as v
 
-__all__ = ["ENV_PREFIX", "SECTIONS", "SETTINGS", "Setting", "by_name", "default_display"]
+__all__ = ["ENV_PREFIX", "INTERNAL_VARIABLES", "SECTIONS", "SETTINGS", "Setting", "by_name",
+           "default_display"]
 
 ENV_PREFIX = "TREADLE_"
+# Variables with the prefix that are not settings: what a process hands its successor
+# (server/reexec.py: the listeners a SIGUSR2 passes on).
+INTERNAL_VARIABLES = frozenset({"TREADLE_FDS"})
 
 SECTIONS = (
     "Config file",
@@ -144,8 +148,9 @@ SETTINGS: tuple[Setting, ...] = (
         "(each a threaded server sharing the arbiter's sockets), replaces any that exits "
         "or stops heartbeating (timeout), recycles them (max_requests) and answers "
         "gunicorn's signals: HUP starts a new generation, TTIN/TTOU add or remove one. "
-        "0 keeps PID 1 the server itself, as containers often want; timeout, "
-        "max_requests and preload_app then have no effect. See docs/deployment.md.",
+        "0 keeps PID 1 the server itself, as containers often want; max_requests and "
+        "preload_app then have no effect, and timeout only logs stuck requests. "
+        "See docs/deployment.md.",
         gunicorn="gunicorn's default is 1, always with a master; treadle's default 0 runs "
         "without one, and `-w 1` means one supervised worker, as in gunicorn.",
     ),
@@ -181,6 +186,18 @@ SETTINGS: tuple[Setting, ...] = (
         flags=("--max-requests-jitter",), metavar="INT",
     ),
     Setting(
+        "max_worker_memory", "Workers", v.integer(0), 0,
+        "Recycle a worker process whose resident memory (RSS) exceeds this many MiB; 0 "
+        "never.",
+        flags=("--max-worker-memory",), metavar="MIB",
+        details="Each worker reads its RSS from /proc/self/statm about once a second (Linux; "
+        "elsewhere the setting is ignored, with one warning). Over the ceiling it recycles "
+        "as with max_requests: it stops accepting and finishes its requests in flight while "
+        "the arbiter's replacement already serves. Needs workers >= 1.",
+        gunicorn="new: gunicorn has no memory ceiling (granian's --workers-max-rss, also "
+        "in MiB).",
+    ),
+    Setting(
         "preload_app", "Workers", v.boolean(), False,
         "Import the application in the arbiter before forking the workers.",
         flags=("--preload",), switch=True, negative_flags=("--no-preload",),
@@ -188,6 +205,26 @@ SETTINGS: tuple[Setting, ...] = (
         "stops the start at once (exit 3). A reload (HUP) then cannot re-import the "
         "application: new workers get the code loaded at start; restart to change it. "
         "Needs workers >= 1.",
+    ),
+    Setting(
+        "reload", "Workers", v.boolean(), False,
+        "Development: restart the workers when the application's source files change.",
+        flags=("--reload",), switch=True, negative_flags=("--no-reload",),
+        details="Each worker polls, about once a second, the files of the modules it "
+        "imported from the working directory or the application's package (not the "
+        "standard library or site-packages), plus reload_extra_files; on a change the "
+        "arbiter starts a new generation of workers, as on SIGHUP, so an edit that fails "
+        "to import leaves the old workers serving and logs why. With workers = 0 it runs "
+        "an arbiter with one worker. It turns preload_app off. Not for production.",
+        gunicorn="Same name; treadle polls with the standard library only (no "
+        "reload_engine) and restarts the workers new generation first.",
+    ),
+    Setting(
+        "reload_extra_files", "Workers", v.string_list(v.path(), "files"), (),
+        "Another file whose change triggers a reload (repeat the flag for more).",
+        flags=("--reload-extra-file",), metavar="FILE", repeat=True,
+        details="Templates, configuration files: anything the application reads that is "
+        "not a Python module. Needs reload.",
     ),
     Setting(
         "keepalive", "Timeouts", v.seconds(), 5.0,
@@ -212,15 +249,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting(
         "timeout", "Timeouts", v.seconds(), 30.0,
-        "Seconds a worker process may go without a heartbeat before the arbiter aborts it "
-        "(its threads' tracebacks are logged first) and starts a replacement; 0 never.",
+        "Seconds a request may run before it is logged as stuck (once, with its thread's "
+        "stack), and a worker process may go without a heartbeat before the arbiter aborts "
+        "it (tracebacks first) and starts a replacement; 0 never.",
         flags=("-t", "--timeout"), metavar="SECONDS",
-        details="A worker heartbeats about once a second while its poller runs and at least "
-        "one of its threads is free or has started a request within this time: a worker "
-        "whose every thread has been busy for longer (stuck requests) is aborted. A worker "
-        "gets the same time to start (import the application). Needs workers >= 1.",
+        details="Every process, workers or not, logs each request running longer than this "
+        "with its method, path, run time and stack. When every thread of a worker runs such "
+        "a request, the arbiter starts a replacement and stops the stuck worker once the "
+        "replacement serves; the single process (workers = 0) can only log it: recovery "
+        "needs --workers. A worker heartbeats about once a second while its poller runs; "
+        "one silent for longer (hung in C code, stopped) is aborted. A worker gets the same "
+        "time to start (import the application).",
         gunicorn="Same name and default; fractions allowed. gunicorn's gthread worker "
-        "heartbeats even when all its threads are stuck.",
+        "heartbeats even when all its threads are stuck, and logs no stuck request.",
     ),
     Setting(
         "graceful_timeout", "Timeouts", v.seconds(), 30.0,

@@ -18,7 +18,7 @@ from .errors import ConfigError, Invalid
 from .guess import closest
 from .model import Config
 from .pyconf import looks_like_python, python_config_error
-from .schema import ENV_PREFIX, SETTINGS, Setting
+from .schema import ENV_PREFIX, INTERNAL_VARIABLES, SETTINGS, Setting
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,7 +82,7 @@ def _command_line(argv: Sequence[str]) -> _Layer:
 def _environment(environ: Mapping[str, str]) -> _Layer:
     layer = _Layer({}, {})
     for variable in sorted(environ):
-        if not variable.startswith(ENV_PREFIX):
+        if not variable.startswith(ENV_PREFIX) or variable in INTERNAL_VARIABLES:
             continue
         setting = _ENV_NAMES.get(variable)
         if setting is None:

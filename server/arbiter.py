@@ -10,9 +10,12 @@ starts workers until the count is right, backing off when they die before servin
 
 TERM/INT: graceful stop of every worker, exit 0. QUIT (or a second stop signal): quick stop.
 TTIN/TTOU: one worker more/fewer (never below 1). USR1: reopen log files here and in every
-worker. HUP: a new generation with the configuration read again (and the application imported
-again, unless preload_app); the old workers are stopped gracefully once every new one serves;
-a configuration or application that fails leaves the old generation serving.
+worker. USR2: start a new arbiter from the binary on disk with the listeners inherited; once
+it serves, this one stops gracefully (server/reexec.py). HUP: a new generation with the
+configuration read again (and the application imported again, unless preload_app); the old
+workers are stopped gracefully once every new one serves; a configuration or application
+that fails leaves the old generation serving. With --reload a worker that sees a source file
+change asks for the same new generation.
 """
 
 from __future__ import annotations
@@ -29,11 +32,12 @@ from ..config import ConfigError, load
 from .listeners import Listener
 from .logs import setup_access_log, setup_error_log
 from .readiness import readable
+from .reexec import Inherited, rename_quietly, start_new_binary
 from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
 from .signals import HANDLED_SIGNALS, SignalQueue, signal_name
 from .tls import TLSConfigError, build_context
-from .worker import HEARTBEAT, READY, RECORD, RETIRING, worker_main
+from .worker import HEARTBEAT, READY, RECORD, RELOAD, RETIRING, STUCK, worker_main
 
 EXIT_OK = 0
 EXIT_APP = 3
@@ -62,13 +66,16 @@ class WorkerProcess:
     alive_at: float  # monotonic time of its last sign of life (heartbeats carry it)
     ready: bool = False
     leaving: bool = False  # stopping, retiring or aborted: no longer counted
+    stuck: bool = False  # every thread stuck: stopped once a replacement serves
+    aborted: bool = False  # sent SIGABRT (tracebacks to the log); SIGKILL is next
     kill_at: float | None = None  # SIGKILL then, if still running
     buffer: bytes = b""
 
 
 class Arbiter:
     def __init__(self, cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
-                 access_log: logging.Logger | None, start_cwd: str) -> None:
+                 access_log: logging.Logger | None, start_cwd: str,
+                 inherited: Inherited | None = None) -> None:
         self.current = Generation(1, cfg, app)
         self.pending: Generation | None = None
         self.preloaded = app is not None
@@ -76,7 +83,7 @@ class Arbiter:
         self.error_log = error_log
         self.access_log = access_log
         self.start_cwd = start_cwd
-        self.target = cfg.workers
+        self.target = worker_count(cfg)
         self.workers: dict[int, WorkerProcess] = {}
         self.failures = 0  # workers in a row that died before serving
         self.spawn_at = 0.0  # backoff: no spawn before this
@@ -84,6 +91,12 @@ class Arbiter:
         self.announced_ready = False  # READY=1 sent to systemd (once every first worker serves)
         self.status: int = EXIT_OK
         self.signals: SignalQueue | None = None
+        self.inherited = inherited  # started by an old arbiter's USR2: tell it when we serve
+        self.pidfile: str | None = cfg.pidfile
+        self.successor_pid = 0  # USR2: the new arbiter starting
+        self.successors: set[int] = set()  # every one started, until reaped
+        self.successor_fd = -1  # readable once it serves (a byte) or has died (EOF)
+        self.oldbin: str | None = None  # our pid file, renamed while a successor starts
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -104,6 +117,7 @@ class Arbiter:
         finally:
             self._kill_all()
             self.signals.restore()
+            self._drop_oldbin()
         self.error_log.info("Stopped")
         return self.status
 
@@ -125,9 +139,13 @@ class Arbiter:
         assert self.signals is not None
         fds = [self.signals.fileno] + [w.status_fd for w in self.workers.values()
                                        if w.status_fd >= 0]
+        if self.successor_fd >= 0:
+            fds.append(self.successor_fd)
         ready = readable(fds, timeout_s)
         if self.signals.fileno in ready:
             self.signals.drain()
+        if self.successor_fd in ready:
+            self.successor_said()
         while (sig := self.signals.pop()) is not None:
             self.on_signal(sig)
         for worker in list(self.workers.values()):
@@ -153,6 +171,8 @@ class Arbiter:
             reopen_logs(self.error_log)
             for pid in self.workers:
                 self._signal(pid, signal.SIGUSR1)
+        elif sig == signal.SIGUSR2:
+            self.reexec()
         else:
             self.error_log.warning("%s ignored", signal_name(sig))
 
@@ -182,37 +202,85 @@ class Arbiter:
 
     # -- reload --------------------------------------------------------------------------
 
-    def reload(self) -> None:
-        """SIGHUP: start a new generation from the configuration read again."""
+    def reload(self, why: str = "SIGHUP") -> None:
+        """SIGHUP (or --reload): start a new generation from the configuration read again."""
         try:
             cfg = load(sys.argv[1:], os.environ, self.start_cwd)
             if cfg.certfile is not None:
                 build_context(cfg)
         except (ConfigError, TLSConfigError) as exc:
-            self.error_log.error("SIGHUP: the new configuration is not usable (%s); "
-                                 "the current workers keep serving", exc)
+            self.error_log.error("%s: the new configuration is not usable (%s); "
+                                 "the current workers keep serving", why, exc)
             return
         if cfg.bind != self.current.cfg.bind:
-            self.error_log.warning("SIGHUP: bind changed; listeners stay as they are until "
-                                   "a restart")
+            self.error_log.warning("%s: bind changed; listeners stay as they are until "
+                                   "a restart", why)
         if cfg.errorlog != self.current.cfg.errorlog or cfg.loglevel != self.current.cfg.loglevel \
                 or cfg.accesslog != self.current.cfg.accesslog:
             try:
                 self.error_log = setup_error_log(cfg.errorlog, cfg.loglevel)
                 self.access_log = setup_access_log(cfg.accesslog)
             except OSError as exc:
-                self.error_log.error("SIGHUP: cannot open a log file (%s)", exc)
+                self.error_log.error("%s: cannot open a log file (%s)", why, exc)
         sd_reloading()
         if self.pending is not None:  # a reload during a reload: the newest one wins
             for worker in self._workers_of(self.pending):
                 self.stop_worker(worker)
         number = max(self.current.number, self.pending.number if self.pending else 0) + 1
         self.pending = Generation(number, cfg, self.current.app)
-        self.target = cfg.workers
+        self.target = worker_count(cfg)
         self.failures, self.spawn_at = 0, 0.0
         note = " (preload_app: the application is not imported again)" if self.preloaded else ""
-        self.error_log.info("SIGHUP: starting generation %d with %d workers%s", number,
+        self.error_log.info("%s: starting generation %d with %d workers%s", why, number,
                             self.target, note)
+
+    # -- USR2: a new binary takes over (server/reexec.py) -------------------------------
+
+    def reexec(self) -> None:
+        if self.successor_pid:
+            self.error_log.warning("SIGUSR2: a new arbiter (pid %d) is starting already; "
+                                   "ignored", self.successor_pid)
+            return
+        if self.pidfile is not None and rename_quietly(self.pidfile, self.pidfile + ".oldbin",
+                                                       self.error_log):
+            self.oldbin = self.pidfile + ".oldbin"
+        self.successor_pid, self.successor_fd = start_new_binary(
+            self.listeners, self.start_cwd, self.error_log)
+        self.successors.add(self.successor_pid)
+        self.error_log.info("SIGUSR2: started a new arbiter (pid %d) on the same listeners",
+                            self.successor_pid)
+
+    def successor_said(self) -> None:
+        """The new arbiter serves (one byte), or died before it did (end of file)."""
+        try:
+            data = os.read(self.successor_fd, 1)
+        except OSError:
+            data = b""
+        os.close(self.successor_fd)
+        self.successor_fd = -1
+        if data:
+            for listener in self.listeners:
+                listener.unix_path = None  # its socket file is the new arbiter's now
+            self.stop(quick=False, reason=f"SIGUSR2: the new arbiter (pid "
+                                          f"{self.successor_pid}) serves")
+            return
+        self.error_log.error("SIGUSR2: the new arbiter (pid %d) exited before serving; this "
+                             "one keeps serving", self.successor_pid)
+        if self.oldbin is not None and self.pidfile is not None:
+            rename_quietly(self.oldbin, self.pidfile, self.error_log)
+            self.oldbin = None
+        self.successor_pid = 0  # reap() collects it
+
+    def _drop_oldbin(self) -> None:
+        if self.oldbin is None:
+            return
+        try:
+            with open(self.oldbin, encoding="ascii") as handle:
+                mine = handle.read().strip() == str(os.getpid())
+            if mine:
+                os.unlink(self.oldbin)
+        except OSError:
+            pass
 
     def _workers_of(self, generation: Generation) -> list[WorkerProcess]:
         return [w for w in self.workers.values() if w.generation is generation]
@@ -235,6 +303,10 @@ class Arbiter:
             ready = [w for w in self._workers_of(self.current) if w.ready]
             if len(ready) >= self.target:
                 self.announced_ready = True
+                if self.inherited is not None:  # USR2: the old arbiter may go now
+                    self.inherited.claim_files(self.listeners)
+                    self.inherited.announce_ready()
+                    sd_notify(f"MAINPID={os.getpid()}")
                 sd_notify("READY=1")
         if self.pending is not None:
             ready = [w for w in self._workers_of(self.pending) if w.ready and not w.leaving]
@@ -243,11 +315,23 @@ class Arbiter:
         for generation in (self.current, self.pending):
             if generation is not None:
                 self._keep_count(generation)
+        self._stop_replaced_stuck()
+
+    def _stop_replaced_stuck(self) -> None:
+        """Stop stuck workers once the full count serves without them (new one first)."""
+        stuck = [w for w in self.workers.values() if w.stuck and w.kill_at is None]
+        if not stuck:
+            return
+        serving = [w for w in self._workers_of(self.current) if w.ready and not w.leaving]
+        if len(serving) >= self.target:
+            for worker in stuck:
+                self.error_log.info("Worker %d replaced; stopping it", worker.pid)
+                self.stop_worker(worker)
 
     def _keep_count(self, generation: Generation) -> None:
         active = [w for w in self._workers_of(generation) if not w.leaving]
         target = self.target if generation is (self.pending or self.current) \
-            else generation.cfg.workers
+            else worker_count(generation.cfg)
         while len(active) < target and time.monotonic() >= self.spawn_at:
             active.append(self.spawn(generation))
         if len(active) > target and self.pending is None:
@@ -312,6 +396,13 @@ class Arbiter:
                 self.failures = 0
             elif kind == HEARTBEAT:
                 worker.alive_at = when_s
+            elif kind == STUCK and not worker.leaving:
+                self.error_log.error("Worker %d is stuck: starting its replacement; it stops "
+                                     "once that one serves", worker.pid)
+                worker.leaving = worker.stuck = True
+            elif kind == RELOAD and not worker.leaving and self.pending is None \
+                    and worker.generation is self.current and not self.stopping:
+                self.reload(why="--reload")  # once: the other workers' reports are ignored
             elif kind == RETIRING and not worker.leaving:
                 worker.leaving = True  # its replacement starts now; it finishes and exits
                 cfg = worker.generation.cfg
@@ -328,6 +419,10 @@ class Arbiter:
             worker = self.workers.pop(pid, None)
             if worker is not None:
                 self.on_exit(worker, wait_status)
+            elif pid in self.successors:
+                self.successors.discard(pid)
+                code = os.waitstatus_to_exitcode(wait_status)
+                self.error_log.info("The new arbiter (pid %d) exited (status %d)", pid, code)
 
     def on_exit(self, worker: WorkerProcess, wait_status: int) -> None:
         if worker.status_fd >= 0:
@@ -342,12 +437,12 @@ class Arbiter:
             return  # maintain() replaces it at once
         generation = worker.generation
         if generation is self.pending and code in BOOT_FAILURES:
-            self.error_log.error("SIGHUP: the new workers cannot start (%s); the previous "
+            self.error_log.error("Reload: the new workers cannot start (%s); the previous "
                                  "generation keeps serving", how)
             for other in self._workers_of(generation):
                 self.stop_worker(other)
             self.pending = None
-            self.target = self.current.cfg.workers
+            self.target = worker_count(self.current.cfg)
             return
         if code in BOOT_FAILURES and not generation.ever_ready and generation is self.current:
             self.error_log.error("Workers cannot start (%s): stopping", how)
@@ -364,17 +459,25 @@ class Arbiter:
         now = time.monotonic()
         for worker in list(self.workers.values()):
             if worker.kill_at is not None:
-                if now >= worker.kill_at:
-                    self.error_log.error("Worker %d still running: SIGKILL", worker.pid)
-                    self._signal(worker.pid, signal.SIGKILL)
-                    worker.kill_at = now + LOOP_TICK_S  # again later if it somehow survives
+                if now < worker.kill_at:
+                    continue
+                if not worker.aborted:  # its tracebacks first, as gunicorn's worker_abort
+                    self.error_log.error("Worker %d still running: its threads' tracebacks "
+                                         "follow, then SIGKILL", worker.pid)
+                    worker.aborted = True
+                    worker.kill_at = now + KILL_GRACE_S
+                    self._signal(worker.pid, signal.SIGABRT)
+                    continue
+                self.error_log.error("Worker %d still running: SIGKILL", worker.pid)
+                self._signal(worker.pid, signal.SIGKILL)
+                worker.kill_at = now + LOOP_TICK_S  # again later if it somehow survives
                 continue
             timeout_s = worker.generation.cfg.timeout
             if timeout_s and now - worker.alive_at > timeout_s:
                 self.error_log.critical(
                     "WORKER TIMEOUT (pid:%d): no sign of life for %.1fs; its threads' "
                     "tracebacks follow, then SIGKILL", worker.pid, now - worker.alive_at)
-                worker.leaving = True  # its replacement starts now
+                worker.leaving = worker.aborted = True  # its replacement starts now
                 worker.kill_at = now + KILL_GRACE_S
                 self._signal(worker.pid, signal.SIGABRT)
 
@@ -390,6 +493,11 @@ class Arbiter:
             worker = self.workers.pop(pid)
             if worker.status_fd >= 0:
                 os.close(worker.status_fd)
+
+
+def worker_count(cfg: Any) -> int:
+    """The workers a configuration asks for: --reload with workers = 0 still needs one."""
+    return max(int(cfg.workers), 1)
 
 
 def _flush_logs() -> None:

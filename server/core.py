@@ -30,7 +30,7 @@ from typing import Any
 from .http1 import open_connection
 from .listeners import Listener
 from .parking import Parkable, Phase
-from .poller import Poller
+from .poller import LIVENESS_TICK_S, Poller
 from .runtime import Job, Runtime, Wakeable, build_runtime
 from .wakeup import Wakeup
 
@@ -82,7 +82,6 @@ class Server:
         self.listeners = list(listeners)
         self.error_log = error_log
         self.h2_connections = H2Registry()  # open HTTP/2 connections, each on its own thread
-        self.request_hook: Callable[[], None] | None = None
         self.stopping = False
         self._lock = threading.Lock()
         self._handbacks: list[Parkable] = []
@@ -90,9 +89,9 @@ class Server:
         self.wakeup = Wakeup()
         self.short_of: str | None = None  # why a connection was refused: pause accepting
         self._jobs: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
-        # When each pool thread started its current job (monotonic; 0.0 when idle): a worker
-        # process whose every thread is stuck stops looking alive (alive_as_of).
-        self._busy_since_s = [0.0] * self.runtime.thread_count
+        # The request each pool thread runs (since when, its environ): stuck ones are logged
+        # and a worker whose every thread is stuck is replaced (see server/inflight.py).
+        self.inflight = self.runtime.inflight
         self._open = 0
         self._backlog_taken = False  # (lock) at a stop: the poller took the listen backlog
         self._evicted = 0
@@ -161,17 +160,22 @@ class Server:
             self.wakeup.close()
 
     def count_requests(self, on_request: Callable[[], None]) -> None:
-        """Call `on_request` (from the serving thread) after each HTTP/1.1 request: a worker
-        process counts them to recycle itself after max_requests."""
-        self.request_hook = on_request
+        """Call `on_request` (from the serving thread) after each request, HTTP/1.1 or an
+        HTTP/2 stream: a worker process counts them to recycle itself after max_requests."""
+        self.inflight.on_request = on_request
 
     def alive_as_of(self) -> float:
-        """The monotonic time this server last showed progress: about now while its poller
-        loops and a pool thread is free; when all are busy, the time the latest of them took
-        its job. A supervisor aborts the process once this is older than its timeout."""
-        busy = self._busy_since_s
-        pool_s = time.monotonic() if 0.0 in busy else max(busy)
-        return min(pool_s, self._poller.looped_at)
+        """Until when the poller is known to be alive: it loops at least every
+        LIVENESS_TICK_S, so a poller asleep in poll() is alive until that tick is due, and
+        this value ages only once it is overdue. A supervisor aborts the process when it is
+        older than its timeout; threads stuck in the application are watched request by
+        request instead (check_stuck)."""
+        return min(time.monotonic(), self._poller.looped_at + LIVENESS_TICK_S)
+
+    def check_stuck(self) -> bool:
+        """Log each request running longer than `timeout` once, with its thread's stack;
+        True when every pool thread runs one. Called about once a second by the serving loop."""
+        return self.inflight.stuck(self.runtime.timeout_s, self.error_log.error)
 
     @property
     def tls_context(self) -> Any:
@@ -271,15 +275,15 @@ class Server:
 
     def _work(self, number: int) -> None:
         get = self._jobs.get
-        busy_since_s = self._busy_since_s
+        inflight = self.inflight
+        inflight.bind(number)
         while True:
             job = get()
             if job is None:
                 return
-            busy_since_s[number] = time.monotonic()
             try:
                 job.serve()
             except BaseException as exc:  # serve() reports its own; never lose a worker
                 self.error_log.error("a worker caught an unexpected error", exc_info=exc)
             finally:
-                busy_since_s[number] = 0.0
+                inflight.end(number)

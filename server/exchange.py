@@ -110,6 +110,7 @@ class Exchange:
     def run(self, app: Callable[..., Any], started_s: float) -> bool:
         """Call the application and send its response; True when the connection carries
         on. `started_s`: when the request arrived (monotonic), for the access log."""
+        self.runtime.inflight.begin(self.environ)  # the request starts here (inflight.py)
         try:
             result = app(self.environ, self.start_response)
             try:

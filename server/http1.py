@@ -258,13 +258,7 @@ class HTTP1Connection:
                 request, self.request = self.request, None
                 if runtime.h2c_upgrade and upgrade(self, request):
                     return  # answered over HTTP/2 as stream 1
-                hook = host.request_hook
-                try:
-                    carry_on = self.run_request(request)
-                finally:
-                    if hook is not None:
-                        hook()
-                if not carry_on:
+                if not self.run_request(request):
                     return
                 self.phase = IDLE
                 pending, closed = self.engine.trailing_data  # cheaper than asking for events

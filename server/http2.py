@@ -259,7 +259,16 @@ class H2Driver(StreamEvents):
         return runtime.keepalive_s if self.served_any else runtime.header_timeout_s
 
     def _graceful_goaway(self) -> None:
-        """GOAWAY naming the last stream we will serve; those in flight still finish."""
+        """GOAWAY naming the last stream we will serve; those in flight still finish.
+
+        What the workers have posted already goes out first: python-h2 as a client (httpx)
+        treats a GOAWAY as the end of the connection and fails on any later frame, so a
+        response finished before the stop (a worker recycling after max_requests) must
+        not come after it."""
+        with self.lock:
+            news = bool(self.ready)
+        if news:
+            self._on_wake(False)
         self._take_output()
         self.goaway_at = self.conn.highest_inbound_stream_id
         self.out += goaway_frame(self.goaway_at)

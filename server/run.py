@@ -1,11 +1,14 @@
 """`run(cfg)`: one serving process from settings to exit status.
 
-Order matters: logs, umask, listeners (exit 4 when one cannot be opened), then user/group
-(after binding, so privileged ports work), the pidfile, the application (exit 3 when it
-cannot be loaded; it is imported as the final user), then serve until a stop signal
+Order matters: logs, umask, signals held (a stop signal ends the start with status 0, the
+others wait for the serving loop: server/signals.py), listeners (exit 4 when one cannot be
+opened), then user/group (after binding, so privileged ports work), the pidfile, the
+application (exit 3 when it cannot be loaded; it is imported as the final user), then serve
+until a stop signal
 (server/serving.py) in this process, or, with `workers` >= 1, hand over to the arbiter
 (server/arbiter.py), which forks the workers and imports the application in each of them
-(or once, before forking, with preload_app).
+(or once, before forking, with preload_app). --reload always runs an arbiter (one worker
+when `workers` is 0) and turns preload_app off: a worker must import the code it watches.
 """
 
 from __future__ import annotations
@@ -20,7 +23,9 @@ from .arbiter import Arbiter
 from .http2 import descriptors_per_connection
 from .listeners import BindError, Listener, open_listener
 from .logs import setup_access_log, setup_error_log
+from .reexec import Inherited, take_inherited
 from .serving import print_app_error, print_error, serve
+from .signals import StoppedStarting, hold_while_starting, signal_name
 from .tls import TLSConfigError, build_context
 
 EXIT_OK = 0
@@ -50,16 +55,19 @@ def run(cfg: Any) -> int:
     if cfg.umask is not None:
         os.umask(cfg.umask)
     raise_open_file_limit(cfg.worker_connections * descriptors_per_connection(cfg) + 64)
+    hold_while_starting()
     listeners: list[Listener] = []
     pidfile: str | None = None
+    inherited: Inherited | None = None
     try:  # whatever happens, the listeners close and our pidfile goes
         try:
-            for bind in cfg.bind:
-                listeners.append(open_listener(bind, cfg.backlog, cfg.reuse_port))
+            inherited = take_inherited()  # started by an arbiter's USR2
+            listeners.extend(open_listeners(cfg, inherited, error_log))
             switch_user(cfg.user, cfg.group, listeners)
             pidfile = write_pidfile(cfg.pidfile)
-            supervised = cfg.workers > 0
-            app = load_app(cfg) if not supervised or cfg.preload_app else None
+            supervised = cfg.workers > 0 or cfg.reload  # --reload needs workers to replace
+            preload = cfg.preload_app and not cfg.reload
+            app = load_app(cfg) if not supervised or preload else None
         except BindError as exc:
             print_error(str(exc))
             return EXIT_BIND
@@ -69,25 +77,50 @@ def run(cfg: Any) -> int:
         except ProcessSettingError as exc:
             print_error(str(exc))
             return exc.status
+        except StoppedStarting as exc:
+            error_log.info("%s during start-up: stopping", signal_name(exc.signum))
+            return EXIT_OK
         # Everything imported so far lives as long as the process: keep it out of the garbage
         # collector's full passes, which would otherwise walk it all (pauses under load).
         gc.freeze()
         if supervised:
-            return run_arbiter(cfg, app, listeners, error_log, access_log, start_cwd)
+            return run_arbiter(cfg, app, listeners, error_log, access_log, start_cwd,
+                               inherited)
+        if inherited is not None:
+            inherited.announce_ready()
         return serve(app, cfg, listeners, error_log, access_log)
     finally:
         _cleanup(listeners, pidfile)
 
 
+def open_listeners(cfg: Any, inherited: Inherited | None,
+                   error_log: logging.Logger) -> list[Listener]:
+    """A listener for each `bind`: the one an old arbiter handed over, else a new one."""
+    listeners: list[Listener] = []
+    try:
+        for bind in cfg.bind:
+            adopted = inherited.adopt(bind) if inherited is not None else None
+            listeners.append(adopted or open_listener(bind, cfg.backlog, cfg.reuse_port))
+    except BaseException:
+        for listener in listeners:
+            listener.close()
+        raise
+    if inherited is not None:
+        for bind in inherited.close_unused():
+            error_log.warning("the inherited listener for %s is no longer bound; closed", bind)
+    return listeners
+
+
 def run_arbiter(cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
-                access_log: logging.Logger | None, start_cwd: str) -> int:
+                access_log: logging.Logger | None, start_cwd: str,
+                inherited: Inherited | None = None) -> int:
     """Supervise `cfg.workers` worker processes (server/arbiter.py) until stopped."""
     try:
         build_context(cfg)  # fail once, here, rather than in every worker
     except TLSConfigError as exc:
         print_error(str(exc))
         return EXIT_CONFIG
-    return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd).run()
+    return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd, inherited).run()
 
 
 def raise_open_file_limit(wanted: int) -> None:
@@ -138,12 +171,19 @@ def switch_user(user: str | None, group: str | None, listeners: list[Listener]) 
 
 
 def write_pidfile(path: str | None) -> str | None:
+    """Write our pid; on failure (a full disk, a read-only place) one line and exit 2,
+    leaving no empty pid file behind for a supervisor to misread."""
     if path is None:
         return None
     try:
         with open(path, "w", encoding="ascii") as handle:
             handle.write(f"{os.getpid()}\n")
     except OSError as exc:
+        try:
+            if os.path.isfile(path) and os.path.getsize(path) == 0:
+                os.unlink(path)  # created but not written (ENOSPC at close)
+        except OSError:
+            pass
         raise ProcessSettingError(f"cannot write pidfile {path}: {exc.strerror}",
                                   EXIT_CONFIG) from None
     return path

@@ -19,6 +19,7 @@ from time import time as wall_clock_s
 from typing import Any, Protocol
 
 from ..protocol.http2 import H2Limits, RequestLimits
+from .inflight import InFlight
 from .logs import access_atoms, error_stream, format_access
 from .parking import Parkable
 from .tls import build_context
@@ -80,6 +81,10 @@ class Runtime:
     sendfile_ok: bool
     thread_count: int
     max_connections: int
+    # The request each pool thread runs (a mutable registry whose reference is fixed; each
+    # thread writes only its own slot): the bridge marks where a request begins.
+    inflight: InFlight
+    timeout_s: float  # a request running longer is logged as stuck (0: never)
     environ_common: dict[str, Any]  # read-only: copied for each connection
     # The Date header value, formatted at most once a second: DateCache.http_date, bound
     # (one call on the hot path, not two).
@@ -144,6 +149,8 @@ def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
         sendfile_ok=hasattr(os, "sendfile") and tls_context is None,
         thread_count=cfg.threads,
         max_connections=cfg.worker_connections,
+        inflight=InFlight(cfg.threads),
+        timeout_s=cfg.timeout,
         environ_common=_environ_common(cfg, error_log, multiprocess),
         http_date=DateCache().http_date,
     )
@@ -193,10 +200,6 @@ class Host(Protocol):
 
     @property
     def stopping(self) -> bool: ...
-
-    @property
-    def request_hook(self) -> Callable[[], None] | None:
-        """Called after each HTTP/1.1 request (a worker process counts them)."""
 
     def park(self, conn: Parkable) -> None:
         """Give a connection back to the poller (from a worker)."""

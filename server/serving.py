@@ -6,7 +6,9 @@ Signal handlers only record the signal (server/signals.py); this loop acts on th
 TERM and INT stop gracefully (stop accepting, close idle connections, let requests in flight
 finish within graceful_timeout) and exit 0; a second stop signal, or QUIT, stops at once;
 USR1 reopens the log files. In single-process mode HUP, USR2, TTIN, TTOU and WINCH are only
-logged (they need an arbiter); a worker ignores them.
+logged (they need an arbiter); a worker ignores them. About once a second the loop logs
+requests running longer than `timeout` (server/inflight.py); when every thread runs one, a
+worker asks its arbiter for a replacement, the single process can only say so.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from .tls import TLSConfigError
 EXIT_OK = 0
 EXIT_UNEXPECTED = 1
 EXIT_CONFIG = 2
+WATCH_S = 1.0  # how often the single process looks for requests running past timeout
 GRACEFUL_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
 # Signals a worker leaves to its arbiter: ignored, so that one sent to the whole process group
@@ -52,8 +55,9 @@ class Supervision(Protocol):
     def started(self, server: Server) -> None:
         """The server accepts connections now."""
 
-    def tick(self, server: Server) -> bool:
-        """Called every tick_s while serving; False asks for a graceful stop (recycling)."""
+    def tick(self, server: Server, all_stuck: bool) -> bool:
+        """Called every tick_s while serving (`all_stuck`: every thread runs a request past
+        timeout); False asks for a graceful stop (recycling)."""
 
 
 def print_error(message: str) -> None:
@@ -84,9 +88,6 @@ def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logg
             signal.signal(sig, signal.SIG_IGN)
     signals = SignalQueue(STOP_SIGNALS + (signal.SIGUSR1,) if supervision is not None
                           else HANDLED_SIGNALS)
-    # A worker boots with USR1 blocked (see arbiter.spawn): one sent meanwhile is delivered
-    # now, to the queue, instead of killing it by the default action.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGUSR1})
     try:
         server = Server(app, cfg, listeners, error_log, access_log,
                         multiprocess=supervision is not None, on_failure=signals.fail)
@@ -123,13 +124,26 @@ def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logg
 
 def _serve_until_stop(server: Server, signals: SignalQueue, error_log: logging.Logger,
                       supervision: Supervision | None) -> int:
-    """Dispatch signals until a stop; returns it (0 for a recycling worker's own stop)."""
-    tick_s = supervision.tick_s if supervision is not None else None
+    """Dispatch signals until a stop; returns it (SIGTERM for a recycling worker's own stop).
+    About once a second (with a timeout, or supervised) it watches for stuck requests."""
+    tick_s = supervision.tick_s if supervision is not None else WATCH_S
+    watching = supervision is not None or server.runtime.timeout_s > 0
+    next_tick_s = time.monotonic() + tick_s
+    all_stuck_logged = False
     while True:
-        sig = signals.wait(tick_s)
+        sig = signals.wait(max(0.0, next_tick_s - time.monotonic()) if watching else None)
+        if watching and time.monotonic() >= next_tick_s:
+            next_tick_s = time.monotonic() + tick_s
+            all_stuck = server.check_stuck()
+            if supervision is not None:
+                if not supervision.tick(server, all_stuck):
+                    return signal.SIGTERM  # recycling: a graceful stop of its own
+            elif all_stuck and not all_stuck_logged:
+                error_log.error("every thread runs a request past timeout: nothing more is "
+                                "served until one returns (with --workers, the arbiter would "
+                                "replace this process)")
+            all_stuck_logged = all_stuck
         if sig is None:
-            if supervision is not None and not supervision.tick(server):
-                return signal.SIGTERM  # recycling: a graceful stop of its own
             continue
         if sig in STOP_SIGNALS or sig == FAILED:
             return sig
@@ -155,6 +169,7 @@ def _stop_gracefully(server: Server, signals: SignalQueue, error_log: logging.Lo
             error_log.info("Second signal: stopping at once")
             return
         if time.monotonic() >= deadline:
-            error_log.warning("graceful_timeout reached: dropping %d connection(s)",
-                              server.open_connections)
+            error_log.warning("graceful_timeout reached: dropping %d connection(s)%s",
+                              server.open_connections,
+                              "".join(f"; {r}" for r in server.inflight.running()))
             return

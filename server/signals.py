@@ -20,6 +20,29 @@ HANDLED_SIGNALS = (
     signal.SIGUSR2, signal.SIGTTIN, signal.SIGTTOU, signal.SIGWINCH,
 )
 FAILED = 0  # not a signal: the server cannot go on (its poller died)
+STARTUP_STOPS = (signal.SIGTERM, signal.SIGINT, signal.SIGQUIT)
+
+
+class StoppedStarting(KeyboardInterrupt):
+    """A stop signal arrived before the serving loop's queue was in place."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stop_starting(signum: int, frame: FrameType | None) -> None:
+    raise StoppedStarting(signum)
+
+
+def hold_while_starting() -> None:
+    """From the start until a SignalQueue takes over (it unblocks what it handles): a stop
+    signal ends the start (StoppedStarting unwinds it, so the pid file and sockets are
+    cleaned up); the others are blocked, so that they wait for the queue instead of ending
+    the process by their default action during a slow import."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, set(HANDLED_SIGNALS) - set(STARTUP_STOPS))
+    for sig in STARTUP_STOPS:
+        signal.signal(sig, _stop_starting)
 
 
 def signal_name(signum: int) -> str:
@@ -40,6 +63,9 @@ class SignalQueue:
         # handler runs on the main thread, which sleeps in wait()'s select and is not
         # interrupted. The wake-up fd is written at C level by whichever thread receives it.
         self._previous_wakeup_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
+        # Held back while starting (hold_while_starting, or blocked across a fork): what
+        # arrived meanwhile is delivered now, to this queue.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
     @property
     def fileno(self) -> int:

@@ -2,9 +2,13 @@
 
 The child serves exactly as the single process does (`serving.serve`, the same Server on the
 arbiter's listeners); `WorkerLink` adds the supervision: it tells the arbiter when the server
-accepts (READY), sends a heartbeat every second carrying `Server.alive_as_of` (so a worker
-whose every thread is stuck stops looking alive even though it still writes), and recycles
-the worker after max_requests (RETIRING first, so the arbiter starts the replacement at once).
+accepts (READY), sends a heartbeat every second carrying `Server.alive_as_of` (the poller's
+last loop), and recycles the worker after max_requests or over max_worker_memory (RETIRING
+first, so the arbiter starts the replacement at once).
+When every thread runs a request past `timeout` (each was logged with its stack) it says
+STUCK: the arbiter starts a replacement and stops this worker once that one serves. With
+--reload it polls its application's source files (server/reloader.py) and says RELOAD when
+one changed: the arbiter then starts a new generation, as on SIGHUP.
 Messages are 9-byte records on a pipe (one write each, atomic below PIPE_BUF). On SIGABRT,
 faulthandler writes every thread's traceback to the error log and the worker dies: the
 arbiter sends it to a worker that timed out (SIGKILL follows if that is not enough).
@@ -26,13 +30,15 @@ from .app import AppLoadError, load_app
 from .core import Server
 from .listeners import Listener
 from .logs import error_stream
+from .reloader import SourceWatch
 from .serving import WORKER_IGNORED, print_app_error, serve
 from .signals import HANDLED_SIGNALS
 
 EXIT_APP = 3
 RECORD = struct.Struct("<cd")  # kind, monotonic time
-READY, HEARTBEAT, RETIRING = b"R", b"H", b"X"
+READY, HEARTBEAT, RETIRING, STUCK, RELOAD = b"R", b"H", b"X", b"S", b"L"
 HEARTBEAT_S = 1.0
+PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
 def send_record(fd: int, kind: bytes, when_s: float) -> None:
@@ -48,13 +54,16 @@ class WorkerLink:
     tick_s = HEARTBEAT_S
 
     def __init__(self, status_fd: int, arbiter_pid: int, max_requests: int,
-                 error_log: logging.Logger) -> None:
+                 max_memory_mib: int, error_log: logging.Logger) -> None:
         self.status_fd = status_fd
         self.arbiter_pid = arbiter_pid
         self.max_requests = max_requests  # 0: never recycle
+        self.max_rss_bytes = max_memory_mib * 1024 * 1024  # 0: no ceiling
         self.error_log = error_log
         self.served = 0
         self.retiring = False
+        self.stuck_said = False
+        self.watch: SourceWatch | None = None  # --reload
         self._lock = threading.Lock()
         self._server: Server | None = None
 
@@ -64,26 +73,62 @@ class WorkerLink:
             server.count_requests(self._count)
         send_record(self.status_fd, READY, server.alive_as_of())
 
-    def tick(self, server: Server) -> bool:
+    def tick(self, server: Server, all_stuck: bool) -> bool:
         if os.getppid() != self.arbiter_pid:
             self.error_log.error("worker %d: the arbiter is gone; stopping", os.getpid())
             return False
         if self.retiring:
             return False
+        if all_stuck and not self.stuck_said:
+            self.stuck_said = True
+            self.error_log.error("worker %d: every thread runs a request past timeout; "
+                                 "asking for a replacement", os.getpid())
+            send_record(self.status_fd, STUCK, 0.0)
+        if self.max_rss_bytes:
+            self._check_memory()
+        if self.watch is not None and (path := self.watch.changed()) is not None:
+            self.error_log.info("worker %d: %s changed; asking for a reload", os.getpid(), path)
+            send_record(self.status_fd, RELOAD, 0.0)
         send_record(self.status_fd, HEARTBEAT, server.alive_as_of())
         return True
 
     def _count(self) -> None:
         with self._lock:
             self.served += 1
-            if self.served < self.max_requests or self.retiring:
+            if self.served < self.max_requests:
+                return
+        self._retire(f"max_requests ({self.max_requests}) reached")
+
+    def _check_memory(self) -> None:
+        rss_bytes = resident_bytes()
+        if rss_bytes is None:
+            self.error_log.warning("worker %d: cannot read /proc/self/statm; "
+                                   "max_worker_memory is ignored", os.getpid())
+            self.max_rss_bytes = 0
+        elif rss_bytes > self.max_rss_bytes:
+            self._retire(f"max_worker_memory ({self.max_rss_bytes >> 20} MiB) exceeded: "
+                         f"RSS {rss_bytes / 2**20:.1f} MiB")
+
+    def _retire(self, why: str) -> None:
+        """Recycle: the arbiter starts the replacement now; this worker stops accepting and
+        finishes its requests in flight (the main loop completes the stop at its next tick)."""
+        with self._lock:
+            if self.retiring:
                 return
             self.retiring = True
-        self.error_log.info("worker %d: max_requests (%d) reached; recycling", os.getpid(),
-                            self.max_requests)
+        self.error_log.info("worker %d: %s; recycling", os.getpid(), why)
         send_record(self.status_fd, RETIRING, 0.0)
         if self._server is not None:
-            self._server.begin_stop()  # stop accepting now; the main loop finishes the stop
+            self._server.begin_stop()
+
+
+def resident_bytes() -> int | None:
+    """This process's resident set size, from /proc (Linux); None where there is none."""
+    try:
+        with open("/proc/self/statm", "rb") as statm:
+            return int(statm.read().split()[1]) * PAGE_BYTES
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def worker_main(cfg: Any, app: Any, listeners: list[Listener], status_fd: int,
@@ -108,5 +153,7 @@ def worker_main(cfg: Any, app: Any, listeners: list[Listener], status_fd: int,
     max_requests = cfg.max_requests
     if max_requests and cfg.max_requests_jitter:
         max_requests += random.randint(0, cfg.max_requests_jitter)
-    link = WorkerLink(status_fd, arbiter_pid, max_requests, error_log)
+    link = WorkerLink(status_fd, arbiter_pid, max_requests, cfg.max_worker_memory, error_log)
+    if cfg.reload:
+        link.watch = SourceWatch((cfg.wsgi_app or "").partition(":")[0], cfg.reload_extra_files)
     return serve(app, cfg, listeners, error_log, access_log, link)

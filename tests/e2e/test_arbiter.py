@@ -13,6 +13,7 @@ from pathlib import Path
 
 import psutil
 
+from tests.e2e.appfiles import write_app
 from tests.e2e.conftest import run_server
 from tests.e2e.load import Load
 
@@ -108,11 +109,7 @@ def test_ttin_and_ttou_change_the_count_never_below_one(serve):
 
 
 def _write_app(directory: Path, text: str) -> None:
-    (directory / "hupapp.py").write_text(
-        "def app(environ, start_response):\n"
-        f"    body = {text!r}.encode()\n"
-        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
-        "    return [body]\n")
+    write_app(directory, "hupapp", repr(text))
 
 
 def test_hup_under_load_reimports_the_app_with_no_failed_request(serve, tmp_path):
@@ -185,17 +182,12 @@ def test_an_app_that_cannot_be_imported_stops_the_arbiter_with_3():
     assert result.stderr.count("Booting worker with pid") <= 2  # no retry loop
 
 
-def test_a_stuck_worker_gets_its_traceback_logged_and_is_replaced(serve):
-    server = serve(APP, "--workers", "1", "--threads", "1", "--timeout", "2")
-    (stuck,) = worker_count(server, 1)
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
-    conn.request("GET", "/sleep?s=60")
-    wait_until(lambda: f"WORKER TIMEOUT (pid:{stuck})" in server.log(), "the timeout", server)
-    wait_until(lambda: 'apps_core.py", line' in server.log(), "the traceback", server)
-    log = server.log()
-    assert "in sleep" in log[log.index("WORKER TIMEOUT"):]
-    workers_where(server, lambda p: len(p) == 1 and stuck not in p, "a replacement")
-    conn.close()
+def test_a_worker_that_stops_heartbeating_is_aborted_and_replaced(serve):
+    server = serve(APP, "--workers", "1", "--timeout", "2")
+    (silent,) = worker_count(server, 1)
+    psutil.Process(silent).suspend()  # SIGSTOP: no heartbeat, as a worker hung in C code
+    wait_until(lambda: f"WORKER TIMEOUT (pid:{silent})" in server.log(), "the timeout", server)
+    workers_where(server, lambda p: len(p) == 1 and silent not in p, "a replacement")
     assert get_text(server, "/osenv")
     assert stop_and_check_no_orphans(server) == 0
 
@@ -229,13 +221,8 @@ def test_usr1_reaches_the_workers(serve, tmp_path):
 
 
 def test_preload_imports_the_app_once_in_the_arbiter(serve, tmp_path):
-    (tmp_path / "preloaded.py").write_text(
-        "import os\n"
-        "IMPORTED_IN = os.getpid()\n"
-        "def app(environ, start_response):\n"
-        "    body = f'{IMPORTED_IN} {os.getpid()}'.encode()\n"
-        "    start_response('200 OK', [('Content-Length', str(len(body)))])\n"
-        "    return [body]\n")
+    write_app(tmp_path, "preloaded", "f'{IMPORTED_IN} {os.getpid()}'",
+              top="IMPORTED_IN = os.getpid()")
     server = serve("preloaded:app", "--workers", "2", "--preload", "--chdir", str(tmp_path))
     pids = worker_count(server, 2)
     imported_in, served_by = map(int, get_text(server, "/").split())

@@ -115,12 +115,12 @@ def advice_line(source: str, name: str) -> str:
 
 
 def test_gunicorn_flags_each_get_their_advice_in_one_run() -> None:
-    result = run_server("-w", "4", "-k", "gevent", "--timeout", "30", "--reload", "--spew",
-                        "--daemon", "examples.hello:app")
+    result = run_server("-w", "4", "-k", "gevent", "--timeout", "30", "--reload-engine",
+                        "poll", "--spew", "--daemon", "examples.hello:app")
     assert result.returncode == 2, result.stderr
     assert result.stderr.splitlines() == [  # -w and --timeout are treadle's too: accepted
         advice_line("command line -k", "worker_class"),
-        advice_line("command line --reload", "reload"),
+        advice_line("command line --reload-engine", "reload_engine"),
         advice_line("command line --spew", "spew"),
         advice_line("command line --daemon", "daemon"),
     ]
@@ -145,7 +145,7 @@ def test_gunicorn_variables_and_keys_and_typos_all_reported(tmp_path: Path) -> N
 def test_a_gunicorn_conf_py_gets_treadle_reads_toml(tmp_path: Path) -> None:
     conf = tmp_path / "gunicorn.conf.py"
     conf.write_text("bind = '0.0.0.0:8000'\nworker_class = 'gevent'\nthreads = 8\n"
-                    "accesslog = '-'\nreload = True\n")
+                    "accesslog = '-'\nspew = True\n")
     result = run_server("-c", str(conf), "examples.hello:app")
     assert result.returncode == 2, result.stderr
     lines = result.stderr.splitlines()
@@ -155,4 +155,4 @@ def test_a_gunicorn_conf_py_gets_treadle_reads_toml(tmp_path: Path) -> None:
     assert lines[1:] == ['bind = "0.0.0.0:8000"', lines[2], "threads = 8", 'accesslog = "-"',
                          lines[5]]
     assert lines[2].startswith("# worker_class: not in treadle: ")
-    assert lines[5].startswith("# reload: not in treadle: ")
+    assert lines[5].startswith("# spew: not in treadle: ")

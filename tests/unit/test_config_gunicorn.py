@@ -95,7 +95,7 @@ def test_docs_gunicorn_md_table_is_current() -> None:
         (["-kgevent"], "-k", "worker_class"),
         (["--worker-class=gevent"], "--worker-class", "worker_class"),
         (["-n", "web"], "-n", "proc_name"),
-        (["--reload"], "--reload", "reload"),
+        (["--reload-engine", "poll"], "--reload-engine", "reload_engine"),
         (["--spew"], "--spew", "spew"),
         (["--daemon"], "--daemon", "daemon"),
         (["--ssl-version", "TLSv1_2"], "--ssl-version", "ssl_version"),
@@ -166,8 +166,7 @@ DECOYS = [flag for flags, _ in g.flags_to_recognise() for flag in flags]
         ("--acess-logfile", "--access-logfile"),
         # a gunicorn user's words are never steered to a different setting
         ("--worker-clas", None),
-        ("--reload", None),
-        ("--reload-extra", None),
+        ("--reload-engin", None),
         ("--daemon", None),
         ("--statsd-host", None),
         # far from anything, or too short to be a slip
