@@ -11,11 +11,13 @@ Everything binds to loopback, and every process started here is stopped by its p
 
 from __future__ import annotations
 
+import os
 import re
 import resource
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -52,7 +54,9 @@ class Target:
 
     def __init__(self, flags: Sequence[str] = (), log_path: Path | None = None,
                  preexec: Callable[[], None] | None = None, app: str = APP) -> None:
-        self.log_path = log_path or Path(f"/tmp/treadle-attack-{time.time_ns()}.log")
+        self._own_log = log_path is None  # a temporary log, removed at stop()
+        self.log_path = log_path or Path(tempfile.gettempdir()) / \
+            f"treadle-attack-{os.getpid()}-{time.time_ns()}.log"
         argv = [sys.executable, "-m", "treadle", app, "--bind", "127.0.0.1:0",
                 "--http2-cleartext", "prior-knowledge", *flags]
         with open(self.log_path, "wb") as log:
@@ -109,10 +113,13 @@ class Target:
         if self.process.poll() is None:
             self.process.terminate()
         try:
-            return self.process.wait(STOP_TIMEOUT_S)
+            status = self.process.wait(STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             self.process.kill()
-            return self.process.wait()
+            status = self.process.wait()
+        if self._own_log:
+            self.log_path.unlink(missing_ok=True)
+        return status
 
 
 class Sampler:

@@ -199,8 +199,6 @@ def run_scenario(scenario: Scenario, duration_s: float, scale: Scale,
         result = _measure(target, scenario, duration_s, scale)
     finally:
         status = target.stop()
-        if log_path is None:
-            target.log_path.unlink(missing_ok=True)
     result["exit_status"] = status
     return result
 
