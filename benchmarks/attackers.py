@@ -92,7 +92,11 @@ class Holders:
         return self.counters
 
     def _open(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        except OSError:  # out of descriptors here: count it, try again next round
+            self.counters.errors += 1
+            return
         sock.setblocking(False)
         if self.plan.read != "all":  # a reader that lags should not hide megabytes in buffers
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
@@ -108,7 +112,7 @@ class Holders:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            while len(self._held) < self.plan.count and not self._stop.is_set():
+            for _ in range(self.plan.count - len(self._held)):
                 self._open()
             now = time.monotonic()
             for key, _ in self._selector.select(self.TICK_S):

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import queue
 import sys
 import threading
 import time
@@ -43,6 +45,7 @@ from benchmarks.attackkit import (  # noqa: E402
     probe,
     slot_check,
 )
+from benchmarks.peers import raise_fd_limit  # noqa: E402
 
 Attack = Any  # Holders or Flood: start() and stop() -> Counters
 FD_LIMIT = 256
@@ -166,6 +169,42 @@ SCENARIOS = [
 BY_NAME = {scenario.name: scenario for scenario in SCENARIOS}
 
 
+def _attack_child(name: str, port: int, short: bool, stop: Any, results: Any) -> None:
+    attack = BY_NAME[name].attack(port, Scale(short)).start()
+    results.put("started")
+    stop.wait()
+    results.put(vars(attack.stop()))
+
+
+class AttackProcess:
+    """The attack runs in a process of its own, so that its threads never take the
+    measuring clients' GIL (a flood in the same process would slow the clients, not only
+    the server). `stop()` ends it and returns its counters."""
+
+    def __init__(self, scenario: Scenario, port: int, scale: Scale) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._stop, self._results = context.Event(), context.Queue()
+        self.process = context.Process(target=_attack_child, daemon=True, args=(
+            scenario.name, port, scale.short, self._stop, self._results))
+
+    def start(self) -> AttackProcess:
+        self.process.start()
+        self._results.get(timeout=30)  # "started": its connections are being opened
+        return self
+
+    def stop(self) -> dict[str, Any]:
+        self._stop.set()
+        try:
+            counters: dict[str, Any] = self._results.get(timeout=30)
+        except queue.Empty:
+            counters = {}
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        return counters
+
+
 def _probes(port: int, count: int, spacing_s: float,
             timeout_s: float) -> Callable[[], tuple[int, int]]:
     """Start `count` probes `spacing_s` apart, each in its own thread; returns a join."""
@@ -211,7 +250,7 @@ def _measure(target: Target, scenario: Scenario, duration_s: float,
     h1, h2 = H1Client(target.port).start(), H2Client(target.port).start()
     t0 = time.monotonic()
     time.sleep(duration_s)
-    attack = scenario.attack(target.port, scale).start()
+    attack = AttackProcess(scenario, target.port, scale).start()
     time.sleep(min(1.0, duration_s / 3))  # ramp
     t1 = time.monotonic()
     join_probes = _probes(target.port, 8, duration_s / 8, scale.probe_timeout_s)
@@ -250,7 +289,7 @@ def _measure(target: Target, scenario: Scenario, duration_s: float,
                                          "fds": end.fds},
         "fds_baseline": base, "fds_settled": fds_settled, "fds_after_slots": fds_after_slots,
         "slots_free": slots_free, "cpu_after_attack_pct": cpu_after * 100,
-        "attack": vars(counters), "alive": target.alive(),
+        "attack": counters, "alive": target.alive(),
     }
 
 
@@ -310,6 +349,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    raise_fd_limit()  # the idle flood holds 2,000 sockets here
     scale = Scale(args.short)
     if args.logs:
         args.logs.mkdir(parents=True, exist_ok=True)

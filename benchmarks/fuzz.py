@@ -176,6 +176,8 @@ def h2_statuses(data: bytes) -> list[tuple[int, bool]]:
 
 
 class Fuzzer:
+    """One server under fuzzing, started again after a crash, and the counts so far."""
+
     def __init__(self, seed: int, log: Path | None = None) -> None:
         self.seed, self.log = seed, log
         self.counts = Counts()
