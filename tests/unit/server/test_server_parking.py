@@ -43,8 +43,8 @@ class LineEcho:
 
     def close_now(self) -> None:
         self.closed = True
+        self.server.connection_closed(self)  # before the close the client sees as EOF
         self.sock.close()
-        self.server.connection_closed(self)
 
     def serve(self) -> None:
         if self.line == b"bye\n":
