@@ -16,8 +16,10 @@ import ssl
 import time
 from typing import Any, Protocol
 
+from h2.errors import ErrorCodes
+
 from .. import protocol
-from ..protocol.http2 import PREFACE
+from ..protocol.http2 import PREFACE, goaway_frame
 from .h2stream import H2Stream
 from .http2 import H2Driver
 from .parking import Action, Phase
@@ -134,7 +136,23 @@ def watch_preface(conn: Preamble, data: bytes) -> tuple[Action | None, bytes]:
     conn.h2c_watch = False
     if seen.startswith(PREFACE):
         return (HANDED_OFF if hand_over(conn, seen, {}) else CLOSE), b""
+    if seen.startswith(_PREFACE_LINE):  # HTTP/2 meant, the preface corrupted (RFC 9113 3.4)
+        _refuse_preface(conn)
+        return CLOSE, b""
     return None, seen
+
+
+_PREFACE_LINE = PREFACE[:PREFACE.index(b"\r\n") + 2]  # b"PRI * HTTP/2.0\r\n"
+
+
+def _refuse_preface(conn: Preamble) -> None:
+    """GOAWAY(PROTOCOL_ERROR), then no more writes: the client learns why before the close."""
+    conn.runtime.error_log.debug("closing %s: a corrupted HTTP/2 preface", conn.peer_host)
+    try:
+        conn.sock.send(goaway_frame(0, ErrorCodes.PROTOCOL_ERROR))
+        conn.sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
 
 
 def wants_upgrade(request: Any) -> bytes | None:

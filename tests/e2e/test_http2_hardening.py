@@ -200,6 +200,22 @@ def goaway_code(data: bytes) -> int | None:
     return None
 
 
+@pytest.mark.parametrize("first_bytes", [b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n",
+                                         b"PRI * HTTP/2.0\r\nHost: x\r\n\r\n"])
+def test_a_corrupted_prior_knowledge_preface_gets_goaway(h2c: RunningServer,
+                                                        first_bytes: bytes) -> None:
+    """HTTP/2 meant (the preface's first line), the rest corrupted: GOAWAY(PROTOCOL_ERROR)
+    before the close, not an HTTP/1.1 answer the client cannot read (RFC 9113 3.4)."""
+    sock = socket.create_connection(("127.0.0.1", h2c.port), timeout=10)
+    sock.sendall(first_bytes)
+    data = read_until_closed(sock)
+    sock.close()
+    assert goaway_code(data) == PROTOCOL_ERROR, data[:80]
+    assert not data.startswith(b"HTTP/1.1")
+    assert_still_serving(h2c)
+    assert_no_crash_logged(h2c)
+
+
 def test_continuation_flood_is_capped_before_decoding(h2c: RunningServer) -> None:
     """Item 25: a header block that never ends is refused once it passes the header list
     limit (64 KiB), not buffered up to h2's 64 frames or forever."""
