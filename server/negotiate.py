@@ -56,6 +56,10 @@ class Preamble(Protocol):
     def listener_port(self) -> int: ...
     @property
     def early_done(self) -> bool: ...
+    @property
+    def early_body(self) -> list[bytes]: ...
+    @property
+    def body_error(self) -> Any: ...
 
     def abort(self, reset: bool = False) -> None: ...
 
@@ -80,12 +84,15 @@ def hand_over(conn: Preamble, initial: bytes, environ_extra: dict[str, Any],
     conn.closed = True  # the driver closes the socket and counts the connection closed
     upgrade = None
     if upgrade_request is not None:
-        request, settings = upgrade_request
+        request, settings, body = upgrade_request
         headers = [(name, value) for name, value in request.headers
                    if name not in _UPGRADE_DROPPED]
         environ = build_environ(driver.environ_base, request.method, request.target, b"2",
                                 headers, conn.runtime.root_path, driver.trusted_proxy)
-        upgrade = (settings, H2Stream(driver, 1, environ, None))
+        stream = H2Stream(driver, 1, environ, None)
+        stream.inbox.extend(body)  # came over HTTP/1.1: nothing to acknowledge (flow 0)
+        stream.inbox_flow.extend([0] * len(body))
+        upgrade = (settings, stream)
     try:
         driver.start(initial, upgrade)
     except RuntimeError as exc:  # no thread for it: the driver has closed the connection
@@ -156,8 +163,9 @@ def _refuse_preface(conn: Preamble) -> None:
 
 
 def wants_upgrade(request: Any) -> bytes | None:
-    """The HTTP2-Settings of a request that asks for h2c and can have it: no body (RFC
-    7540 3.2 lets a server ignore an upgrade), exactly one valid settings field."""
+    """The HTTP2-Settings of a request that asks for h2c and can have it: exactly one valid
+    settings field, and no chunked body (only a body the poller received whole before
+    dispatch, see `upgrade`, moves to HTTP/2; RFC 7540 3.2 lets a server ignore the rest)."""
     upgrade = settings = None
     for name, value in request.headers:
         if name == b"upgrade":
@@ -166,7 +174,7 @@ def wants_upgrade(request: Any) -> bytes | None:
             if settings is not None:
                 return None
             settings = value
-        elif name == b"transfer-encoding" or (name == b"content-length" and value != b"0"):
+        elif name == b"transfer-encoding":
             return None
     if upgrade is None or settings is None:
         return None
@@ -187,13 +195,18 @@ def upgrade(conn: Preamble, request: Any) -> bool:
     if settings is None:
         return False
     engine = conn.engine
-    # the poller may have read the (empty) body already; else its end is buffered
-    if not conn.early_done and type(engine.next_event()) is not protocol.EndOfMessage:
+    # The body must be here whole, upgraded after it (RFC 7540 3.2): the poller receives
+    # bodies up to http1.EARLY_BODY_MAX before dispatch; an empty one may still be buffered.
+    # A larger body, or one that broke, is served over HTTP/1.1 (the upgrade ignored).
+    if conn.body_error is not None:
+        return False
+    if not conn.early_done and (conn.early_body or
+                                type(engine.next_event()) is not protocol.EndOfMessage):
         return False
     switch = engine.send(protocol.InformationalResponse(
         status_code=101, headers=[(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]))
     send_all(conn.sock, switch or b"", conn.runtime.body_timeout_s)
     trailing, _closed = engine.trailing_data
-    if not hand_over(conn, bytes(trailing), {}, (request, settings)):
+    if not hand_over(conn, bytes(trailing), {}, (request, settings, conn.early_body)):
         conn.abort()  # promised HTTP/2 and none to be had: all we can do is close
     return True

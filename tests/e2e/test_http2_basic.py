@@ -10,6 +10,9 @@ import subprocess
 import time
 from collections.abc import Callable
 
+import h2.config
+import h2.connection
+import h2.events
 import httpx
 import pytest
 
@@ -216,3 +219,51 @@ def test_graceful_stop_finishes_streams_in_flight(serve: Serve, certs: Certifica
     log = server.log()
     assert "Traceback" not in log and "dropping" not in log
     client.close()
+
+
+def _upgrade_with_body(port: int, body: bytes) -> tuple[bytes, int | None, bytes]:
+    """POST `body` with `Upgrade: h2c` as h2's own client: (the HTTP/1.1 status line, the
+    stream-1 HTTP/2 status or None, the response body, whichever protocol carried it)."""
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    settings = client.initiate_upgrade_connection()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+                     b"Upgrade: h2c\r\nHTTP2-Settings: " + settings + b"\r\n"
+                     b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += sock.recv(65536)
+        head, rest = data.split(b"\r\n\r\n", 1)
+        status_line = head.split(b"\r\n", 1)[0]
+        if not status_line.startswith(b"HTTP/1.1 101"):  # served over HTTP/1.1
+            return status_line, None, rest
+        sock.sendall(client.data_to_send())
+        status, got, ended, pending = None, b"", False, rest
+        while not ended:
+            for event in client.receive_data(pending):
+                if isinstance(event, h2.events.ResponseReceived) and event.stream_id == 1:
+                    status = int(dict(event.headers)[b":status"])
+                elif isinstance(event, h2.events.DataReceived) and event.stream_id == 1:
+                    got += event.data
+                    client.acknowledge_received_data(event.flow_controlled_length, 1)
+                elif isinstance(event, h2.events.StreamEnded) and event.stream_id == 1:
+                    ended = True
+            sock.sendall(client.data_to_send())
+            if not ended:
+                pending = sock.recv(65536)
+                assert pending, "closed before stream 1 ended"
+        return status_line, status, got
+
+
+def test_h2c_upgrade_with_a_body_is_upgraded_after_the_body(serve: Serve) -> None:
+    """RFC 7540 3.2: the request's body arrives over HTTP/1.1, then stream 1 answers it over
+    HTTP/2 with the whole body read through wsgi.input."""
+    server = serve("tests.e2e.apps_core:app", "--http2-cleartext", "upgrade")
+    line, status, body = _upgrade_with_body(server.port, b"hello over h2c")
+    assert line.startswith(b"HTTP/1.1 101") and status == 200
+    assert body == b"hello over h2c"
+    empty = _upgrade_with_body(server.port, b"")
+    assert empty[1] == 200 and empty[2] == b""
+    # a body the poller does not receive whole before dispatch (over 64 KiB) stays HTTP/1.1
+    line, status, body = _upgrade_with_body(server.port, b"x" * 100_000)
+    assert line.startswith(b"HTTP/1.1 200") and status is None

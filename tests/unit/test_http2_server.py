@@ -99,5 +99,7 @@ def test_which_requests_may_switch_to_h2c() -> None:
     assert wants_upgrade(request((b"upgrade", b"websocket"), settings)) is None
     assert wants_upgrade(request((b"upgrade", b"h2c"), settings, settings)) is None
     assert wants_upgrade(request((b"upgrade", b"h2c"), settings,
-                                 (b"content-length", b"5"))) is None  # a body: stay
+                                 (b"content-length", b"5"))) == settings[1]  # after the body
+    assert wants_upgrade(request((b"upgrade", b"h2c"), settings,
+                                 (b"transfer-encoding", b"chunked"))) is None  # streamed
     assert wants_upgrade(request((b"upgrade", b"h2c"), (b"http2-settings", b"!!"))) is None
