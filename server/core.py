@@ -94,7 +94,6 @@ class Server:
         self.inflight = self.runtime.inflight
         self._open = 0
         self._backlog_taken = False  # (lock) at a stop: the poller took the listen backlog
-        self._evicted = 0
         self.accept_paused = False
         self.exiting = False
         self._all_closed = threading.Event()
@@ -209,16 +208,6 @@ class Server:
                 self._all_closed.set()
         if self.accept_paused and remaining < self.runtime.max_connections:
             self._wake()
-
-    def count_eviction(self) -> None:
-        with self._lock:
-            self._evicted += 1
-
-    @property
-    def evicted_connections(self) -> int:
-        """Connections closed to admit new ones at worker_connections (a future metric)."""
-        with self._lock:
-            return self._evicted
 
     def out_of_resources(self, why: str) -> None:
         """A new connection was refused for want of descriptors (or threads), from any
