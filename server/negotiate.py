@@ -20,6 +20,7 @@ from h2.errors import ErrorCodes
 
 from .. import protocol
 from ..protocol.http2 import PREFACE, goaway_frame
+from .errors import RequestBodyError
 from .h2stream import H2Stream
 from .http2 import H2Driver
 from .parking import Action, Phase
@@ -59,7 +60,7 @@ class Preamble(Protocol):
     @property
     def early_body(self) -> list[bytes]: ...
     @property
-    def body_error(self) -> Any: ...
+    def body_error(self) -> RequestBodyError | None: ...
 
     def abort(self, reset: bool = False) -> None: ...
 
