@@ -60,8 +60,10 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     # must come from the wheel, which the venv's own site-packages puts first.
     subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(env_dir)],
                    check=True, timeout=120)
+    # --ignore-installed: where this interpreter already has treadle (CI installs it), pip would
+    # call the wheel satisfied and install nothing into the venv.
     subprocess.run([str(env_dir / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps",
-                    "--disable-pip-version-check", str(wheel)],
+                    "--ignore-installed", "--disable-pip-version-check", str(wheel)],
                    check=True, capture_output=True, timeout=300)
     yield env_dir
 
