@@ -34,8 +34,10 @@ def _writable_file(path: str) -> str | None:
 def _files(cfg: Config) -> Iterator[str]:
     if cfg.chdir is not None and not os.path.isdir(cfg.chdir):
         yield f"{_where(cfg, 'chdir')}: no such directory: {cfg.chdir}"
-    if cfg.config is not None and not os.path.isfile(cfg.config):
-        yield f"{_where(cfg, 'config')}: no such file: {cfg.config}"
+    for name in ("config", "logconfig"):
+        value = getattr(cfg, name)
+        if value is not None and not os.path.isfile(value):
+            yield f"{_where(cfg, name)}: no such file: {value}"
     for name in ("pidfile", "accesslog", "errorlog"):
         value = getattr(cfg, name)
         if value is not None and value != "-":

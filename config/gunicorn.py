@@ -39,8 +39,10 @@ _NO_RELOAD = ("not needed: --reload always polls with the standard library (no i
 _HOOK = ("server hooks need a Python config file, which treadle does not read: wrap the "
          "application in WSGI middleware for per-request work, and do start-up work at "
          "import time or in an application factory")
-_LOGGING = ("treadle logs only through errorlog, accesslog and loglevel: log to stdout/stderr "
-            "and let journald or the container runtime collect and forward")
+_LOGGING = ("not supported: use logconfig_dict (or logconfig) for other handlers, or log "
+            "to stdout/stderr and let journald or the container runtime collect and forward")
+_SYSLOG = ("not supported: give logconfig_dict a logging.handlers.SysLogHandler, or log to "
+           "stdout/stderr and let journald collect")
 _STATSD = "metrics are not yet supported"
 _STRICT = ("treadle has one strict HTTP/1.1 parser with no relaxations (any token is a valid "
            "method); see docs/security.md")
@@ -74,14 +76,15 @@ GUNICORN_ONLY: tuple[GunicornOnly, ...] = (
                  ("--disable-redirect-access-to-syslog",), 0),
     GunicornOnly("capture_output", "not needed: the application's stdout and stderr are the "
                  "process's", ("--capture-output",), 0),
-    GunicornOnly("logger_class", _LOGGING, ("--logger-class",)),
-    GunicornOnly("logconfig", _LOGGING, ("--log-config",)),
-    GunicornOnly("logconfig_dict", _LOGGING),
-    GunicornOnly("logconfig_json", _LOGGING, ("--log-config-json",)),
-    GunicornOnly("syslog_addr", _LOGGING, ("--log-syslog-to",)),
-    GunicornOnly("syslog", _LOGGING, ("--log-syslog",), 0),
-    GunicornOnly("syslog_prefix", _LOGGING, ("--log-syslog-prefix",)),
-    GunicornOnly("syslog_facility", _LOGGING, ("--log-syslog-facility",)),
+    GunicornOnly("logger_class", "not supported (a Python class): logconfig_dict configures "
+                 "the treadle.error and treadle.access loggers", ("--logger-class",)),
+    GunicornOnly("logconfig_json", "not supported: give the same JSON as logconfig_dict (a "
+                 "TOML table, or the JSON text in TREADLE_LOGCONFIG_DICT)",
+                 ("--log-config-json",)),
+    GunicornOnly("syslog_addr", _SYSLOG, ("--log-syslog-to",)),
+    GunicornOnly("syslog", _SYSLOG, ("--log-syslog",), 0),
+    GunicornOnly("syslog_prefix", _SYSLOG, ("--log-syslog-prefix",)),
+    GunicornOnly("syslog_facility", _SYSLOG, ("--log-syslog-facility",)),
     GunicornOnly("enable_stdio_inheritance", "not needed: the application's stdout and "
                  "stderr are the process's", ("-R", "--enable-stdio-inheritance"), 0),
     GunicornOnly("statsd_host", _STATSD, ("--statsd-host",)),

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from types import MappingProxyType
+from typing import Any
 
 __all__ = ["Config"]
 
@@ -65,6 +66,10 @@ class Config:
     access_log_format: str = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
     errorlog: str = "-"
     loglevel: str = "info"
+    log_format: str = "text"
+    logconfig_dict: Mapping[str, Any] | None = None
+    logconfig: str | None = None
+    request_id_header: str | None = None
     pidfile: str | None = None
     user: str | None = None
     group: str | None = None

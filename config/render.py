@@ -12,7 +12,8 @@ __all__ = ["to_toml", "toml_value"]
 
 
 def toml_value(value: object) -> str:
-    """A TOML literal for a setting's value (str, int, float, bool or a tuple of str)."""
+    """A TOML literal for a setting's value (str, int, float, bool, a tuple of str, or a
+    table of those)."""
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, (int, float)):
@@ -20,8 +21,11 @@ def toml_value(value: object) -> str:
     if isinstance(value, str):
         # a JSON string (ASCII, \uXXXX escapes) is a valid TOML basic string
         return json.dumps(value)
-    if isinstance(value, tuple):
+    if isinstance(value, (tuple, list)):
         return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    if isinstance(value, dict):  # an inline table (logconfig_dict), keys quoted
+        return "{" + ", ".join(f"{json.dumps(str(key))} = {toml_value(item)}"
+                               for key, item in value.items()) + "}"
     raise TypeError(f"no TOML form for {value!r}")
 
 

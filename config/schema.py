@@ -456,6 +456,56 @@ SETTINGS: tuple[Setting, ...] = (
         "The error log level: debug, info, warning, error or critical.",
         flags=("--log-level",), metavar="LEVEL",
     ),
+    # -- structured logs, logging configuration and request ids (docs/logging.md) --
+    Setting(
+        "log_format", "Logging", v.choice("text", "json"), "text",
+        "text or json: the format of both logs. json writes one JSON object per line.",
+        flags=("--log-format",), metavar="FORMAT",
+        details="With json the access log has one object per request with typed fields "
+        "(time, remote_addr, method, path, query, protocol, status, response_bytes, "
+        "duration_s, user_agent, referer, request_id, pid) and access_log_format is not "
+        "used; the error log has time, level, logger, pid, message and exception. Whatever "
+        "a client sends, each line is valid JSON. See docs/logging.md.",
+        gunicorn="new: gunicorn users write JSON by hand in access_log_format, which a quote "
+        "in a header breaks.",
+    ),
+    Setting(
+        "logconfig_dict", "Logging", v.optional(v.log_config_dict()), None,
+        "A logging configuration (logging.config.dictConfig's schema) applied after "
+        "errorlog and accesslog: a TOML table, or JSON text in the environment and on the "
+        "command line.",
+        flags=("--log-config-dict",), metavar="JSON",
+        details="treadle's loggers are treadle.error and treadle.access (a configuration "
+        "naming gunicorn.error or gunicorn.access configures them); naming one replaces the "
+        "handlers errorlog or accesslog gave it. The access log is written when accesslog "
+        "is set or the configuration gives treadle.access a handler. disable_existing_loggers "
+        "defaults to false. A configuration that logging rejects stops the start with exit "
+        "status 2.",
+        gunicorn="gunicorn merges the table over its own defaults, which send every logger to "
+        "the console; treadle keeps errorlog and accesslog for the loggers the table leaves "
+        "alone. gunicorn has no flag for it.",
+    ),
+    Setting(
+        "logconfig", "Logging", v.optional(v.path()), None,
+        "A logging configuration file (logging.config.fileConfig's ini format), applied "
+        "after errorlog and accesslog.",
+        flags=("--log-config",), metavar="FILE",
+        details="The same loggers and rules as logconfig_dict, which wins when both are set. "
+        "%(here)s in the file is its directory.",
+    ),
+    Setting(
+        "request_id_header", "Logging", v.optional(v.request_id_header()), None,
+        "Echo each request's id in this response header (e.g. X-Request-ID); off when unset.",
+        flags=("--request-id-header",), metavar="NAME",
+        details="A request's id is the value of this header (X-Request-ID when unset) from a "
+        "peer in forwarded_allow_ips, when it is 1 to 200 visible ASCII characters; "
+        "otherwise a new one (32 hex digits). The application finds it in "
+        "environ['treadle.request_id']; the JSON access log has it as request_id, the text "
+        "one as %({treadle.request_id}e)s. Ids are made only when something uses them "
+        "(this setting, log_format = json or that atom). An id the application sets in "
+        "the header itself is kept.",
+        gunicorn="new.",
+    ),
     Setting(
         "pidfile", "Process", v.optional(v.path()), None,
         "Write the process id to this file while serving.",

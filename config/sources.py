@@ -31,7 +31,7 @@ __all__ = ["load"]
 _FILE_NAMES = tuple(setting.name for setting in SETTINGS if setting.in_file)
 _ENV_NAMES = {setting.env: setting for setting in SETTINGS if setting.env}
 _PATH_SETTINGS = ("config", "chdir", "pidfile", "accesslog", "errorlog", "certfile", "keyfile",
-                  "ca_certs")
+                  "ca_certs", "logconfig")
 
 
 @dataclass

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import ipaddress
+import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -24,10 +25,12 @@ __all__ = [
     "http_protocol",
     "integer",
     "ip_or_network",
+    "log_config_dict",
     "log_target",
     "optional",
     "path",
     "raw_env_item",
+    "request_id_header",
     "root_path",
     "seconds",
     "string_list",
@@ -329,6 +332,53 @@ def _check_log_format(value: str) -> str:
 
 def access_log_format() -> Validator:
     return text("a %(atom)s format string", _check_log_format)
+
+
+def _plain_data(value: object, where: str) -> None:
+    """Tables, arrays, strings, numbers and booleans only (what TOML can hold: no null)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _plain_data(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _plain_data(item, f"{where}[{index}]")
+    elif value is None:
+        raise Invalid(f"{where} is null, which TOML cannot hold")
+
+
+def _parse_log_config_dict(value: object) -> object:
+    if isinstance(value, str):  # the environment and the command line: JSON text
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise Invalid(f"not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise Invalid()
+    if value.get("version", 1) != 1:
+        raise Invalid("version must be 1 (the only version of the schema)")
+    _plain_data(value, "the table")
+    return value
+
+
+def log_config_dict() -> Validator:
+    """A table in logging.config.dictConfig's schema (JSON text in the environment); what it
+    configures is checked when logging is set up (server side): config/ imports no logging."""
+    return Validator("a table in logging.config.dictConfig's schema (JSON as text)",
+                     _parse_log_config_dict)
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+
+
+def _check_request_id_header(value: str) -> str:
+    if not _FIELD_NAME.fullmatch(value) or len(value) > 64:
+        raise Invalid("a header name is letters, digits and '-' (no '_': such headers never "
+                      "reach the environ), at most 64 characters")
+    return value
+
+
+def request_id_header() -> Validator:
+    return text("a header name like X-Request-ID", _check_request_id_header)
 
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\$?")

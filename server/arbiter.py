@@ -30,7 +30,7 @@ from typing import Any
 
 from ..config import ConfigError, load
 from .listeners import Listener
-from .logs import setup_access_log, setup_error_log
+from .logsetup import LogConfigError, log_settings, setup_logs
 from .readiness import readable
 from .reexec import Inherited, rename_quietly, start_new_binary
 from .sdnotify import sd_notify, sd_reloading
@@ -215,13 +215,11 @@ class Arbiter:
         if cfg.bind != self.current.cfg.bind:
             self.error_log.warning("%s: bind changed; listeners stay as they are until "
                                    "a restart", why)
-        if cfg.errorlog != self.current.cfg.errorlog or cfg.loglevel != self.current.cfg.loglevel \
-                or cfg.accesslog != self.current.cfg.accesslog:
+        if log_settings(cfg) != log_settings(self.current.cfg):
             try:
-                self.error_log = setup_error_log(cfg.errorlog, cfg.loglevel)
-                self.access_log = setup_access_log(cfg.accesslog)
-            except OSError as exc:
-                self.error_log.error("%s: cannot open a log file (%s)", why, exc)
+                self.error_log, self.access_log = setup_logs(cfg)
+            except (OSError, LogConfigError) as exc:
+                self.error_log.error("%s: cannot set the logs up (%s)", why, exc)
         sd_reloading()
         if self.pending is not None:  # a reload during a reload: the newest one wins
             for worker in self._workers_of(self.pending):

@@ -88,7 +88,8 @@ class Exchange:
     """One request: its environ, and start_response/write for the application."""
 
     __slots__ = ("sink", "runtime", "environ", "method", "head_request", "status", "code",
-                 "reason", "headers", "head_sent", "body_allowed", "body_bytes", "close_asked")
+                 "reason", "headers", "head_sent", "body_allowed", "body_bytes", "close_asked",
+                 "request_id")
 
     def __init__(self, sink: ResponseSink, runtime: Runtime, environ: dict[str, Any],
                  body: BodySource) -> None:
@@ -106,11 +107,14 @@ class Exchange:
         self.body_allowed = not self.head_request
         self.body_bytes = 0
         self.close_asked = False  # the application sent `Connection: close`
+        self.request_id: str | None = None
 
     def run(self, app: Callable[..., Any], started_s: float) -> bool:
         """Call the application and send its response; True when the connection carries
         on. `started_s`: when the request arrived (monotonic), for the access log."""
         self.runtime.inflight.begin(self.environ)  # the request starts here (inflight.py)
+        if self.runtime.request_ids is not None:  # made only when something uses them
+            self.request_id = self.runtime.request_ids.assign(self.environ, self.sink.peer_host)
         try:
             result = app(self.environ, self.start_response)
             try:
@@ -243,9 +247,19 @@ class Exchange:
                 elif lowered == b"server":
                     has_server = True
         runtime = self.runtime
+        if self.request_id is not None:
+            self._echo_request_id(self.request_id)
         self.sink.send_head(self, None if has_date else runtime.http_date(),
                             not has_server and runtime.server_header)
         self.head_sent = True
+
+    def _echo_request_id(self, request_id: str) -> None:
+        """request_id_header: the id in the response, unless the application set it."""
+        ids = self.runtime.request_ids
+        if ids is None or ids.echo_lower is None or ids.echo_name is None:
+            return
+        if header_named(self.headers, ids.echo_lower) is None:
+            self.headers.append((ids.echo_name, request_id.encode("ascii")))
 
     # -- failure ---------------------------------------------------------------------------
 

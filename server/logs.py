@@ -1,4 +1,6 @@
-"""The error log (standard `logging`) and the access log (gunicorn's format language).
+"""The error log (standard `logging`) and the access log (gunicorn's format language): their
+handlers, reopening their files (USR1), and the text form of an access line. The JSON form
+is server/logjson.py; setting the loggers up from the configuration, server/logsetup.py.
 
 Access log atoms follow gunicorn's `access_log_format`: h l u t r s m U q H b B f a T M D L p,
 `{header}i` (request), `{header}o` (response), `{variable}e` (environ), names in any case.
@@ -17,56 +19,40 @@ import time
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
+from .logjson import JSONFormatter, LogLines
+
 ERROR_LOGGER = "treadle.error"
 ACCESS_LOGGER = "treadle.access"
 _ERROR_FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(message)s"
 _DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 
 
-def setup_error_log(destination: str | None, level: str) -> logging.Logger:
-    """Send treadle.error to stderr ("-" or None) or append to a file, at `level`."""
-    logger = logging.getLogger(ERROR_LOGGER)
-    _reset(logger)
-    handler: logging.Handler
-    if destination in (None, "-"):
-        handler = logging.StreamHandler(sys.stderr)
-    else:
-        handler = logging.FileHandler(destination, encoding="utf-8")
-    handler.setFormatter(logging.Formatter(_ERROR_FORMAT, _DATE_FORMAT))
-    logger.addHandler(handler)
-    logger.setLevel(level.upper())
-    logger.propagate = False
-    return logger
-
-
-def setup_access_log(destination: str | None) -> logging.Logger | None:
-    """treadle.access to stdout ("-") or a file; None when the access log is off."""
-    logger = logging.getLogger(ACCESS_LOGGER)
-    _reset(logger)
-    if destination is None:
-        return None
+def log_handler(destination: str, stream: IO[str], formatter: logging.Formatter
+                ) -> logging.Handler:
+    """A handler writing to `stream` ("-") or appending to the file `destination`."""
     handler: logging.Handler
     if destination == "-":
-        handler = logging.StreamHandler(sys.stdout)
+        handler = logging.StreamHandler(stream)
     else:
         handler = logging.FileHandler(destination, encoding="utf-8")
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    logger.propagate = False
-    return logger
+    handler.setFormatter(formatter)
+    return handler
+
+
+def error_formatter(json_lines: bool) -> logging.Formatter:
+    return JSONFormatter() if json_lines else logging.Formatter(_ERROR_FORMAT, _DATE_FORMAT)
 
 
 def reopen_log_files() -> int:
     """Reopen the error and access log files at their paths (after logrotate moved them).
 
     The new file takes the old one's file descriptor (dup2), so every holder of the old stream
-    (wsgi.errors, faulthandler) writes to the new file too. Returns how many were reopened."""
+    (wsgi.errors, faulthandler) writes to the new file too. Every logger's file handlers are
+    reopened, as gunicorn does: logconfig_dict may have put them anywhere. Returns how many
+    were reopened."""
     reopened = 0
-    for name in (ERROR_LOGGER, ACCESS_LOGGER):
-        for handler in logging.getLogger(name).handlers:
-            if not isinstance(handler, logging.FileHandler) or handler.stream is None:
-                continue
+    for handler in _file_handlers():
+        if handler.stream is not None:
             handler.acquire()
             try:
                 handler.stream.flush()
@@ -82,8 +68,29 @@ def reopen_log_files() -> int:
     return reopened
 
 
+def _file_handlers() -> list[logging.FileHandler]:
+    """The file handlers of every logger, each once (one may serve several loggers)."""
+    loggers: list[logging.Logger] = [logging.getLogger()]
+    loggers.extend(logger for logger in list(logging.Logger.manager.loggerDict.values())
+                   if isinstance(logger, logging.Logger))
+    found: dict[int, logging.FileHandler] = {}
+    for logger in loggers:
+        for handler in logger.handlers:
+            if isinstance(handler, logging.FileHandler):
+                found.setdefault(id(handler), handler)
+    return list(found.values())
+
+
+def wsgi_errors(logger: logging.Logger) -> Any:
+    """wsgi.errors: the error log's stream, or, when the error log writes JSON lines, a
+    writer that makes each write a record (so the file stays JSON lines)."""
+    if any(isinstance(handler.formatter, JSONFormatter) for handler in logger.handlers):
+        return LogLines()
+    return error_stream(logger)
+
+
 def error_stream(logger: logging.Logger) -> IO[str]:
-    """The text stream behind the error log, given to applications as wsgi.errors."""
+    """The text stream behind the error log (faulthandler writes there)."""
     for handler in logger.handlers:
         stream = getattr(handler, "stream", None)
         if stream is not None:
@@ -91,7 +98,8 @@ def error_stream(logger: logging.Logger) -> IO[str]:
     return sys.stderr
 
 
-def _reset(logger: logging.Logger) -> None:
+def reset(logger: logging.Logger) -> None:
+    """Remove and close the logger's handlers (a reload sets them up again)."""
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
         handler.close()

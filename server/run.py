@@ -22,7 +22,7 @@ from .app import AppLoadError, load_app
 from .arbiter import Arbiter
 from .http2 import descriptors_per_connection
 from .listeners import BindError, Listener, open_listener
-from .logs import setup_access_log, setup_error_log
+from .logsetup import LogConfigError, setup_logs
 from .reexec import Inherited, take_inherited
 from .serving import print_app_error, print_error, serve
 from .signals import StoppedStarting, hold_while_starting, signal_name
@@ -47,10 +47,12 @@ def run(cfg: Any) -> int:
     """Serve `cfg.wsgi_app` until stopped; return the process exit status."""
     start_cwd = os.getcwd()  # a reload (SIGHUP) reads the configuration from here again
     try:
-        error_log = setup_error_log(cfg.errorlog, cfg.loglevel)
-        access_log = setup_access_log(cfg.accesslog)
+        error_log, access_log = setup_logs(cfg)
     except OSError as exc:
         print_error(f"cannot open a log file: {exc}")
+        return EXIT_CONFIG
+    except LogConfigError as exc:
+        print_error(str(exc))
         return EXIT_CONFIG
     if cfg.umask is not None:
         os.umask(cfg.umask)

@@ -20,8 +20,10 @@ from typing import Any, Protocol
 
 from ..protocol.http2 import H2Limits, RequestLimits
 from .inflight import InFlight
-from .logs import access_atoms, error_stream, format_access
+from .logjson import access_json
+from .logs import access_atoms, format_access, wsgi_errors
 from .parking import Parkable
+from .requestid import RequestIds
 from .tls import build_context
 from .wsgi import FileWrapper, TrustedProxies
 
@@ -64,6 +66,8 @@ class Runtime:
     error_log: logging.Logger
     access_log: logging.Logger | None
     access_log_format: str
+    access_json: bool  # log_format = json: the access line is a JSON object
+    request_ids: RequestIds | None  # None: nothing uses request ids (none are made)
     limits: Limits
     h2_request_limits: RequestLimits  # the same limits, as the HTTP/2 request policy takes them
     tls_context: ssl.SSLContext | None
@@ -107,8 +111,12 @@ class Runtime:
         if self.access_log is None:
             return
         try:
-            atoms = access_atoms(environ, status, headers, sent, duration_s)
-            self.access_log.info(format_access(self.access_log_format, atoms))
+            if self.access_json:
+                line = access_json(environ, status, sent, duration_s)
+            else:
+                line = format_access(self.access_log_format,
+                                     access_atoms(environ, status, headers, sent, duration_s))
+            self.access_log.info(line)
         except Exception:
             self.error_log.exception("writing the access log failed")
 
@@ -126,11 +134,16 @@ def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
     tls_context = build_context(cfg)
     h2_enabled = "h2" in cfg.http_protocols
     cleartext = cfg.http2_cleartext if h2_enabled and tls_context is None else "off"
+    trusted_proxies = TrustedProxies(cfg.forwarded_allow_ips)
+    ids_wanted = RequestIds.wanted(cfg.request_id_header, access_log is not None,
+                                   cfg.log_format, cfg.access_log_format)
     return Runtime(
         app=app,
         error_log=error_log,
         access_log=access_log,
         access_log_format=cfg.access_log_format,
+        access_json=cfg.log_format == "json",
+        request_ids=RequestIds(cfg.request_id_header, trusted_proxies) if ids_wanted else None,
         limits=limits,
         h2_request_limits=RequestLimits(limits.field_count, limits.field_size,
                                         limits.request_line),
@@ -141,7 +154,7 @@ def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
         keepalive_s=cfg.keepalive,
         root_path=cfg.root_path,
         server_header=cfg.server_header,
-        trusted_proxies=TrustedProxies(cfg.forwarded_allow_ips),
+        trusted_proxies=trusted_proxies,
         h2_enabled=h2_enabled,
         h2c_prior=cleartext in ("prior-knowledge", "both"),
         h2c_upgrade=cleartext in ("upgrade", "both"),
@@ -171,7 +184,7 @@ def _environ_common(cfg: Any, error_log: logging.Logger, multiprocess: bool) -> 
     return {
         "wsgi.version": (1, 0),
         "wsgi.url_scheme": "http",
-        "wsgi.errors": error_stream(error_log),
+        "wsgi.errors": wsgi_errors(error_log),
         "wsgi.multithread": True,
         "wsgi.multiprocess": multiprocess,
         "wsgi.run_once": False,

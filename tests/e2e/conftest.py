@@ -33,7 +33,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 15.0
-_LISTENING = re.compile(r"Listening at: (\S+)")
+_LISTENING = re.compile(r"Listening at: ([^\s\"]+)")  # text or JSON (log_format) lines
 
 
 def server_env(extra: dict[str, str] | None = None, repo_on_path: bool = True) -> dict[str, str]:

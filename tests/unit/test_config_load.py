@@ -384,6 +384,8 @@ def test_print_config_output_loads_back_to_the_same_settings(tmp_path: Path) -> 
         "-b", "127.0.0.1:0", "-b", "[::1]:9000", "--threads", "3", "--keep-alive", "1.5",
         "--no-server-header", "-m", "027", "-e", 'Q="quoted"\\x', "--access-logformat",
         '%(h)s "%(r)s" é', "--root-path", "/app", "--access-logfile", "-", "mod:make(1)",
+        "--log-config-dict", '{"loggers": {"treadle.access": {"handlers": [], "level": 20,'
+        ' "propagate": true}}, "x \\"q\\"": [1.5, "é"]}',
     ]
     cfg = load(argv, {}, tmp_path)
     text = to_toml(cfg)
