@@ -12,11 +12,13 @@ line is pure ASCII: no byte in it can end a line for any reader (NEL, U+2028 inc
 from __future__ import annotations
 
 import json
+import json.encoder
 import logging
 import os
 import time
 from typing import Any
 
+_quote = json.encoder.encode_basestring_ascii  # the C function json.dumps uses for strings
 _encode = json.JSONEncoder(ensure_ascii=True, check_circular=False,
                            separators=(",", ":")).encode
 _SECOND_CACHE: tuple[int, str] = (-1, "")  # (second, its ISO text): replaced whole
@@ -44,32 +46,36 @@ def wire_text(value: str) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-def _optional(value: object) -> str | None:
+def _string(value: object) -> str:
+    """A JSON string of an environ value from the wire, or null."""
     if value is None:
-        return None
-    return wire_text(value if type(value) is str else str(value))
+        return "null"
+    return _quote(wire_text(value if type(value) is str else str(value)))
 
 
 def access_json(environ: dict[str, Any], status: str, sent_bytes: int,
                 duration_s: float) -> str:
-    """The access log line of one request, as a JSON object (fields in docs/logging.md)."""
+    """The access log line of one request, as a JSON object (fields in docs/logging.md).
+    Assembled from C-quoted strings (json's own escaping): a third of what json.dumps of a
+    dict costs, on a path that runs for every request."""
     get = environ.get
     code = status[:3]
-    return _encode({
-        "time": iso_time(time.time()),
-        "remote_addr": get("REMOTE_ADDR") or None,
-        "method": _optional(get("REQUEST_METHOD")),
-        "path": wire_text(get("SCRIPT_NAME", "") + get("PATH_INFO", "")),
-        "query": wire_text(get("QUERY_STRING", "")),
-        "protocol": get("SERVER_PROTOCOL"),
-        "status": int(code) if code.isdigit() else None,
-        "response_bytes": sent_bytes,
-        "duration_s": round(duration_s, 6),
-        "user_agent": _optional(get("HTTP_USER_AGENT")),
-        "referer": _optional(get("HTTP_REFERER")),
-        "request_id": get("treadle.request_id"),
-        "pid": os.getpid(),
-    })
+    if not (code.isascii() and code.isdigit()):
+        code = "null"
+    request_id = get("treadle.request_id")
+    return (
+        f'{{"time":"{iso_time(time.time())}","remote_addr":{_string(get("REMOTE_ADDR") or None)},'
+        f'"method":{_string(get("REQUEST_METHOD"))},'
+        f'"path":{_quote(wire_text(get("SCRIPT_NAME", "") + get("PATH_INFO", "")))},'
+        f'"query":{_quote(wire_text(get("QUERY_STRING", "")))},'
+        f'"protocol":{_string(get("SERVER_PROTOCOL"))},'
+        f'"status":{code},"response_bytes":{int(sent_bytes)},'
+        f'"duration_s":{round(duration_s, 6)!r},'
+        f'"user_agent":{_string(get("HTTP_USER_AGENT"))},'
+        f'"referer":{_string(get("HTTP_REFERER"))},'
+        f'"request_id":{"null" if request_id is None else _quote(request_id)},'
+        f'"pid":{os.getpid()}}}'
+    )
 
 
 class JSONFormatter(logging.Formatter):
