@@ -18,7 +18,7 @@ import httpx
 from treadle.config.render import toml_value
 
 from tests.e2e.conftest import RunningServer, run_server
-from tests.e2e.wire import Wire
+from tests.e2e.test_access_log import access_lines, send
 
 APP = "tests.e2e.apps_logs:app"
 Serve = Callable[..., RunningServer]
@@ -26,19 +26,8 @@ HEX_ID = re.compile(r"[0-9a-f]{32}\Z")
 ISO_MS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z\Z")
 
 
-def lines_of(path: Path, count: int) -> list[str]:
-    """The file's lines once it holds `count` of them (logs are written after responses)."""
-    deadline = time.monotonic() + 10
-    while True:
-        text = path.read_text(encoding="utf-8") if path.exists() else ""
-        lines = [line for line in text.split("\n") if line]
-        if len(lines) >= count or time.monotonic() > deadline:
-            return lines
-        time.sleep(0.02)
-
-
 def json_lines(path: Path, count: int) -> list[dict[str, Any]]:
-    lines = lines_of(path, count)
+    lines = access_lines(path, count)
     assert len(lines) == count, lines
     return [json.loads(line) for line in lines]
 
@@ -51,14 +40,6 @@ def get(server: RunningServer, path: str, headers: dict[str, str] | None = None
     response.read()
     client.close()
     return response
-
-
-def raw(server: RunningServer, request: bytes) -> int:
-    wire = Wire(server.host, server.port)
-    wire.send(request)
-    status = wire.read_response().status
-    wire.close()
-    return status
 
 
 # --- JSON access and error logs ---------------------------------------------------------------
@@ -102,10 +83,9 @@ def test_hostile_requests_stay_one_valid_json_line_each(serve: Serve, tmp_path: 
         b"GET /end HTTP/1.1\r\nHost: h\r\nX-Request-ID: \"}\\\r\nConnection: close\r\n\r\n",
     ]
     for request in requests:
-        assert raw(server, request) == 200
-    text = "\n".join(lines_of(access, 3))
-    assert text.isascii()  # nothing a line reader could take for a line break
+        assert send(server, request) == 200
     hostile, long_one, last = json_lines(access, 3)
+    assert access.read_bytes().isascii()  # nothing a line reader could take for a line break
     assert hostile["path"] == '/\\xff\\xfe\x00\n\x1b\x85\u2028"\\x'
     assert hostile["user_agent"] == '\\xff\\xc3(\\x80 "quote" \\ end'
     assert hostile["referer"] == "}{,:"
@@ -141,7 +121,7 @@ def test_text_access_log_names_the_id_with_gunicorns_environ_atom(serve: Serve,
                    "--access-logformat", "%({treadle.request_id}e)s %(s)s %(U)s")
     assert get(server, "/id", {"X-Request-ID": "from-proxy-1"}).status == 200
     assert get(server, "/id").status == 200
-    kept, made = lines_of(access, 2)
+    kept, made = access_lines(access, 2)
     assert kept == "from-proxy-1 200 /id"
     assert HEX_ID.match(made.split()[0]), made
 
@@ -171,7 +151,7 @@ def test_logconfig_dict_routes_the_access_log_to_its_own_handler(serve: Serve,
                                                   "ACCESS %(name)s %(message)s"))
     server = serve(APP, "--config", str(config))  # no accesslog: the table turns it on
     assert get(server, "/first").status == 200
-    [line] = lines_of(routed, 1)
+    [line] = access_lines(routed, 1)
     assert line.startswith('ACCESS treadle.access 127.0.0.1 - - [') and '"GET /first' in line
     assert "Listening at" in server.log()  # the error log the table left alone: unchanged
 
@@ -182,7 +162,7 @@ def test_a_gunicorn_logconfig_dict_configures_treadles_loggers(serve: Serve,
     config = _config_file(tmp_path, _file_logging("gunicorn.access", routed, "G %(message)s"))
     server = serve(APP, "--config", str(config), "--log-format", "json")
     assert get(server, "/named").status == 200
-    [line] = lines_of(routed, 1)
+    [line] = access_lines(routed, 1)
     assert line.startswith("G {") and json.loads(line[2:])["path"] == "/named"
 
 
@@ -198,7 +178,7 @@ def test_logconfig_ini_file_routes_the_error_log(serve: Serve, tmp_path: Path) -
         "formatter=plain\nargs=(sys.stderr,)\n\n[formatter_plain]\nformat=INI %(message)s\n",
         encoding="utf-8")
     serve(APP, "--log-config", str(ini))
-    assert any(line.startswith("INI Listening at: ") for line in lines_of(routed, 1))
+    assert any(line.startswith("INI Listening at: ") for line in access_lines(routed, 1))
 
 
 def test_a_logging_configuration_that_logging_refuses_exits_2(tmp_path: Path) -> None:
@@ -221,7 +201,7 @@ def test_usr1_reopens_file_handlers_a_logconfig_dict_put_anywhere(serve: Serve,
     table["root"] = {"handlers": ["file"], "level": "INFO"}
     server = serve(APP, "--config", str(_config_file(tmp_path, table)))
     assert get(server, "/before").status == 200
-    lines_of(routed, 1)
+    access_lines(routed, 1)
     routed.rename(tmp_path / "root.log.1")
     server.send_signal(signal.SIGUSR1)
     deadline = time.monotonic() + 10
@@ -229,7 +209,7 @@ def test_usr1_reopens_file_handlers_a_logconfig_dict_put_anywhere(serve: Serve,
             and time.monotonic() < deadline:
         time.sleep(0.02)
     assert get(server, "/after").status == 200
-    assert "/after" in "".join(lines_of(routed, 1))
+    assert "/after" in "".join(access_lines(routed, 1))
     assert "/after" not in (tmp_path / "root.log.1").read_text()
 
 
