@@ -30,6 +30,14 @@ def _check(cfg: Config) -> int:
             build_context(cfg)
         except TLSConfigError as exc:
             problems.append(str(exc))
+    if cfg.logconfig_dict is not None or (cfg.logconfig and os.path.isfile(cfg.logconfig)):
+        # only logging itself can tell whether it takes the configuration (as gunicorn's does)
+        from .logsetup import LogConfigError, apply_log_config
+
+        try:
+            apply_log_config(cfg.logconfig_dict, cfg.logconfig)
+        except LogConfigError as exc:
+            problems.append(str(exc))
     if cfg.wsgi_app is not None:
         from .app import AppLoadError, load_app  # the server side may be absent in tests
 
