@@ -54,8 +54,17 @@ def hints_late(environ: dict[str, Any], start_response: StartResponse) -> Iterat
     yield b"body"
 
 
+def hints_upload(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """A hint, then the body read (a client that sent `Expect: 100-continue` still gets its
+    100 Continue), then its length."""
+    environ["wsgi.early_hints"]([(b"Link", PRELOAD.encode())])  # bytes, as gunicorn takes
+    body = environ["wsgi.input"].read()
+    start_response("200 OK", [("Content-Length", str(len(str(len(body)))))])
+    return [str(len(body)).encode()]
+
+
 ROUTES = {"/environ": environ, "/hints": hints, "/hints-bad": hints_bad,
-          "/hints-late": hints_late}
+          "/hints-late": hints_late, "/hints-upload": hints_upload}
 
 
 def app(environ: dict[str, Any], start_response: StartResponse) -> Any:
