@@ -402,9 +402,9 @@ SETTINGS: tuple[Setting, ...] = (
         "connections that do not start with the preface are served HTTP/1.1 as usual. "
         "Requires h2 in http_protocols and a cleartext listener (no certfile). true means "
         "prior-knowledge and false off, as in gunicorn.",
-        gunicorn="gunicorn serves h2c only to peers in forwarded_allow_ips; treadle serves "
-        "it to any peer once enabled, and refuses it together with certfile instead of "
-        "ignoring it.",
+        gunicorn="as in gunicorn, h2c goes only to peers in forwarded_allow_ips (see "
+        "http2_cleartext_trusted_only); treadle refuses it together with certfile instead "
+        "of ignoring it.",
     ),
     Setting(
         "http2_max_concurrent_streams", "HTTP/2", v.integer(1, 2**31 - 1), 100,
@@ -533,7 +533,7 @@ SETTINGS: tuple[Setting, ...] = (
         flags=("--http2-cleartext-trusted-only",), switch=True,
         negative_flags=("--no-http2-cleartext-trusted-only",),
         details="From other peers an 'Upgrade: h2c' is ignored and the HTTP/2 preface is "
-        "answered as a server without h2c answers it (505). On by default: h2c is meant "
+        "answered as a server without h2c answers it (400). On by default: h2c is meant "
         "for a trusted proxy in front (the default forwarded_allow_ips, 127.0.0.1 and ::1, "
         "covers a sidecar); turn it off to serve h2c to any peer that reaches the port.",
         gunicorn="new as a setting: gunicorn 26.2 and later always serve h2c only to "

@@ -4,8 +4,9 @@ poller's unit); one that turns out to speak HTTP/2 is handed to an H2Driver, whi
 owns its socket, its thread and its place in the open-connection count.
 
 h2c is served only when http2_cleartext allows it, and (http2_cleartext_trusted_only, on by
-default) only to peers in forwarded_allow_ips (HARDENING 22): otherwise the preface is an
-HTTP/2.0 request line (505) and `Upgrade: h2c` is ignored, as HTTP/1.1 allows.
+default) only to peers in forwarded_allow_ips (HARDENING 22): otherwise the preface goes to
+the HTTP/1.1 engine (a 400: `PRI *` is not an OPTIONS request) and `Upgrade: h2c` is
+ignored, as HTTP/1.1 allows.
 """
 
 from __future__ import annotations

@@ -54,6 +54,12 @@ def hints_late(environ: dict[str, Any], start_response: StartResponse) -> Iterat
     yield b"body"
 
 
+def hints_fail(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+    """A hint, then a failure: a 103 is not the response starting, so a 500 follows."""
+    environ["wsgi.early_hints"]([("Link", PRELOAD)])
+    raise RuntimeError("the application failed after its hint")
+
+
 def hints_upload(environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
     """A hint, then the body read (a client that sent `Expect: 100-continue` still gets its
     100 Continue), then its length."""
@@ -64,7 +70,8 @@ def hints_upload(environ: dict[str, Any], start_response: StartResponse) -> list
 
 
 ROUTES = {"/environ": environ, "/hints": hints, "/hints-bad": hints_bad,
-          "/hints-late": hints_late, "/hints-upload": hints_upload}
+          "/hints-late": hints_late, "/hints-upload": hints_upload,
+          "/hints-fail": hints_fail}
 
 
 def app(environ: dict[str, Any], start_response: StartResponse) -> Any:

@@ -71,6 +71,17 @@ def test_hints_are_checked_like_response_headers_and_ignored_after_the_head(
     assert got.endswith(b"head \r\n4\r\nbody\r\n0\r\n\r\n")
 
 
+def test_a_failure_after_a_hint_is_still_a_500(server: RunningServer) -> None:
+    got = raw(server.port, get("/hints-fail"))
+    assert got.startswith(HINT_1 + b"HTTP/1.1 500 Internal Server Error\r\n"), got[:200]
+    client = H2Client(server.port)
+    stream = client.request("/hints-fail")
+    client.read(lambda: stream in client.ended)
+    client.sock.close()
+    assert [status for _, (status, *_) in client.informational] == [(b":status", b"103")]
+    assert client.heads[stream][0] == (b":status", b"500") and stream not in client.resets
+
+
 def test_100_continue_still_comes_after_a_103(server: RunningServer) -> None:
     with socket.create_connection(("127.0.0.1", server.port), timeout=10) as sock:
         sock.sendall(b"POST /hints-upload HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
