@@ -238,7 +238,7 @@ class HTTP1Connection:
         if self.phase == BODY:
             self._body_failed("timed out waiting for the client", 408)
             return DISPATCH
-        if self.proxy is not None:
+        if self.proxy is not None and self.proxy.held:  # begun, not finished
             self.runtime.error_log.debug("closing %s: PROXY header not received in time",
                                          self.peer_host)
             count_rejection("proxy_timeout")
