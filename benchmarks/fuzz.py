@@ -1,6 +1,8 @@
-"""A socket fuzzer for the real server: mutated HTTP/1.1 requests and HTTP/2 conversations.
+"""A socket fuzzer for the real server: mutated HTTP/1.1 requests, HTTP/2 conversations and
+PROXY protocol headers.
 
     python -m benchmarks.fuzz --cases 2000 --seed 1            # half HTTP/1.1, half HTTP/2
+    python -m benchmarks.fuzz --protocols proxy --cases 1000   # PROXY headers, then a request
     python -m benchmarks.fuzz --protocols h1 --cases 1000000 --seed 7 --json fuzz.json
     python -m benchmarks.fuzz --seed 7 --only h1:48213          # one case again, bytes shown
 
@@ -15,7 +17,10 @@ apart), and requests that reached the application but should not have: any value
 LF, NUL or other control byte, a body whose length differs from its Content-Length (the
 application records both, benchmarks/attack_app.py), and, for HTTP/1.1, more requests than
 h11 (the reference parser, fed the same bytes) finds. The server's descriptors are sampled
-every 100 cases and must come back to where they started.
+every 100 cases and must come back to where they started. The server reads PROXY headers
+(proxy_protocol auto; they are optional), so every HTTP/1.1 and HTTP/2 case also checks that
+a connection without one passes through unchanged; a PROXY case's request is judged like an
+HTTP/1.1 one, without the h11 comparison (h11 knows no PROXY header).
 """
 
 from __future__ import annotations
@@ -36,11 +41,14 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(REPO))
 
 from benchmarks.attackkit import H2Conn, Target  # noqa: E402
-from benchmarks.fuzzcases import h1_case, h2_case, whole_frames  # noqa: E402
+from benchmarks.fuzzcases import h1_case, h2_case, proxy_case, whole_frames  # noqa: E402
+
+CASES: dict[str, Callable[[int, int], tuple[bytes, list[int]]]] = {
+    "h1": h1_case, "h2": h2_case, "proxy": proxy_case}
 
 CASE_TIMEOUT_S = 3.0
 SERVER_FLAGS = ("--threads", "8", "--header-timeout", "2", "--body-timeout", "2",
-                "--keep-alive", "2", "--graceful-timeout", "3")
+                "--keep-alive", "2", "--graceful-timeout", "3", "--proxy-protocol=auto")
 _STATUS = re.compile(rb"HTTP/1\.[01] (\d{3}) ")
 _ASKED = re.compile(rb"\r\nx-asked: error\r\n", re.IGNORECASE)
 APP_FLAGS = ("control_bytes", "length_mismatch")
@@ -63,6 +71,7 @@ class Counts:
     app_requests: int = 0
     app_flagged: int = 0
     beyond_h11: int = 0
+    closed_silently: int = 0  # PROXY cases closed without an answer (a refused header)
     fds_baseline: int = 0
     fds_peak: int = 0
     fds_end: int = 0
@@ -204,9 +213,7 @@ class Fuzzer:
         return parsed
 
     def run_case(self, protocol: str, index: int) -> None:
-        make: Callable[[int, int], tuple[bytes, list[int]]] = \
-            h1_case if protocol == "h1" else h2_case
-        data, splits = make(self.seed, index)
+        data, splits = CASES[protocol](self.seed, index)
         name = f"{protocol}:{index}"
         self.counts.cases += 1
         try:
@@ -222,9 +229,11 @@ class Fuzzer:
             answer = b""
         self._judge_answer(protocol, name, answer)
         self._canary(protocol, name, h11_requests(data) if protocol == "h1" else None)
+        if protocol == "proxy" and not answer:
+            self.counts.closed_silently += 1
 
     def _judge_answer(self, protocol: str, name: str, answer: bytes) -> None:
-        if protocol == "h1":
+        if protocol != "h2":
             statuses = [int(s) for s in _STATUS.findall(answer)]
             asked = len(_ASKED.findall(answer))
         else:
@@ -315,14 +324,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--cases", type=int, default=2000, help="in all, protocols alternating")
-    parser.add_argument("--protocols", default="h1,h2", help="h1, h2 or h1,h2")
+    parser.add_argument("--protocols", default="h1,h2",
+                        help="a comma-separated choice of h1, h2 and proxy")
     parser.add_argument("--only", help="run one case, PROTOCOL:INDEX, and print its bytes")
     parser.add_argument("--json", type=Path, help="write the counts to this file")
     parser.add_argument("--log", type=Path, help="keep the server's log here")
     args = parser.parse_args(argv)
     if args.only:
         protocol, index = args.only.split(":")
-        print(repr((h1_case if protocol == "h1" else h2_case)(args.seed, int(index))[0]))
+        print(repr(CASES[protocol](args.seed, int(index))[0]))
     counts = run(args.seed, args.cases, args.protocols.split(","), args.log, args.only)
     summary: dict[str, Any] = asdict(counts)
     print(json.dumps(summary, indent=2))

@@ -10,6 +10,9 @@ rewritten; the end cut off), then a pipelined good request; sent in pieces split
 HTTP/2: a conversation made by h2 as a client (SETTINGS, requests with and without bodies,
 PING, WINDOW_UPDATE, PRIORITY, RST_STREAM), mutated the same way after the 24-byte preface,
 or with whole frames repeated, dropped, swapped or their header fields rewritten.
+PROXY protocol: a v1 or v2 header (v2 with TLVs: authority, SSL with version and cipher,
+NOOP, a CRC32C), mutated the same ways or with a v2 length or version/command byte rewritten,
+then a good HTTP/1.1 request.
 """
 
 from __future__ import annotations
@@ -193,5 +196,58 @@ def h2_case(seed: int, index: int) -> tuple[bytes, list[int]]:
         else:
             rest = rng.choice(MUTATIONS[:6])(rng, rest) if rest else rest
     data = preface + rest
+    splits = sorted(rng.sample(range(1, len(data)), k=min(len(data) - 1, rng.randint(0, 3))))
+    return data, splits
+
+
+# -- PROXY protocol ------------------------------------------------------------------------------
+
+PROXY_REQUEST = b"GET /case HTTP/1.1\r\nHost: fuzz\r\nConnection: close\r\n\r\n"
+_V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def _tlv(kind: int, value: bytes) -> bytes:
+    return bytes([kind]) + struct.pack(">H", len(value)) + value
+
+
+def _proxy_header(rng: random.Random) -> bytes:
+    port = rng.randrange(65536)
+    choice = rng.randrange(6)
+    if choice == 0:
+        return b"PROXY TCP4 203.0.113.%d 10.0.0.1 %d 443\r\n" % (rng.randrange(256), port)
+    if choice == 1:
+        return b"PROXY TCP6 2001:db8::%x ::1 %d 443\r\n" % (rng.randrange(1 << 16), port)
+    if choice == 2:
+        return b"PROXY UNKNOWN\r\n"
+    if choice == 3:  # LOCAL, a health check
+        return _V2_SIGNATURE + b"\x20\x00\x00\x00"
+    family, block = (0x11, bytes([203, 0, 113, rng.randrange(256), 10, 0, 0, 1])) \
+        if choice == 4 else (0x21, bytes(15) + b"\x07" + bytes(15) + b"\x01")
+    block += struct.pack(">HH", port, 443)
+    tlvs = [_tlv(0x02, b"fuzz.example"), _tlv(0x04, bytes(rng.randrange(8))),
+            _tlv(0x20, b"\x01\x00\x00\x00\x00" + _tlv(0x21, b"TLSv1.3")
+                 + _tlv(0x23, b"TLS_AES_128_GCM_SHA256"))]
+    block += b"".join(rng.sample(tlvs, k=rng.randint(0, 3)))
+    if rng.random() < 0.3:
+        block += _tlv(0x03, bytes(4))  # a CRC32C of zeros: wrong unless by chance
+    return _V2_SIGNATURE + bytes([0x21, family]) + struct.pack(">H", len(block)) + block
+
+
+def _v2_field(rng: random.Random, data: bytes) -> bytes:
+    """Rewrite a v2 header's version/command, family or length byte (else mutate alike)."""
+    if not data.startswith(_V2_SIGNATURE) or len(data) < 16:
+        return _flip(rng, data)
+    at = rng.choice([12, 13, 14, 15])
+    return data[:at] + bytes([rng.randrange(256)]) + data[at + 1:]
+
+
+def proxy_case(seed: int, index: int) -> tuple[bytes, list[int]]:
+    """The bytes of PROXY protocol case `index`: a header, mutated (or not: a third are
+    sent whole, so the request after it is answered), then a request."""
+    rng = random.Random(f"{seed}:proxy:{index}")
+    data = _proxy_header(rng)
+    for _ in range(rng.choice([0, 1, 1, 2, 3])):
+        data = rng.choice([*MUTATIONS[:4], _cut, _v2_field])(rng, data) or data
+    data += PROXY_REQUEST
     splits = sorted(rng.sample(range(1, len(data)), k=min(len(data) - 1, rng.randint(0, 3))))
     return data, splits

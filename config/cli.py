@@ -103,6 +103,11 @@ def _add_setting(group: argparse._ArgumentGroup, setting: Setting) -> None:
                 negative, dest=setting.name, nargs=0, const=False, action=_Record,
                 help=f"Turn {setting.flag} off.",
             )
+    elif setting.flag_const is not None:  # gunicorn's --proxy-protocol alone means auto
+        group.add_argument(
+            *setting.flags, dest=setting.name, action=_Record, nargs="?",
+            const=setting.flag_const, metavar=setting.metavar, help=_help_text(setting),
+        )
     else:
         group.add_argument(
             *setting.flags, dest=setting.name, action=_Record, repeat=setting.repeat,

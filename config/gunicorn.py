@@ -51,8 +51,6 @@ _ASGI = "treadle serves WSGI only"
 _DIRTY = "dirty arbiters are not supported"
 _CONTROL = "there is no control socket"
 _PASTE = "not supported: load the Paste application in a small module and name that module"
-_PROXY = ("the PROXY protocol is not supported (a PROXY line gets 400): let the proxy send "
-          "X-Forwarded-For and list it in forwarded_allow_ips")
 
 GUNICORN_ONLY: tuple[GunicornOnly, ...] = (
     GunicornOnly("worker_class", "treadle has one worker type, threads (like gunicorn's "
@@ -105,8 +103,6 @@ GUNICORN_ONLY: tuple[GunicornOnly, ...] = (
     GunicornOnly("ssl_context", "not supported (it is a Python hook): certfile, keyfile, "
                  "keyfile_password, ca_certs, cert_reqs, ciphers and ssl_min_version build "
                  "the context"),
-    GunicornOnly("proxy_protocol", _PROXY, ("--proxy-protocol",), "?"),
-    GunicornOnly("proxy_allow_ips", _PROXY, ("--proxy-allow-from",)),
     GunicornOnly("protocol", "treadle speaks HTTP only (no uwsgi protocol)", ("--protocol",)),
     GunicornOnly("uwsgi_allow_ips", "treadle speaks HTTP only (no uwsgi protocol)",
                  ("--uwsgi-allow-from",)),

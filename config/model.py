@@ -76,6 +76,9 @@ class Config:
     umask: int | None = None
     check_config: bool = False
     print_config: bool = False
+    proxy_protocol: str = "off"
+    proxy_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
+    http2_cleartext_trusted_only: bool = True
     sources: Mapping[str, str] = field(
         default_factory=lambda: _all_default(), compare=False, hash=False, repr=False
     )

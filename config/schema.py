@@ -58,6 +58,7 @@ class Setting:
     details: str = ""
     gunicorn: str = ""
     secret: bool = False  # never printed by --print-config
+    flag_const: str | None = None  # the value of the flag given without one (nargs="?")
 
     @property
     def env(self) -> str | None:
@@ -401,9 +402,9 @@ SETTINGS: tuple[Setting, ...] = (
         "connections that do not start with the preface are served HTTP/1.1 as usual. "
         "Requires h2 in http_protocols and a cleartext listener (no certfile). true means "
         "prior-knowledge and false off, as in gunicorn.",
-        gunicorn="gunicorn serves h2c only to peers in forwarded_allow_ips; treadle serves "
-        "it to any peer once enabled, and refuses it together with certfile instead of "
-        "ignoring it.",
+        gunicorn="as in gunicorn, h2c goes only to peers in forwarded_allow_ips (see "
+        "http2_cleartext_trusted_only); treadle refuses it together with certfile instead "
+        "of ignoring it.",
     ),
     Setting(
         "http2_max_concurrent_streams", "HTTP/2", v.integer(1, 2**31 - 1), 100,
@@ -541,6 +542,52 @@ SETTINGS: tuple[Setting, ...] = (
         "Print the effective settings as TOML, each with its source, and exit.",
         flags=("--print-config",), switch=True, in_file=False, in_env=False,
         gunicorn="gunicorn's also implies --check-config; here it only prints.",
+    ),
+    # -- the edge: the PROXY protocol, h2c for trusted peers only -----------------------------
+    Setting(
+        "proxy_protocol", "Proxies and headers", v.proxy_protocol(), "off",
+        "Accept a PROXY protocol header (haproxy, stunnel, network load balancers) naming "
+        "the client: off, v1 (text), v2 (binary) or auto (either).",
+        flags=("--proxy-protocol",), metavar="MODE", flag_const="auto",
+        details="--proxy-protocol without a value means auto, and true/false mean auto/off, as in "
+        "gunicorn (and as there, a bare --proxy-protocol just before APP takes APP for its "
+        "mode: write --proxy-protocol=auto, or put it after APP). The header is optional: a "
+        "connection without one is served with its socket's peer. One naming a TCP client "
+        "makes that client REMOTE_ADDR and REMOTE_PORT (and the access log's address, and the"
+        " peer forwarded_allow_ips is checked against); PROXY_PROTOCOL, PROXY_ADDR and "
+        "PROXY_PORT are in the environ, and a v2 SSL TLV saying the client used TLS makes "
+        "wsgi.url_scheme https. On a TLS listener the header comes before the handshake. A "
+        "header from a peer outside proxy_allow_ips, a malformed one, or one not whole within"
+        " header_timeout closes the connection without a response. See docs/deployment.md.",
+        gunicorn="the same modes; gunicorn checks forwarded_allow_ips against the proxy's "
+        "address, treadle against the client the header names (in a TCP proxy the HTTP "
+        "head is the client's). Malformed or forbidden headers get a close, not a 400/403; "
+        "PROXY UNKNOWN and the v2 UNIX and UDP families are accepted (the socket's peer "
+        "stands), as the specification asks.",
+    ),
+    Setting(
+        "proxy_allow_ips", "Proxies and headers",
+        v.string_list(v.ip_or_network(), "IP addresses or CIDR networks"), ("127.0.0.1", "::1"),
+        "Peers (IPs or CIDR networks, comma-separated; '*' = all) allowed to send a PROXY "
+        "header.",
+        flags=("--proxy-allow-from",), metavar="IPS",
+        details="Unix-socket peers are always allowed, as in gunicorn. A PROXY header from "
+        "any other peer closes the connection.",
+        gunicorn="gunicorn takes one comma-separated string; treadle takes a list (a "
+        "comma-separated string works too).",
+    ),
+    Setting(
+        "http2_cleartext_trusted_only", "HTTP/2", v.boolean(), True,
+        "Serve h2c (http2_cleartext) only to peers in forwarded_allow_ips; others get "
+        "HTTP/1.1.",
+        flags=("--http2-cleartext-trusted-only",), switch=True,
+        negative_flags=("--no-http2-cleartext-trusted-only",),
+        details="From other peers an 'Upgrade: h2c' is ignored and the HTTP/2 preface is "
+        "answered as a server without h2c answers it (400). On by default: h2c is meant "
+        "for a trusted proxy in front (the default forwarded_allow_ips, 127.0.0.1 and ::1, "
+        "covers a sidecar); turn it off to serve h2c to any peer that reaches the port.",
+        gunicorn="new as a setting: gunicorn 26.2 and later always serve h2c only to "
+        "peers in forwarded_allow_ips, which is this setting's default.",
     ),
 )
 

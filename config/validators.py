@@ -555,3 +555,21 @@ def _parse_h2_cleartext(value: object) -> object:
 
 def h2_cleartext() -> Validator:
     return Validator("off, prior-knowledge, upgrade or both", _parse_h2_cleartext)
+
+
+# gunicorn's spellings (its validate_proxy_protocol): booleans and 1/0/none mean auto/off.
+_PROXY_PROTOCOL = {"off": "off", "false": "off", "0": "off", "none": "off", "no": "off",
+                   "auto": "auto", "true": "auto", "1": "auto", "yes": "auto",
+                   "v1": "v1", "v2": "v2"}
+
+
+def _parse_proxy_protocol(value: object) -> object:
+    if isinstance(value, bool):
+        return "auto" if value else "off"
+    if isinstance(value, str) and value.strip().lower() in _PROXY_PROTOCOL:
+        return _PROXY_PROTOCOL[value.strip().lower()]
+    raise Invalid()
+
+
+def proxy_protocol() -> Validator:
+    return Validator("off, v1, v2 or auto", _parse_proxy_protocol)

@@ -80,6 +80,10 @@ class ResponseSink(Protocol):
     def send_error(self, code: int, head_request: bool) -> None:
         """The short error answer, nothing having been sent yet."""
 
+    def send_informational(self, code: int, headers: Headers) -> None:
+        """A 1xx response (103 Early Hints) before the head; not `on_wire`: a final
+        response, an error answer included, may still follow."""
+
     def complete(self) -> bool:
         """After a whole response: True when the connection carries on (HTTP/1.1)."""
 
@@ -96,6 +100,7 @@ class Exchange:
         self.sink = sink
         self.runtime = runtime
         environ["wsgi.input"] = InputStream(body)
+        environ["wsgi.early_hints"] = self.early_hints
         self.environ = environ
         self.method: str = environ["REQUEST_METHOD"]
         self.head_request = self.method == "HEAD"
@@ -149,6 +154,18 @@ class Exchange:
         self.headers, self.close_asked = encode_headers(headers, self.runtime.error_log)
         self.status, self.code, self.reason = status, code, reason
         return self.write
+
+    def early_hints(self, headers: list[tuple[str, str]]) -> None:
+        """environ["wsgi.early_hints"], as gunicorn 25 offers it: send a 103 Early Hints
+        with `headers` (typically Link preloads), checked by the one header policy (a bad
+        name or a CR/LF in a value raises). Ignored once the response head has gone and for
+        HTTP/1.0 clients, which know no 1xx; may be called more than once."""
+        if self.head_sent or self.environ["SERVER_PROTOCOL"] == "HTTP/1.0":
+            return
+        if type(headers) is list or isinstance(headers, (list, tuple)):
+            headers = [_as_text(item) for item in headers]  # gunicorn takes bytes too
+        encoded, _close = encode_headers(headers, self.runtime.error_log)
+        self.sink.send_informational(103, encoded)
 
     def write(self, data: bytes) -> None:
         if self.status is None:
@@ -284,6 +301,15 @@ class Exchange:
             sink.abort()
             return
         sink.send_error(code, self.head_request)
+
+
+def _as_text(item: Any) -> Any:
+    """A (name, value) pair with bytes decoded as latin-1; anything else as it is (for
+    encode_headers to refuse)."""
+    if type(item) is tuple and len(item) == 2:
+        return tuple(part.decode("latin-1") if isinstance(part, bytes) else part
+                     for part in item)
+    return item
 
 
 def _check_chunk(chunk: object) -> None:

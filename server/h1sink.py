@@ -226,6 +226,17 @@ class H1Sink:
             return
         conn.close()
 
+    def send_informational(self, code: int, headers: Headers) -> None:
+        # Written here, not by the engine: a 1xx sent through it would end the client's
+        # wait for `100 Continue`, which must still come when the application reads.
+        lines = [b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode("ascii"))]
+        lines += [name + b": " + value + b"\r\n" for name, value in headers]
+        lines.append(b"\r\n")
+        try:
+            send_all(self.conn.sock, b"".join(lines), self.runtime.body_timeout_s)
+        except OSError as exc:
+            raise ClientGone(f"sending a {code} response: {exc}") from exc
+
     # -- after the response ----------------------------------------------------------------
 
     def complete(self) -> bool:

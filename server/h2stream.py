@@ -58,7 +58,7 @@ class H2Stream:
                  "received", "inbox", "inbox_flow", "in_ended", "consumed", "outbox",
                  "out_bytes", "head", "out_ended", "reset_code", "dead", "queued",
                  "head_sent", "end_sent", "finished", "started", "expect_continue",
-                 "continue_wanted")
+                 "continue_wanted", "informational")
 
     def __init__(self, driver: StreamOwner, stream_id: int, environ: dict[str, Any],
                  content_length: int | None) -> None:
@@ -86,6 +86,7 @@ class H2Stream:
         self.started = time.monotonic()
         self.expect_continue = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
         self.continue_wanted = False  # (lock) the first read waits: send 100 Continue
+        self.informational: list[list[tuple[bytes, bytes]]] = []  # (lock) 103s to send
 
     # -- worker side: wsgi.input -------------------------------------------------------------
 
@@ -143,6 +144,15 @@ class H2Stream:
                 self.out_bytes += len(chunk)
             if end:
                 self.out_ended = True
+            driver.mark_ready(self)
+
+    def post_informational(self, head: list[tuple[bytes, bytes]]) -> None:
+        """Queue a 1xx head (103 Early Hints) to go before the response head."""
+        driver = self.driver
+        with driver.lock:
+            if self.dead is not None:
+                raise ClientGone(f"stream {self.stream_id}: {self.dead}")
+            self.informational.append(head)
             driver.mark_ready(self)
 
     def wait(self, timeout_s: float) -> None:
@@ -281,6 +291,11 @@ class H2Sink:
         head, self.head = self.head, None
         self.stream.post(head, chunks, end)
         self.on_wire = True
+
+    def send_informational(self, code: int, headers: list[tuple[bytes, bytes]]) -> None:
+        head = [(b":status", str(code).encode("ascii"))]
+        head += [(name.lower(), value) for name, value in headers]  # RFC 9113 8.2.1
+        self.stream.post_informational(head)
 
     def body_error(self, exc: BaseException) -> RequestBodyError | None:
         return exc if isinstance(exc, RequestBodyError) else None

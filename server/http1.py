@@ -22,11 +22,13 @@ from typing import Any
 
 from .. import protocol
 from ..protocol.http2 import CONNECT_REFUSAL
+from ..protocol.proxy import ProxyHeaderReader
 from .errors import ClientGone, RequestBodyError, is_client_gone
 from .exchange import Exchange
 from .h1sink import H1Sink, error_response
 from .negotiate import handshake, upgrade, watch_preface
 from .parking import Action, Phase
+from .proxyheader import count_rejection, new_reader, take_proxy_header
 from .runtime import Host, Runtime
 from .sockio import lingering_ok, recv_some, send_all
 from .wsgi import build_environ
@@ -87,6 +89,8 @@ class HTTP1Connection:
         "h2c_watch",
         "preface_seen",
         "sink",
+        "proxy",
+        "proxy_environ",
     )
 
     def __init__(self, runtime: Runtime, host: Host, sock: socket.socket, peer: Any,
@@ -129,17 +133,28 @@ class HTTP1Connection:
         self.h2c_watch = False  # the first bytes may be the HTTP/2 preface (h2c)
         self.preface_seen = b""
         self.sink: H1Sink | None = None  # made for the first request
+        self.proxy: ProxyHeaderReader | None = None  # a PROXY header may come first
+        self.proxy_environ: dict[str, Any] | None = None  # what the PROXY header said
 
     # -- in the poller ------------------------------------------------------------------
 
     def on_readable(self) -> Action:
         """Read what arrived; DISPATCH when a whole head is here. Never blocks."""
+        lead = b""
+        if self.proxy is not None:  # before TLS, h2c or HTTP/1.1: server/proxyheader.py
+            action, lead = take_proxy_header(self)
+            if action is None:
+                action = self.begin(lead)
+            if action is not None:
+                return action
         if self.phase == HANDSHAKE:  # a worker takes the next handshake step
             return DISPATCH
         try:
-            data = self.sock.recv(RECV_SIZE)
+            data = lead + self.sock.recv(RECV_SIZE)
         except BlockingIOError:
-            return WAIT
+            if not lead:
+                return WAIT
+            data = lead
         except OSError:
             return CLOSE
         if self.phase == LINGER:
@@ -223,7 +238,11 @@ class HTTP1Connection:
         if self.phase == BODY:
             self._body_failed("timed out waiting for the client", 408)
             return DISPATCH
-        if self.phase == HEAD:
+        if self.proxy is not None and self.proxy.held:  # begun, not finished
+            self.runtime.error_log.debug("closing %s: PROXY header not received in time",
+                                         self.peer_host)
+            count_rejection("proxy_timeout")
+        elif self.phase == HEAD:
             self.runtime.error_log.debug("closing %s: request head not received in time",
                                          self.peer_host)
         elif self.phase == HANDSHAKE:
@@ -256,7 +275,7 @@ class HTTP1Connection:
                 return
             while True:
                 request, self.request = self.request, None
-                if runtime.h2c_upgrade and upgrade(self, request):
+                if runtime.h2c_upgrade and self.h2c_allowed() and upgrade(self, request):
                     return  # answered over HTTP/2 as stream 1
                 if not self.run_request(request):
                     return
@@ -290,15 +309,36 @@ class HTTP1Connection:
         started_s = time.monotonic() if runtime.access_log is not None else 0.0
         base = self.environ_base
         if base is None:
+            extra = self.tls_environ
+            if self.proxy_environ:  # our own TLS has the last word on the scheme
+                extra = {**self.proxy_environ, **(extra or {})}
             base = self.environ_base = runtime.environ_base(
-                self.peer_host, self.peer_port, self.listener_name, self.listener_port,
-                self.tls_environ)
+                self.peer_host, self.peer_port, self.listener_name, self.listener_port, extra)
         environ = build_environ(base, request.method, request.target, request.http_version,
                                 request.headers, runtime.root_path, self.trusted_proxy)
         sink = self.sink
         if sink is None:
             sink = self.sink = H1Sink(self, runtime, self.host)
         return Exchange(sink, runtime, environ, self).run(runtime.app, started_s)
+
+    def begin(self, lead: bytes = b"") -> Action | None:
+        """Once the PROXY header is read (or there is none): the first phase of what
+        follows. Under TLS, the handshake (DISPATCH to a worker; CLOSE when bytes that
+        were not a PROXY header were taken: no handshake can follow them); else None,
+        reading on, with h2c's preface watch where allowed."""
+        runtime = self.runtime
+        if runtime.tls_context is not None:
+            if lead:
+                return CLOSE
+            self.phase = HANDSHAKE
+            self.deadline = time.monotonic() + runtime.handshake_timeout_s
+            return DISPATCH
+        self.h2c_watch = runtime.h2c_prior and self.h2c_allowed()
+        return None
+
+    def h2c_allowed(self) -> bool:
+        """h2c for this peer (http2_cleartext_trusted_only: peers in forwarded_allow_ips)."""
+        return self.trusted_proxy or not self.runtime.h2c_trusted_only
 
     def _handshake(self) -> None:
         """One TLS handshake step (server/negotiate.py); the request head comes later."""
@@ -414,15 +454,15 @@ class HTTP1Connection:
 
 def open_connection(runtime: Runtime, host: Host, sock: socket.socket, peer: Any,
                     local: tuple[str, int]) -> HTTP1Connection:
-    """A connection the poller has just accepted, in its first phase: HANDSHAKE under TLS
-    (on_readable then dispatches it to a worker at once), else HEAD."""
+    """A connection the poller has just accepted, in its first phase: HEAD while a PROXY
+    header may come (proxy_protocol), then HANDSHAKE under TLS (on_readable then
+    dispatches it to a worker at once), else HEAD."""
     conn = HTTP1Connection(runtime, host, sock, peer, local)
-    if runtime.tls_context is not None:  # the handshake runs on a worker, never the poller
-        conn.phase = HANDSHAKE
-        conn.deadline = time.monotonic() + runtime.handshake_timeout_s
+    conn.deadline = time.monotonic() + runtime.header_timeout_s
+    if runtime.proxy_protocol != "off":  # the header first, within header_timeout
+        conn.proxy = new_reader(runtime.proxy_protocol)
     else:
-        conn.h2c_watch = runtime.h2c_prior
-        conn.deadline = time.monotonic() + runtime.header_timeout_s
+        conn.begin()  # the handshake runs on a worker, never the poller
     return conn
 
 

@@ -335,12 +335,16 @@ class H2Driver(StreamEvents):
                 consumed, stream.consumed = stream.consumed, 0
                 head, stream.head = stream.head, None
                 wants_continue, stream.continue_wanted = stream.continue_wanted, False
-                news.append((stream, consumed, head, stream.reset_code, wants_continue))
-        for stream, consumed, head, reset_code, wants_continue in news:
+                hints, stream.informational = stream.informational, []
+                news.append((stream, consumed, head, stream.reset_code, wants_continue, hints))
+        for stream, consumed, head, reset_code, wants_continue, hints in news:
             if consumed:
                 self._acknowledge(stream.stream_id, consumed)
             if stream.finished:
                 continue
+            for hint in hints:  # 103 Early Hints, before the head (queued before it)
+                if not stream.head_sent:
+                    self._send_informational(stream.stream_id, hint)
             if wants_continue and head is None and not stream.head_sent:
                 self._send_continue(stream.stream_id)
             if reset_code is not None:
@@ -353,8 +357,11 @@ class H2Driver(StreamEvents):
         self._pump()
 
     def _send_continue(self, stream_id: int) -> None:
+        self._send_informational(stream_id, [(b":status", b"100")])
+
+    def _send_informational(self, stream_id: int, head: list[tuple[bytes, bytes]]) -> None:
         try:
-            self.conn.send_headers(stream_id, [(b":status", b"100")])
+            self.conn.send_headers(stream_id, head)
         except h2.exceptions.H2Error:
             pass
 

@@ -3,8 +3,10 @@ the HTTP/1.1 `Upgrade: h2c` switch. Every connection starts as an HTTP1Connectio
 poller's unit); one that turns out to speak HTTP/2 is handed to an H2Driver, which then
 owns its socket, its thread and its place in the open-connection count.
 
-h2c is served only when http2_cleartext allows it (HARDENING 22): otherwise the preface is
-an HTTP/2.0 request line (505) and `Upgrade: h2c` is ignored, as HTTP/1.1 allows.
+h2c is served only when http2_cleartext allows it, and (http2_cleartext_trusted_only, on by
+default) only to peers in forwarded_allow_ips (HARDENING 22): otherwise the preface goes to
+the HTTP/1.1 engine (a 400: `PRI *` is not an OPTIONS request) and `Upgrade: h2c` is
+ignored, as HTTP/1.1 allows.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class Preamble(Protocol):
     closed: bool
     h2c_watch: bool
     preface_seen: bytes
+    proxy_environ: dict[str, Any] | None  # what a PROXY header said (server/proxyheader.py)
 
     @property
     def runtime(self) -> Runtime: ...
@@ -76,6 +79,8 @@ def hand_over(conn: Preamble, initial: bytes, environ_extra: dict[str, Any],
     """Start an H2Driver on `conn`'s socket: True when the driver took it (`conn` is done
     with it, never closes it); False when no descriptor was left for the driver's wake-up:
     the caller closes `conn` (refused, as accept() would have; accepting pauses)."""
+    if conn.proxy_environ:  # our own TLS has the last word on the scheme
+        environ_extra = {**conn.proxy_environ, **environ_extra}
     try:
         driver = H2Driver(conn.runtime, conn.host, conn.sock, conn.peer_host, conn.peer_port,
                           (conn.listener_name, conn.listener_port), environ_extra)

@@ -93,6 +93,10 @@ class Runtime:
     # The Date header value, formatted at most once a second: DateCache.http_date, bound
     # (one call on the hot path, not two).
     http_date: Callable[[], bytes]
+    # The edge (server/proxyheader.py, h2c for trusted peers only)
+    proxy_protocol: str  # off, v1, v2 or auto
+    proxy_allowed: TrustedProxies  # proxy_allow_ips: who may send a PROXY header
+    h2c_trusted_only: bool  # h2c only for peers in forwarded_allow_ips
 
     def environ_base(self, peer_host: str | None, peer_port: str, listener_name: str,
                      listener_port: int, tls_environ: dict[str, Any] | None) -> dict[str, Any]:
@@ -166,6 +170,9 @@ def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
         timeout_s=cfg.timeout,
         environ_common=_environ_common(cfg, error_log, multiprocess),
         http_date=DateCache().http_date,
+        proxy_protocol=cfg.proxy_protocol,
+        proxy_allowed=TrustedProxies(cfg.proxy_allow_ips),
+        h2c_trusted_only=cfg.http2_cleartext_trusted_only,
     )
 
 

@@ -166,13 +166,14 @@ class H2Client:
     frames a polite client would never send. It checks nothing it sends."""
 
     def __init__(self, port: int, context: Any = None, settings: dict[int, int] | None = None,
-                 ) -> None:
+                 preamble: bytes = b"") -> None:
         import socket
 
         import h2.config
         import h2.connection
 
         raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+        raw.sendall(preamble)  # a PROXY protocol header, before TLS
         self.sock = context.wrap_socket(raw, server_hostname="127.0.0.1") if context else raw
         config = h2.config.H2Configuration(client_side=True, header_encoding=None,
                                            validate_outbound_headers=False,

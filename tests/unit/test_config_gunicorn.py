@@ -99,7 +99,7 @@ def test_docs_gunicorn_md_table_is_current() -> None:
         (["--spew"], "--spew", "spew"),
         (["--daemon"], "--daemon", "daemon"),
         (["--ssl-version", "TLSv1_2"], "--ssl-version", "ssl_version"),
-        (["--proxy-protocol"], "--proxy-protocol", "proxy_protocol"),
+        (["--uwsgi-allow-from", "10.0.0.1"], "--uwsgi-allow-from", "uwsgi_allow_ips"),
     ],
 )
 def test_gunicorn_flags_get_their_advice(tmp_path: Path, argv: list[str], flag: str,
