@@ -2,7 +2,7 @@
 
 Each thread opens a new connection per request (so listeners and accepts are exercised) and
 records every failure with its reason; `pids` collects the `pid` of /osenv answers, which
-tells which worker process served a request.
+tells which worker process served a request (`served_by` counts them).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import http.client
 import json
 import threading
 import time
+from collections import Counter
 
 
 class Load:
@@ -20,6 +21,7 @@ class Load:
         self.ok = 0
         self.failures: list[str] = []
         self.pids: set[int] = set()
+        self.served_by: Counter[int] = Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
@@ -63,5 +65,6 @@ class Load:
                 with self._lock:
                     self.ok += 1
                     self.pids.add(pid)
+                    self.served_by[pid] += 1
             finally:
                 conn.close()
