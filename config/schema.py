@@ -150,8 +150,8 @@ SETTINGS: tuple[Setting, ...] = (
         "serves from this one process, with no master.",
         flags=("-w", "--workers"), metavar="INT",
         details="With 1 or more, the arbiter binds the listeners, forks that many workers "
-        "(each a threaded server on the arbiter's sockets; see reuse_port), replaces any that exits "
-        "or stops heartbeating (timeout), recycles them (max_requests) and answers "
+        "(each a threaded server on the arbiter's sockets; see reuse_port), replaces any "
+        "that exits or stops heartbeating (timeout), recycles them (max_requests) and answers "
         "gunicorn's signals: HUP starts a new generation, TTIN/TTOU add or remove one. "
         "0 keeps PID 1 the server itself, as containers often want; max_requests and "
         "preload_app then have no effect, and timeout only logs stuck requests. "
