@@ -94,6 +94,21 @@ def test_hup_with_reuse_port_under_load_loses_no_request(serve):
     assert stop_and_check_no_orphans(server) == 0
 
 
+@pytest.mark.parametrize("flags", [(), ("--reuse-port",)], ids=["shared", "reuse_port"])
+def test_hup_under_keepalive_load_answers_every_request(serve, flags):
+    """The old workers' idle keep-alive connections are not closed under their clients'
+    next request: each is answered (with Connection: close) within a short grace."""
+    server = serve(APP, "--workers", "2", *flags)
+    old = worker_count(server, 2)
+    with Load(server.host, server.port, threads=8, keepalive=True) as load:
+        load.wait_for(100)
+        server.send_signal(signal.SIGHUP)
+        workers_where(server, lambda p: len(p) == 2 and not p & old, "the old workers to leave")
+        load.wait_for(100)
+    assert load.failures == []
+    assert stop_and_check_no_orphans(server) == 0
+
+
 def test_ttin_and_ttou_with_reuse_port_under_load_lose_no_request(serve):
     server = serve(APP, "--workers", "2", "--reuse-port")
     worker_count(server, 2)
