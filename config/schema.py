@@ -139,6 +139,11 @@ SETTINGS: tuple[Setting, ...] = (
         "reuse_port", "Server socket", v.boolean(), False,
         "Set SO_REUSEPORT on the listening sockets.",
         flags=("--reuse-port",), switch=True, negative_flags=("--no-reuse-port",),
+        details="With workers, each worker accepts on a TCP socket of its own, all bound "
+        "to the same address, and the kernel spreads new connections over them; without "
+        "it they share one socket. Unix sockets and fd:// sockets are always shared.",
+        gunicorn="gunicorn sets the flag on the arbiter's sockets, which its workers share "
+        "(so the kernel has nothing to balance); treadle gives each worker its own socket.",
     ),
     Setting(
         "workers", "Workers", v.integer(0, 1024), 0,
@@ -146,8 +151,8 @@ SETTINGS: tuple[Setting, ...] = (
         "serves from this one process, with no master.",
         flags=("-w", "--workers"), metavar="INT",
         details="With 1 or more, the arbiter binds the listeners, forks that many workers "
-        "(each a threaded server sharing the arbiter's sockets), replaces any that exits "
-        "or stops heartbeating (timeout), recycles them (max_requests) and answers "
+        "(each a threaded server on the arbiter's sockets; see reuse_port), replaces any "
+        "that exits or stops heartbeating (timeout), recycles them (max_requests) and answers "
         "gunicorn's signals: HUP starts a new generation, TTIN/TTOU add or remove one. "
         "0 keeps PID 1 the server itself, as containers often want; max_requests and "
         "preload_app then have no effect, and timeout only logs stuck requests. "

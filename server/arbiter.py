@@ -2,7 +2,8 @@
 
 It owns the listeners (bound once by `run`, inherited by every worker: the kernel hands each
 new connection to one worker that waits in accept, and a connection waiting in the backlog
-survives any worker's exit), the pid file and the worker count. Signal handlers only queue
+survives any worker's exit; with reuse_port one socket per worker slot, server/shards.py),
+the pid file and the worker count. Signal handlers only queue
 the signal (server/signals.py); one loop waits on that queue and on each worker's status pipe,
 then dispatches signals, reads heartbeats, reaps every child (PID 1 in a container must),
 aborts workers silent past `timeout` (SIGABRT: tracebacks to the log; then SIGKILL) and
@@ -35,6 +36,7 @@ from .readiness import readable
 from .reexec import Inherited, rename_quietly, start_new_binary
 from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
+from .shards import PortShards
 from .signals import HANDLED_SIGNALS, SignalQueue, signal_name
 from .tls import TLSConfigError, build_context
 from .worker import HEARTBEAT, READY, RECORD, RELOAD, RETIRING, STUCK, worker_main
@@ -64,6 +66,7 @@ class WorkerProcess:
     generation: Generation
     status_fd: int
     alive_at: float  # monotonic time of its last sign of life (heartbeats carry it)
+    slot: int = 0  # which of the shards' sockets it accepts on (server/shards.py)
     ready: bool = False
     leaving: bool = False  # stopping, retiring or aborted: no longer counted
     stuck: bool = False  # every thread stuck: stopped once a replacement serves
@@ -75,11 +78,12 @@ class WorkerProcess:
 class Arbiter:
     def __init__(self, cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
                  access_log: logging.Logger | None, start_cwd: str,
-                 inherited: Inherited | None = None) -> None:
+                 inherited: Inherited | None = None, shards: PortShards | None = None) -> None:
         self.current = Generation(1, cfg, app)
         self.pending: Generation | None = None
         self.preloaded = app is not None
         self.listeners = listeners
+        self.shards = shards or PortShards(listeners, False, cfg.backlog, error_log)
         self.error_log = error_log
         self.access_log = access_log
         self.start_cwd = start_cwd
@@ -184,6 +188,7 @@ class Arbiter:
             self.error_log.info("Stopping gracefully (%s); in-flight requests get %.3gs",
                                 reason, self.current.cfg.graceful_timeout)
         self.stopping = True
+        self.shards.release_all()  # stop listening at once; the workers take their backlogs
         for worker in list(self.workers.values()):
             self.stop_worker(worker, quick)
 
@@ -192,7 +197,15 @@ class Arbiter:
         grace_s = QUICK_STOP_S if quick else worker.generation.cfg.graceful_timeout + KILL_GRACE_S
         kill_at = time.monotonic() + grace_s
         worker.kill_at = kill_at if worker.kill_at is None else min(worker.kill_at, kill_at)
+        self._release_unused_slots()  # before it takes its socket's backlog
         self._signal(worker.pid, signal.SIGQUIT if quick else signal.SIGTERM)
+
+    def _release_unused_slots(self) -> None:
+        """Close the sockets of slots past the count that no staying worker uses."""
+        used = {w.slot for w in self.workers.values() if not w.leaving}
+        for slot in self.shards.open_slots():
+            if slot >= self.target and slot not in used:
+                self.shards.release(slot)
 
     def _signal(self, pid: int, sig: int) -> None:
         try:
@@ -333,16 +346,22 @@ class Arbiter:
         while len(active) < target and time.monotonic() >= self.spawn_at:
             active.append(self.spawn(generation))
         if len(active) > target and self.pending is None:
-            for worker in sorted(active, key=lambda w: w.pid)[: len(active) - target]:
-                self.stop_worker(worker)  # the oldest first, as gunicorn
+            # the oldest first, as gunicorn; with a socket per slot the highest slot first,
+            # so that the slots in use stay 0..target-1
+            order = (lambda w: (-w.slot, w.pid)) if self.shards.active else (lambda w: w.pid)
+            for worker in sorted(active, key=order)[: len(active) - target]:
+                self.stop_worker(worker)
 
     def spawn(self, generation: Generation) -> WorkerProcess:
+        taken = {w.slot for w in self._workers_of(generation) if not w.leaving}
+        slot = min(set(range(len(taken) + 1)) - taken)
         read_fd, write_fd = os.pipe()
         arbiter_pid = os.getpid()
         # Blocked across the fork: until the child has its own dispositions, a signal sent to
         # it (an operator's USR1 to the whole group) waits instead of running our handlers or
         # taking its default action; worker_main and serve() unblock them.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        self.shards.listeners_for(slot)  # bound here, before the fork
         pid = os.fork()
         if pid != 0:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -355,7 +374,8 @@ class Arbiter:
                         os.close(other.status_fd)
                 assert self.signals is not None
                 self.signals.close_fds()
-                status = worker_main(generation.cfg, generation.app, self.listeners, write_fd,
+                listeners = self.shards.keep_only(slot)
+                status = worker_main(generation.cfg, generation.app, listeners, write_fd,
                                      arbiter_pid, self.error_log, self.access_log)
             except BaseException:
                 self.error_log.exception("worker %d failed", os.getpid())
@@ -365,7 +385,7 @@ class Arbiter:
         os.close(write_fd)
         os.set_blocking(read_fd, False)
         self.error_log.info("Booting worker with pid: %d", pid)
-        worker = WorkerProcess(pid, generation, read_fd, alive_at=time.monotonic())
+        worker = WorkerProcess(pid, generation, read_fd, alive_at=time.monotonic(), slot=slot)
         self.workers[pid] = worker
         return worker
 

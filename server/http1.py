@@ -290,8 +290,8 @@ class HTTP1Connection:
                         host.dispatch(self)
                         return
                     continue
-                if action == WAIT and (self.phase >= LINGER or not host.stopping):
-                    host.park(self)  # lingering, or a request (body) still arriving
+                if action == WAIT:  # stopping, the poller keeps it for a short grace:
+                    host.park(self)  # its client saw no Connection: close, may send more
                 else:
                     self.close()
                 return
@@ -350,8 +350,6 @@ class HTTP1Connection:
 
     def _read_more(self) -> Action:
         """One non-blocking read before parking: the next request may already be here."""
-        if self.host.stopping:
-            return CLOSE
         while True:
             try:
                 data = self.sock.recv(RECV_SIZE)

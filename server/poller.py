@@ -37,8 +37,9 @@ DISPATCH_BATCH = 128 if getattr(sys, "_is_gil_enabled", lambda: True)() else 1
 # The poller loops at least this often, so that `alive_as_of` stays fresh (worker heartbeats).
 LIVENESS_TICK_S = 1.0
 # At a graceful stop, how long a connection whose request has not arrived yet (a new one, a
-# head arriving, a TLS handshake) is still given: a client that connected just before the
-# stop is answered rather than dropped, and a silent one cannot hold the stop for long.
+# head arriving, a TLS handshake, an idle keep-alive one) is still given: a client that
+# connected or sent its next request just before the stop is answered rather than dropped,
+# and a silent one cannot hold the stop for long.
 STOP_GRACE_S = 2.0
 COMPACT_MIN_ENTRIES = 1024  # expiry heap size that triggers dropping closed connections
 
@@ -236,9 +237,9 @@ class Poller:
     def begin_stop(self) -> None:
         """A graceful stop, once: take what waits in the listen backlog (the kernel accepted
         it before we stopped), stop listening (new connections are refused, not left
-        waiting), close idle keep-alive connections, and keep those whose request has not
-        arrived yet for a short grace: a client that connected just before the stop is
-        answered (with Connection: close), not dropped."""
+        waiting), and keep the connections whose request has not arrived yet (idle keep-alive
+        ones too) for a short grace: a client that connected, or sent its next request, just
+        before the stop is answered (with Connection: close), not dropped."""
         if self.stop_begun:
             return
         self.stop_begun = True
@@ -268,11 +269,13 @@ class Poller:
 
     def keep_while_stopping(self, conn: Parkable) -> bool:
         """During a graceful stop: keep a connection whose request is still to come (a head
-        arriving, a new connection, a TLS handshake) for at most STOP_GRACE_S more, and one
-        lingering or receiving a body; an idle keep-alive connection is closed."""
+        arriving, a new connection, a TLS handshake, an idle keep-alive connection) for at
+        most STOP_GRACE_S more, and one lingering or receiving a body. An idle connection
+        closed at once would lose the request its client may be sending just then (it saw
+        no `Connection: close`); kept, that request is answered with one."""
         if conn.phase >= LINGER:
             return True
-        if conn.phase not in (HEAD, HANDSHAKE):
+        if conn.phase not in (HEAD, HANDSHAKE, IDLE):
             return False
         conn.deadline = min(conn.deadline, time.monotonic() + STOP_GRACE_S)
         return True

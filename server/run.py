@@ -19,12 +19,13 @@ import os
 from typing import Any
 
 from .app import AppLoadError, load_app
-from .arbiter import Arbiter
+from .arbiter import Arbiter, worker_count
 from .http2 import descriptors_per_connection
 from .listeners import BindError, Listener, open_listener
 from .logsetup import LogConfigError, setup_logs
 from .reexec import Inherited, take_inherited
 from .serving import print_app_error, print_error, serve
+from .shards import PortShards
 from .signals import StoppedStarting, hold_while_starting, signal_name
 from .tls import TLSConfigError, build_context
 
@@ -61,13 +62,17 @@ def run(cfg: Any) -> int:
     listeners: list[Listener] = []
     pidfile: str | None = None
     inherited: Inherited | None = None
+    shards: PortShards | None = None
+    supervised = cfg.workers > 0 or cfg.reload  # --reload needs workers to replace
     try:  # whatever happens, the listeners close and our pidfile goes
         try:
             inherited = take_inherited()  # started by an arbiter's USR2
             listeners.extend(open_listeners(cfg, inherited, error_log))
+            if supervised:  # reuse_port: a socket per worker, bound before a user switch
+                shards = PortShards(listeners, cfg.reuse_port, cfg.backlog, error_log)
+                shards.prepare(worker_count(cfg))
             switch_user(cfg.user, cfg.group, listeners)
             pidfile = write_pidfile(cfg.pidfile)
-            supervised = cfg.workers > 0 or cfg.reload  # --reload needs workers to replace
             preload = cfg.preload_app and not cfg.reload
             app = load_app(cfg) if not supervised or preload else None
         except BindError as exc:
@@ -87,11 +92,13 @@ def run(cfg: Any) -> int:
         gc.freeze()
         if supervised:
             return run_arbiter(cfg, app, listeners, error_log, access_log, start_cwd,
-                               inherited)
+                               inherited, shards)
         if inherited is not None:
             inherited.announce_ready()
         return serve(app, cfg, listeners, error_log, access_log)
     finally:
+        if shards is not None:
+            shards.release_all()
         _cleanup(listeners, pidfile)
 
 
@@ -115,14 +122,15 @@ def open_listeners(cfg: Any, inherited: Inherited | None,
 
 def run_arbiter(cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
                 access_log: logging.Logger | None, start_cwd: str,
-                inherited: Inherited | None = None) -> int:
+                inherited: Inherited | None = None, shards: PortShards | None = None) -> int:
     """Supervise `cfg.workers` worker processes (server/arbiter.py) until stopped."""
     try:
         build_context(cfg)  # fail once, here, rather than in every worker
     except TLSConfigError as exc:
         print_error(str(exc))
         return EXIT_CONFIG
-    return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd, inherited).run()
+    return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd, inherited,
+                   shards).run()
 
 
 def raise_open_file_limit(wanted: int) -> None:

@@ -1,8 +1,10 @@
 """A small, bounded background load for signal tests: client threads sending GET requests.
 
-Each thread opens a new connection per request (so listeners and accepts are exercised) and
-records every failure with its reason; `pids` collects the `pid` of /osenv answers, which
-tells which worker process served a request.
+Each thread opens a new connection per request (so listeners and accepts are exercised), or
+with `keepalive` keeps its connection open while the server allows (a connection closed
+before the answer is a failure: a stopping server must answer what its keep-alive clients
+send), and records every failure with its reason; `pids` collects the `pid` of /osenv answers, which
+tells which worker process served a request (`served_by` counts them).
 """
 
 from __future__ import annotations
@@ -11,15 +13,18 @@ import http.client
 import json
 import threading
 import time
+from collections import Counter
 
 
 class Load:
     def __init__(self, host: str, port: int, path: str = "/osenv", threads: int = 2,
-                 timeout_s: float = 20.0) -> None:
+                 timeout_s: float = 20.0, keepalive: bool = False) -> None:
+        self.keepalive = keepalive
         self.host, self.port, self.path, self.timeout_s = host, port, path, timeout_s
         self.ok = 0
         self.failures: list[str] = []
         self.pids: set[int] = set()
+        self.served_by: Counter[int] = Counter()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, daemon=True) for _ in range(threads)]
@@ -46,8 +51,10 @@ class Load:
             time.sleep(0.01)
 
     def _run(self) -> None:
+        conn: http.client.HTTPConnection | None = None
         while not self._stop.is_set():
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
+            if conn is None:
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout_s)
             try:
                 conn.request("GET", self.path)
                 response = conn.getresponse()
@@ -55,7 +62,12 @@ class Load:
                 if response.status != 200:
                     raise OSError(f"status {response.status}")
                 pid = json.loads(body)["pid"] if self.path.startswith("/osenv") else 0
+                if not self.keepalive or response.will_close:
+                    conn.close()
+                    conn = None
             except (OSError, http.client.HTTPException, ValueError) as exc:
+                conn.close()
+                conn = None
                 with self._lock:
                     self.failures.append(repr(exc))
                 time.sleep(0.05)
@@ -63,5 +75,6 @@ class Load:
                 with self._lock:
                     self.ok += 1
                     self.pids.add(pid)
-            finally:
-                conn.close()
+                    self.served_by[pid] += 1
+        if conn is not None:
+            conn.close()

@@ -288,3 +288,26 @@ def test_graceful_stop_under_keepalive_load_truncates_nothing(serve):
         thread.join(20)
     assert outcomes.count("ok") > 8
     assert all(o == "ok" or o.startswith("refused") for o in outcomes), outcomes
+
+
+def test_graceful_stop_answers_the_next_request_on_an_idle_keepalive_connection(serve):
+    """A client idle between two requests when the stop begins saw no Connection: close;
+    the request it sends next is answered (with one), not lost to a closed socket."""
+    server = serve(APP)
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    conn.request("GET", "/osenv")
+    first = conn.getresponse()
+    first.read()
+    assert not first.will_close
+    server.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 10
+    while "Stopping gracefully" not in server.log():
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.02)
+    time.sleep(0.2)  # the poller has begun the stop
+    conn.request("GET", "/osenv")
+    second = conn.getresponse()
+    assert second.status == 200 and second.getheader("Connection") == "close"
+    second.read()
+    conn.close()
+    assert server.process.wait(10) == 0
