@@ -70,7 +70,14 @@ class _StreamWithoutLengthCheck(H2Stream):
 
 
 class ServerConnection(H2Connection):
-    """h2's connection with per-stream (not per-connection) content-length errors."""
+    """h2's connection with per-stream (not per-connection) content-length errors, and a
+    short memory of closed streams: h2 keeps 65,536 of them per connection (about 10 MiB
+    once a long-lived connection has used that many streams, so a few hundred busy clients
+    could hold gigabytes). A late frame for a stream forgotten here still gets
+    RST_STREAM(STREAM_CLOSED); only the finer answer for streams we reset ourselves
+    (ignoring their late frames) is lost for streams that old."""
+
+    MAX_CLOSED_STREAMS = 1024
 
     def _begin_new_stream(self, stream_id: int, allowed_ids: object) -> H2Stream:
         stream = super()._begin_new_stream(stream_id, allowed_ids)  # type: ignore[arg-type]

@@ -20,6 +20,7 @@ from treadle.protocol.http2 import (
     H2Limits,
     MalformedRequest,
     RequestLimits,
+    ServerConnection,
     check_trailers,
     new_server_connection,
     parse_request,
@@ -200,3 +201,22 @@ def test_limits_are_announced() -> None:
     assert limits.connection_window == 7 << 20
     assert H2Limits().connection_window == 65535 * 100
     assert H2Limits(initial_window_size=1 << 30).connection_window == 1 << 30
+
+
+def test_closed_streams_are_remembered_only_so_many() -> None:
+    """A long-lived connection's memory stays flat: h2 alone would keep 65,536 closed streams
+    (about 10 MiB); a late frame for a forgotten stream still gets RST_STREAM, not a
+    connection error."""
+    client, server = client_and_server(H2Limits())
+    streams = 3000
+    for stream_id in range(1, 2 * streams, 2):
+        client.send_headers(stream_id, BASE, end_stream=True)
+        server.receive_data(client.data_to_send())
+        server.send_headers(stream_id, [(b":status", b"204")], end_stream=True)
+        client.receive_data(server.data_to_send())
+    remembered = len(server._closed_streams)  # h2's own record; nothing public reports it
+    assert remembered <= ServerConnection.MAX_CLOSED_STREAMS < streams
+    events = server.receive_data(frame_bytes(DataFrame(1, b"late")))
+    assert not any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
+    answer = server.data_to_send()
+    assert answer[3:4] == b"\x03" and int.from_bytes(answer[5:9], "big") == 1  # RST_STREAM(1)
