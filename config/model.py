@@ -65,6 +65,10 @@ class Config:
     access_log_format: str = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
     errorlog: str = "-"
     loglevel: str = "info"
+    metrics_bind: str | None = None
+    statsd_host: str | None = None
+    statsd_prefix: str = "treadle"
+    dogstatsd_tags: str = ""
     pidfile: str | None = None
     user: str | None = None
     group: str | None = None

@@ -31,13 +31,24 @@ from typing import Any
 from ..config import ConfigError, load
 from .listeners import Listener
 from .logs import setup_access_log, setup_error_log
+from .metricsd import MetricsServer
+from .metricshub import ArbiterMetrics
 from .readiness import readable
 from .reexec import Inherited, rename_quietly, start_new_binary
 from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
 from .signals import HANDLED_SIGNALS, SignalQueue, signal_name
 from .tls import TLSConfigError, build_context
-from .worker import HEARTBEAT, READY, RECORD, RELOAD, RETIRING, STUCK, worker_main
+from .worker import (
+    HEARTBEAT,
+    READY,
+    RECORD,
+    RELOAD,
+    RETIRING,
+    RETIRING_REASONS,
+    STUCK,
+    worker_main,
+)
 
 EXIT_OK = 0
 EXIT_APP = 3
@@ -75,8 +86,10 @@ class WorkerProcess:
 class Arbiter:
     def __init__(self, cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
                  access_log: logging.Logger | None, start_cwd: str,
-                 inherited: Inherited | None = None) -> None:
+                 inherited: Inherited | None = None,
+                 metrics_server: MetricsServer | None = None) -> None:
         self.current = Generation(1, cfg, app)
+        self.metrics = ArbiterMetrics(cfg, listeners, metrics_server)
         self.pending: Generation | None = None
         self.preloaded = app is not None
         self.listeners = listeners
@@ -108,12 +121,15 @@ class Arbiter:
             self.error_log.info("Arbiter booted (pid %d): %d workers of %s, %d threads each",
                                 os.getpid(), self.target, self.current.cfg.wsgi_app,
                                 self.current.cfg.threads)
+            self.metrics.start()
             while not (self.stopping and not self.workers):
                 if not self.stopping:
                     self.maintain()
                 self.wait(self._next_wake_s())
                 self.reap()
                 self.check_deadlines()
+                self.metrics.report(sum(1 for w in self.workers.values()
+                                        if w.ready and not w.leaving), self.stopping)
         finally:
             self._kill_all()
             self.signals.restore()
@@ -292,6 +308,7 @@ class Arbiter:
                             self.pending.number)
         for worker in list(self.workers.values()):
             if worker.generation is not self.pending and not worker.leaving:
+                self.metrics.restarted("reload")
                 self.stop_worker(worker)
         self.current, self.pending = self.pending, None
         sd_notify("READY=1")
@@ -345,6 +362,7 @@ class Arbiter:
         # it (an operator's USR1 to the whole group) waits instead of running our handlers or
         # taking its default action; worker_main and serve() unblock them.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
+        slot = self.metrics.new_slot()
         pid = os.fork()
         if pid != 0:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -357,8 +375,9 @@ class Arbiter:
                         os.close(other.status_fd)
                 assert self.signals is not None
                 self.signals.close_fds()
+                self.metrics.in_child()
                 status = worker_main(generation.cfg, generation.app, self.listeners, write_fd,
-                                     arbiter_pid, self.error_log, self.access_log)
+                                     arbiter_pid, self.error_log, self.access_log, slot)
             except BaseException:
                 self.error_log.exception("worker %d failed", os.getpid())
             finally:
@@ -369,6 +388,7 @@ class Arbiter:
         self.error_log.info("Booting worker with pid: %d", pid)
         worker = WorkerProcess(pid, generation, read_fd, alive_at=time.monotonic())
         self.workers[pid] = worker
+        self.metrics.forked(pid, slot)
         return worker
 
     # -- what workers say, and when they end ---------------------------------------------
@@ -399,11 +419,13 @@ class Arbiter:
             elif kind == STUCK and not worker.leaving:
                 self.error_log.error("Worker %d is stuck: starting its replacement; it stops "
                                      "once that one serves", worker.pid)
+                self.metrics.restarted("timeout")
                 worker.leaving = worker.stuck = True
             elif kind == RELOAD and not worker.leaving and self.pending is None \
                     and worker.generation is self.current and not self.stopping:
                 self.reload(why="--reload")  # once: the other workers' reports are ignored
             elif kind == RETIRING and not worker.leaving:
+                self.metrics.restarted(RETIRING_REASONS.get(when_s, "max_requests"))
                 worker.leaving = True  # its replacement starts now; it finishes and exits
                 cfg = worker.generation.cfg
                 worker.kill_at = time.monotonic() + cfg.graceful_timeout + KILL_GRACE_S
@@ -418,6 +440,7 @@ class Arbiter:
                 return
             worker = self.workers.pop(pid, None)
             if worker is not None:
+                self.metrics.exited(pid)
                 self.on_exit(worker, wait_status)
             elif pid in self.successors:
                 self.successors.discard(pid)
@@ -433,6 +456,7 @@ class Arbiter:
             self.error_log.info("Worker %d exited (%s)", worker.pid, how)
             return
         self.error_log.error("Worker %d exited unexpectedly (%s)", worker.pid, how)
+        self.metrics.restarted("crash")
         if worker.ready:
             return  # maintain() replaces it at once
         generation = worker.generation
@@ -477,6 +501,7 @@ class Arbiter:
                 self.error_log.critical(
                     "WORKER TIMEOUT (pid:%d): no sign of life for %.1fs; its threads' "
                     "tracebacks follow, then SIGKILL", worker.pid, now - worker.alive_at)
+                self.metrics.restarted("timeout")
                 worker.leaving = worker.aborted = True  # its replacement starts now
                 worker.kill_at = now + KILL_GRACE_S
                 self._signal(worker.pid, signal.SIGABRT)

@@ -23,9 +23,11 @@ from .arbiter import Arbiter
 from .http2 import descriptors_per_connection
 from .listeners import BindError, Listener, open_listener
 from .logs import setup_access_log, setup_error_log
+from .metricsd import MetricsServer, open_metrics
 from .reexec import Inherited, take_inherited
 from .serving import print_app_error, print_error, serve
 from .signals import StoppedStarting, hold_while_starting, signal_name
+from .statsd import count_log_records
 from .tls import TLSConfigError, build_context
 
 EXIT_OK = 0
@@ -52,6 +54,7 @@ def run(cfg: Any) -> int:
     except OSError as exc:
         print_error(f"cannot open a log file: {exc}")
         return EXIT_CONFIG
+    count_log_records(cfg, error_log)
     if cfg.umask is not None:
         os.umask(cfg.umask)
     raise_open_file_limit(cfg.worker_connections * descriptors_per_connection(cfg) + 64)
@@ -59,10 +62,12 @@ def run(cfg: Any) -> int:
     listeners: list[Listener] = []
     pidfile: str | None = None
     inherited: Inherited | None = None
+    metrics_server: MetricsServer | None = None
     try:  # whatever happens, the listeners close and our pidfile goes
         try:
             inherited = take_inherited()  # started by an arbiter's USR2
             listeners.extend(open_listeners(cfg, inherited, error_log))
+            metrics_server = open_metrics(cfg, error_log)
             switch_user(cfg.user, cfg.group, listeners)
             pidfile = write_pidfile(cfg.pidfile)
             supervised = cfg.workers > 0 or cfg.reload  # --reload needs workers to replace
@@ -85,11 +90,13 @@ def run(cfg: Any) -> int:
         gc.freeze()
         if supervised:
             return run_arbiter(cfg, app, listeners, error_log, access_log, start_cwd,
-                               inherited)
+                               inherited, metrics_server)
         if inherited is not None:
             inherited.announce_ready()
-        return serve(app, cfg, listeners, error_log, access_log)
+        return serve(app, cfg, listeners, error_log, access_log, metrics_server=metrics_server)
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         _cleanup(listeners, pidfile)
 
 
@@ -113,14 +120,16 @@ def open_listeners(cfg: Any, inherited: Inherited | None,
 
 def run_arbiter(cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
                 access_log: logging.Logger | None, start_cwd: str,
-                inherited: Inherited | None = None) -> int:
+                inherited: Inherited | None = None,
+                metrics_server: MetricsServer | None = None) -> int:
     """Supervise `cfg.workers` worker processes (server/arbiter.py) until stopped."""
     try:
         build_context(cfg)  # fail once, here, rather than in every worker
     except TLSConfigError as exc:
         print_error(str(exc))
         return EXIT_CONFIG
-    return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd, inherited).run()
+    return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd, inherited,
+                   metrics_server).run()
 
 
 def raise_open_file_limit(wanted: int) -> None:

@@ -21,7 +21,9 @@ from typing import Any, Protocol
 from ..protocol.http2 import H2Limits, RequestLimits
 from .inflight import InFlight
 from .logs import access_atoms, error_stream, format_access
+from .metrics import Metrics
 from .parking import Parkable
+from .statsd import StatsdClient
 from .tls import build_context
 from .wsgi import FileWrapper, TrustedProxies
 
@@ -89,6 +91,14 @@ class Runtime:
     # The Date header value, formatted at most once a second: DateCache.http_date, bound
     # (one call on the hot path, not two).
     http_date: Callable[[], bytes]
+    # Request, connection and rejection counts (server/metrics.py); None when neither
+    # metrics_bind nor statsd_host asks for them, so the request path skips them.
+    metrics: Metrics | None
+
+    def count_rejected(self, reason: str) -> None:
+        """A connection or request refused by the server itself (treadle_rejected_total)."""
+        if self.metrics is not None:
+            self.metrics.rejected(reason)
 
     def environ_base(self, peer_host: str | None, peer_port: str, listener_name: str,
                      listener_port: int, tls_environ: dict[str, Any] | None) -> dict[str, Any]:
@@ -153,7 +163,18 @@ def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
         timeout_s=cfg.timeout,
         environ_common=_environ_common(cfg, error_log, multiprocess),
         http_date=DateCache().http_date,
+        metrics=_metrics_from(cfg),
     )
+
+
+def _metrics_from(cfg: Any) -> Metrics | None:
+    if not cfg.metrics_bind and not cfg.statsd_host:
+        return None
+    metrics = Metrics()
+    if cfg.statsd_host:
+        metrics.on_request = StatsdClient(cfg.statsd_host, cfg.statsd_prefix,
+                                          cfg.dogstatsd_tags).request
+    return metrics
 
 
 def h2_limits_from(cfg: Any) -> H2Limits:
