@@ -95,7 +95,8 @@ class Server:
         self.inflight = self.runtime.inflight
         self._open = 0
         self._opened_total = 0  # (lock) connections accepted, for metrics
-        self.pool_clock = PoolClock(self.runtime.thread_count)  # busy threads, for metrics
+        # Busy threads and seconds, for metrics (kept only when they are on).
+        self.pool_clock = PoolClock(self.runtime.thread_count)
         self._backlog_taken = False  # (lock) at a stop: the poller took the listen backlog
         self.accept_paused = False
         self.exiting = False
@@ -288,16 +289,18 @@ class Server:
         get = self._jobs.get
         inflight = self.inflight
         inflight.bind(number)
-        clock = self.pool_clock
+        clock = self.pool_clock if self.runtime.metrics is not None else None
         while True:
             job = get()
             if job is None:
                 return
-            clock.start(number)
+            if clock is not None:
+                clock.start(number)
             try:
                 job.serve()
             except BaseException as exc:  # serve() reports its own; never lose a worker
                 self.error_log.error("a worker caught an unexpected error", exc_info=exc)
             finally:
                 inflight.end(number)
-                clock.stop(number)
+                if clock is not None:
+                    clock.stop(number)
