@@ -38,6 +38,7 @@ from .reexec import Inherited, rename_quietly, start_new_binary
 from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
 from .signals import HANDLED_SIGNALS, SignalQueue, signal_name
+from .statsd import count_log_records
 from .tls import TLSConfigError, build_context
 from .worker import (
     HEARTBEAT,
@@ -235,6 +236,7 @@ class Arbiter:
                 or cfg.accesslog != self.current.cfg.accesslog:
             try:
                 self.error_log = setup_error_log(cfg.errorlog, cfg.loglevel)
+                count_log_records(cfg, self.error_log)  # (its handlers were replaced)
                 self.access_log = setup_access_log(cfg.accesslog)
             except OSError as exc:
                 self.error_log.error("%s: cannot open a log file (%s)", why, exc)
