@@ -96,15 +96,14 @@ def rejection_of(status: int) -> str:
 class Shard:
     """One thread's counts; only that thread writes them."""
 
-    __slots__ = ("requests", "buckets", "duration_sum_s", "started", "finished",
-                 "request_bytes", "response_bytes")
+    __slots__ = ("requests", "buckets", "duration_sum_s", "started", "request_bytes",
+                 "response_bytes")
 
     def __init__(self) -> None:
         self.requests: dict[tuple[str, int, str], int] = {}
         self.buckets = [0] * (len(DURATION_BUCKETS_S) + 1)
         self.duration_sum_s = 0.0
-        self.started = 0
-        self.finished = 0
+        self.started = 0  # (those finished are the histogram's count)
         self.request_bytes = 0
         self.response_bytes = 0
 
@@ -148,7 +147,6 @@ class Metrics:
         shard.duration_sum_s += duration_s
         shard.request_bytes += request_bytes
         shard.response_bytes += response_bytes
-        shard.finished += 1
         if self.on_request is not None:
             self.on_request(method, code, duration_s)
 
@@ -172,7 +170,7 @@ class Metrics:
             for index, count in enumerate(shard.buckets):
                 buckets[index] += count
             duration_s += shard.duration_sum_s
-            in_flight += shard.started - shard.finished
+            in_flight += shard.started - sum(shard.buckets)
             request_bytes += shard.request_bytes
             response_bytes += shard.response_bytes
         for label, count in zip(BUCKET_LABELS, buckets, strict=True):
