@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 import httpx
 import pytest
+import trustme
 from prometheus_client.openmetrics.parser import (
     text_string_to_metric_families as openmetrics_families,
 )
@@ -239,3 +240,40 @@ def test_statsd_datagrams_as_gunicorn_sends_them(serve, workers: str) -> None:
             seen.add(datagram)
     finally:
         receiver.close()
+
+
+def test_tls_handshake_failures_are_counted(serve, tmp_path) -> None:
+    cert = trustme.CA().issue_cert("localhost")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    server = serve(APP, "--metrics-bind", "127.0.0.1:0", "--certfile", str(certfile),
+                   "--keyfile", str(keyfile))
+    address = metrics_address(server)
+    with socket.create_connection((server.host, server.port), timeout=10) as plain:
+        plain.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # HTTP spoken to a TLS port
+        try:
+            while plain.recv(4096):  # a TLS alert, then the close (or a reset)
+                pass
+        except ConnectionResetError:
+            pass
+    wait_for(address, lambda s: value(s, "treadle_rejected_total", reason="tls_handshake") == 1)
+
+
+def test_evictions_are_counted(serve) -> None:
+    server = serve(APP, "--metrics-bind", "127.0.0.1:0", "--worker-connections", "2")
+    address = metrics_address(server)
+    # worker_connections = 2: two silent clients fill it; a third evicts the longest waiting
+    first = socket.create_connection((server.host, server.port), timeout=10)
+    time.sleep(0.2)
+    second = socket.create_connection((server.host, server.port), timeout=10)
+    time.sleep(0.2)
+    third = socket.create_connection((server.host, server.port), timeout=10)
+    try:
+        assert first.recv(10) == b""  # evicted to admit the third
+        samples = wait_for(address, lambda s: value(s, "treadle_rejected_total",
+                                                    reason="evicted") == 1)
+        assert value(samples, "treadle_connections_open", protocol="http1") == 2
+    finally:
+        for sock in (first, second, third):
+            sock.close()
