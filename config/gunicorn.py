@@ -43,7 +43,8 @@ _LOGGING = ("not supported: use logconfig_dict (or logconfig) for other handlers
             "to stdout/stderr and let journald or the container runtime collect and forward")
 _SYSLOG = ("not supported: give logconfig_dict a logging.handlers.SysLogHandler, or log to "
            "stdout/stderr and let journald collect")
-_STATSD = "metrics are not yet supported"
+_BACKLOG = ("not needed: the accept queue is always reported, as treadle_listen_backlog on "
+           "metrics_bind (docs/observability.md)")
 _STRICT = ("treadle has one strict HTTP/1.1 parser with no relaxations (any token is a valid "
            "method); see docs/security.md")
 _TLS_FIXED = "not needed: the TLS handshake always runs in a worker under handshake_timeout"
@@ -85,10 +86,7 @@ GUNICORN_ONLY: tuple[GunicornOnly, ...] = (
     GunicornOnly("syslog_facility", _SYSLOG, ("--log-syslog-facility",)),
     GunicornOnly("enable_stdio_inheritance", "not needed: the application's stdout and "
                  "stderr are the process's", ("-R", "--enable-stdio-inheritance"), 0),
-    GunicornOnly("statsd_host", _STATSD, ("--statsd-host",)),
-    GunicornOnly("dogstatsd_tags", _STATSD, ("--dogstatsd-tags",)),
-    GunicornOnly("statsd_prefix", _STATSD, ("--statsd-prefix",)),
-    GunicornOnly("enable_backlog_metric", _STATSD, ("--enable-backlog-metric",), 0),
+    GunicornOnly("enable_backlog_metric", _BACKLOG, ("--enable-backlog-metric",), 0),
     GunicornOnly("proc_name", "not supported: the process is named after the command that "
                  "starts it", ("-n", "--name")),
     GunicornOnly("default_proc_name", "not supported: the process is named after the command "

@@ -70,6 +70,10 @@ class Config:
     logconfig_dict: Mapping[str, Any] | None = None
     logconfig: str | None = None
     request_id_header: str | None = None
+    metrics_bind: str | None = None
+    statsd_host: str | None = None
+    statsd_prefix: str = "treadle"
+    dogstatsd_tags: str = ""
     pidfile: str | None = None
     user: str | None = None
     group: str | None = None

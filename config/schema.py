@@ -513,6 +513,39 @@ SETTINGS: tuple[Setting, ...] = (
         gunicorn="new.",
     ),
     Setting(
+        "metrics_bind", "Logging", v.optional(v.tcp_address()), None,
+        "Serve GET /metrics (Prometheus), /healthz and /readyz on this address, e.g. "
+        "127.0.0.1:9100. Off when unset.",
+        flags=("--metrics-bind",), metavar="ADDRESS",
+        details="A listener of its own, served by the arbiter (or by the single process "
+        "with workers = 0) on a small thread, never by the application's listeners; the "
+        "metrics add up every worker's and survive worker restarts. docs/observability.md "
+        "lists the metrics and the probes. Keep it off the internet: it answers anyone.",
+        gunicorn="new: gunicorn has statsd only.",
+    ),
+    Setting(
+        "statsd_host", "Logging", v.optional(v.statsd_address()), None,
+        "Send statsd metrics to this address: HOST:PORT (8125 when left out) or "
+        "unix://PATH. Off when unset.",
+        flags=("--statsd-host",), metavar="STATSD_ADDR",
+        details="UDP (or a Unix datagram socket), never waiting: a datagram the kernel "
+        "cannot take at once is dropped. Names as gunicorn's, docs/observability.md lists "
+        "them.",
+    ),
+    Setting(
+        "statsd_prefix", "Logging", v.statsd_text("a statsd name prefix"), "treadle",
+        "The prefix of statsd metric names (a trailing '.' is added when missing).",
+        flags=("--statsd-prefix",), metavar="STATSD_PREFIX",
+        gunicorn="gunicorn's names are <statsd_prefix>gunicorn.requests and so on; here the "
+        "prefix replaces 'gunicorn.' (<statsd_prefix>requests), and the default is "
+        "treadle, not empty. statsd_prefix = \"gunicorn\" gives gunicorn's default names.",
+    ),
+    Setting(
+        "dogstatsd_tags", "Logging", v.statsd_text("dogstatsd tags"), "",
+        "Datadog (dogstatsd) tags added to every statsd datagram: tag1:value1,tag2:value2.",
+        flags=("--dogstatsd-tags",), metavar="DOGSTATSD_TAGS",
+    ),
+    Setting(
         "pidfile", "Process", v.optional(v.path()), None,
         "Write the process id to this file while serving.",
         flags=("-p", "--pid"), metavar="FILE",

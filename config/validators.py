@@ -283,6 +283,43 @@ def bind_address() -> Validator:
     return text("HOST:PORT, [IPv6]:PORT, :PORT, unix:PATH or fd://N", _check_bind)
 
 
+def _check_tcp_address(value: str) -> str:
+    if value.startswith(("unix:", "fd://")):
+        raise Invalid("a TCP address is needed here: HOST:PORT or [IPv6]:PORT")
+    return _check_bind(value)
+
+
+def tcp_address() -> Validator:
+    """A TCP listening address (metrics_bind): ``HOST`` alone gets port 8000, as bind."""
+    return text("HOST:PORT or [IPv6]:PORT", _check_tcp_address)
+
+
+def _check_statsd_address(value: str) -> str:
+    if value.startswith("unix://"):
+        return "unix://" + _check_path(value[len("unix://"):])
+    if value.startswith(("unix:", "fd://")):
+        raise Invalid("a statsd address is HOST:PORT, [IPv6]:PORT or unix://PATH")
+    if ":" not in value or (value.startswith("[") and value.endswith("]")):
+        value += ":8125"  # statsd's port, as gunicorn's default
+    return _check_bind(value)
+
+
+def statsd_address() -> Validator:
+    """Where statsd datagrams go: HOST:PORT (port 8125 when left out) or unix://PATH."""
+    return text("HOST:PORT, [IPv6]:PORT or unix://PATH", _check_statsd_address)
+
+
+def _check_statsd_text(value: str) -> str:
+    if not all(" " < char <= "~" and char not in "|@#" for char in value):
+        raise Invalid("printable ASCII without spaces, '|', '@' or '#' (they frame a datagram)")
+    return value
+
+
+def statsd_text(expected: str) -> Validator:
+    """A statsd prefix or dogstatsd tag list: what fits in a datagram's name or tags."""
+    return text(expected, _check_statsd_text)
+
+
 def _check_ip_or_network(value: str) -> str:
     if value == "*":
         return value

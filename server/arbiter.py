@@ -32,14 +32,26 @@ from typing import Any
 from ..config import ConfigError, load
 from .listeners import Listener
 from .logsetup import LogConfigError, log_settings, setup_logs
+from .metricsd import MetricsServer
+from .metricshub import ArbiterMetrics
 from .readiness import readable
 from .reexec import Inherited, rename_quietly, start_new_binary
 from .sdnotify import sd_notify, sd_reloading
 from .serving import reopen_logs
 from .shards import PortShards
 from .signals import HANDLED_SIGNALS, SignalQueue, signal_name
+from .statsd import count_log_records
 from .tls import TLSConfigError, build_context
-from .worker import HEARTBEAT, READY, RECORD, RELOAD, RETIRING, STUCK, worker_main
+from .worker import (
+    HEARTBEAT,
+    READY,
+    RECORD,
+    RELOAD,
+    RETIRING,
+    RETIRING_REASONS,
+    STUCK,
+    worker_main,
+)
 
 EXIT_OK = 0
 EXIT_APP = 3
@@ -78,8 +90,10 @@ class WorkerProcess:
 class Arbiter:
     def __init__(self, cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
                  access_log: logging.Logger | None, start_cwd: str,
-                 inherited: Inherited | None = None, shards: PortShards | None = None) -> None:
+                 inherited: Inherited | None = None, shards: PortShards | None = None,
+                 metrics_server: MetricsServer | None = None) -> None:
         self.current = Generation(1, cfg, app)
+        self.metrics = ArbiterMetrics(cfg, listeners, metrics_server)
         self.pending: Generation | None = None
         self.preloaded = app is not None
         self.listeners = listeners
@@ -112,12 +126,15 @@ class Arbiter:
             self.error_log.info("Arbiter booted (pid %d): %d workers of %s, %d threads each",
                                 os.getpid(), self.target, self.current.cfg.wsgi_app,
                                 self.current.cfg.threads)
+            self.metrics.start()
             while not (self.stopping and not self.workers):
                 if not self.stopping:
                     self.maintain()
                 self.wait(self._next_wake_s())
                 self.reap()
                 self.check_deadlines()
+                self.metrics.report(sum(1 for w in self.workers.values()
+                                        if w.ready and not w.leaving), self.stopping)
         finally:
             self._kill_all()
             self.signals.restore()
@@ -231,6 +248,7 @@ class Arbiter:
         if log_settings(cfg) != log_settings(self.current.cfg):
             try:
                 self.error_log, self.access_log = setup_logs(cfg)
+                count_log_records(cfg, self.error_log)  # (its handlers were replaced)
             except (OSError, LogConfigError) as exc:
                 self.error_log.error("%s: cannot set the logs up (%s)", why, exc)
         sd_reloading()
@@ -303,6 +321,7 @@ class Arbiter:
                             self.pending.number)
         for worker in list(self.workers.values()):
             if worker.generation is not self.pending and not worker.leaving:
+                self.metrics.restarted("reload")
                 self.stop_worker(worker)
         self.current, self.pending = self.pending, None
         sd_notify("READY=1")
@@ -362,6 +381,7 @@ class Arbiter:
         # taking its default action; worker_main and serve() unblock them.
         mask = signal.pthread_sigmask(signal.SIG_BLOCK, HANDLED_SIGNALS)
         self.shards.listeners_for(slot)  # bound here, before the fork
+        metrics_slot = self.metrics.new_slot()
         pid = os.fork()
         if pid != 0:
             signal.pthread_sigmask(signal.SIG_SETMASK, mask)
@@ -375,8 +395,9 @@ class Arbiter:
                 assert self.signals is not None
                 self.signals.close_fds()
                 listeners = self.shards.keep_only(slot)
+                self.metrics.in_child()
                 status = worker_main(generation.cfg, generation.app, listeners, write_fd,
-                                     arbiter_pid, self.error_log, self.access_log)
+                                     arbiter_pid, self.error_log, self.access_log, metrics_slot)
             except BaseException:
                 self.error_log.exception("worker %d failed", os.getpid())
             finally:
@@ -387,6 +408,7 @@ class Arbiter:
         self.error_log.info("Booting worker with pid: %d", pid)
         worker = WorkerProcess(pid, generation, read_fd, alive_at=time.monotonic(), slot=slot)
         self.workers[pid] = worker
+        self.metrics.forked(pid, metrics_slot)
         return worker
 
     # -- what workers say, and when they end ---------------------------------------------
@@ -417,11 +439,13 @@ class Arbiter:
             elif kind == STUCK and not worker.leaving:
                 self.error_log.error("Worker %d is stuck: starting its replacement; it stops "
                                      "once that one serves", worker.pid)
+                self.metrics.restarted("timeout")
                 worker.leaving = worker.stuck = True
             elif kind == RELOAD and not worker.leaving and self.pending is None \
                     and worker.generation is self.current and not self.stopping:
                 self.reload(why="--reload")  # once: the other workers' reports are ignored
             elif kind == RETIRING and not worker.leaving:
+                self.metrics.restarted(RETIRING_REASONS.get(when_s, "max_requests"))
                 worker.leaving = True  # its replacement starts now; it finishes and exits
                 cfg = worker.generation.cfg
                 worker.kill_at = time.monotonic() + cfg.graceful_timeout + KILL_GRACE_S
@@ -436,6 +460,7 @@ class Arbiter:
                 return
             worker = self.workers.pop(pid, None)
             if worker is not None:
+                self.metrics.exited(pid)
                 self.on_exit(worker, wait_status)
             elif pid in self.successors:
                 self.successors.discard(pid)
@@ -451,6 +476,7 @@ class Arbiter:
             self.error_log.info("Worker %d exited (%s)", worker.pid, how)
             return
         self.error_log.error("Worker %d exited unexpectedly (%s)", worker.pid, how)
+        self.metrics.restarted("crash")
         if worker.ready:
             return  # maintain() replaces it at once
         generation = worker.generation
@@ -495,6 +521,7 @@ class Arbiter:
                 self.error_log.critical(
                     "WORKER TIMEOUT (pid:%d): no sign of life for %.1fs; its threads' "
                     "tracebacks follow, then SIGKILL", worker.pid, now - worker.alive_at)
+                self.metrics.restarted("timeout")
                 worker.leaving = worker.aborted = True  # its replacement starts now
                 worker.kill_at = now + KILL_GRACE_S
                 self._signal(worker.pid, signal.SIGABRT)

@@ -29,6 +29,7 @@ from typing import Any
 
 from .http1 import open_connection
 from .listeners import Listener
+from .metrics import CONNECTIONS, CONNECTIONS_OPEN, PoolClock, Snapshot
 from .parking import Parkable, Phase
 from .poller import LIVENESS_TICK_S, Poller
 from .runtime import Job, Runtime, Wakeable, build_runtime
@@ -93,6 +94,9 @@ class Server:
         # and a worker whose every thread is stuck is replaced (see server/inflight.py).
         self.inflight = self.runtime.inflight
         self._open = 0
+        self._opened_total = 0  # (lock) connections accepted, for metrics
+        # Busy threads and seconds, for metrics (kept only when they are on).
+        self.pool_clock = PoolClock(self.runtime.thread_count)
         self._backlog_taken = False  # (lock) at a stop: the poller took the listen backlog
         self.accept_paused = False
         self.exiting = False
@@ -176,6 +180,24 @@ class Server:
         True when every pool thread runs one. Called about once a second by the serving loop."""
         return self.inflight.stuck(self.runtime.timeout_s, self.error_log.error)
 
+    def ready(self) -> bool:
+        """Serving: the poller runs and no stop has begun (the metrics listener's /readyz)."""
+        return not self.stopping and bool(self._threads) and self._threads[0].is_alive()
+
+    def metrics_snapshot(self) -> Snapshot:
+        """This process's metrics (server/metrics.py): the requests' registry, then the
+        connections and the pool as they are now."""
+        metrics = self.runtime.metrics
+        snapshot = metrics.snapshot() if metrics is not None else {}
+        h2_open = len(self.h2_connections)
+        with self._lock:
+            open_now, opened = self._open, self._opened_total
+        snapshot[(CONNECTIONS_OPEN, ("http1",))] = float(max(0, open_now - h2_open))
+        snapshot[(CONNECTIONS_OPEN, ("h2",))] = float(h2_open)
+        snapshot[(CONNECTIONS, ())] = float(opened)
+        snapshot.update(self.pool_clock.series())
+        return snapshot
+
     @property
     def tls_context(self) -> Any:
         """The TLS context connections are served with (None: plain TCP)."""
@@ -224,6 +246,7 @@ class Server:
     def connection_opened(self) -> int:
         with self._lock:
             self._open += 1
+            self._opened_total += 1
             return self._open
 
     def _wake(self) -> None:
@@ -266,13 +289,18 @@ class Server:
         get = self._jobs.get
         inflight = self.inflight
         inflight.bind(number)
+        clock = self.pool_clock if self.runtime.metrics is not None else None
         while True:
             job = get()
             if job is None:
                 return
+            if clock is not None:
+                clock.start(number)
             try:
                 job.serve()
             except BaseException as exc:  # serve() reports its own; never lose a worker
                 self.error_log.error("a worker caught an unexpected error", exc_info=exc)
             finally:
                 inflight.end(number)
+                if clock is not None:
+                    clock.stop(number)

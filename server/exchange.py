@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from .. import protocol
 from .errors import ClientGone, RequestBodyError
+from .metrics import CLIENT_GONE_CODE
 from .runtime import Runtime
 from .wsgi import (
     BodySource,
@@ -93,13 +94,13 @@ class Exchange:
 
     __slots__ = ("sink", "runtime", "environ", "method", "head_request", "status", "code",
                  "reason", "headers", "head_sent", "body_allowed", "body_bytes", "close_asked",
-                 "request_id")
+                 "request_id", "input")
 
     def __init__(self, sink: ResponseSink, runtime: Runtime, environ: dict[str, Any],
                  body: BodySource) -> None:
         self.sink = sink
         self.runtime = runtime
-        environ["wsgi.input"] = InputStream(body)
+        self.input = environ["wsgi.input"] = InputStream(body)
         environ["wsgi.early_hints"] = self.early_hints
         self.environ = environ
         self.method: str = environ["REQUEST_METHOD"]
@@ -116,7 +117,21 @@ class Exchange:
 
     def run(self, app: Callable[..., Any], started_s: float) -> bool:
         """Call the application and send its response; True when the connection carries
-        on. `started_s`: when the request arrived (monotonic), for the access log."""
+        on. `started_s`: when the request arrived (monotonic), for the access log.
+        Counted in the metrics (server/metrics.py) when they are on."""
+        metrics = self.runtime.metrics
+        if metrics is None:
+            return self._run(app, started_s)
+        shard = metrics.begin()
+        began_s = time.perf_counter()
+        try:
+            return self._run(app, started_s)
+        finally:
+            metrics.end(shard, self.method, self.code,
+                        self.environ.get("SERVER_PROTOCOL", ""),
+                        time.perf_counter() - began_s, self.input.received, self.body_bytes)
+
+    def _run(self, app: Callable[..., Any], started_s: float) -> bool:
         self.runtime.inflight.begin(self.environ)  # the request starts here (inflight.py)
         if self.runtime.request_ids is not None:  # made only when something uses them
             self.request_id = self.runtime.request_ids.assign(self.environ, self.sink.peer_host)
@@ -285,6 +300,8 @@ class Exchange:
         sink = self.sink
         path = self.environ.get("PATH_INFO", "")
         if isinstance(exc, ClientGone):
+            if not self.head_sent:
+                self.code = CLIENT_GONE_CODE  # for the metrics: no status reached the client
             sink.drop(exc, path)
             return
         log = self.runtime.error_log
@@ -300,6 +317,7 @@ class Exchange:
         if sink.on_wire:
             sink.abort()
             return
+        self.code = code  # what the client got, for the metrics
         sink.send_error(code, self.head_request)
 
 

@@ -26,6 +26,7 @@ from ..protocol.proxy import ProxyHeaderReader
 from .errors import ClientGone, RequestBodyError, is_client_gone
 from .exchange import Exchange
 from .h1sink import H1Sink, error_response
+from .metrics import rejection_of
 from .negotiate import handshake, upgrade, watch_preface
 from .parking import Action, Phase
 from .proxyheader import count_rejection, new_reader, take_proxy_header
@@ -48,6 +49,7 @@ DISPATCH, WAIT, CLOSE, HANDED_OFF = (Action.DISPATCH, Action.WAIT, Action.CLOSE,
 HANDSHAKE, IDLE, HEAD, LINGER, BODY = (Phase.HANDSHAKE, Phase.IDLE, Phase.HEAD, Phase.LINGER,
                                        Phase.BODY)
 
+_TIMED_OUT = (HEAD, BODY, HANDSHAKE)  # phases whose deadline passing refuses the client
 _Request = protocol.Request
 _Data = protocol.Data
 _EndOfMessage = protocol.EndOfMessage
@@ -235,6 +237,8 @@ class HTTP1Connection:
     def on_deadline(self) -> Action:
         """The deadline passed while parked: a small body that did not arrive in time goes
         to the application (whose read fails); anything else is closed."""
+        if self.phase in _TIMED_OUT:  # (an idle keep-alive or a linger ends as it should)
+            self.runtime.count_rejected("timeout")
         if self.phase == BODY:
             self._body_failed("timed out waiting for the client", 408)
             return DISPATCH
@@ -254,6 +258,7 @@ class HTTP1Connection:
         """Answer a bad request once, stop reading requests, linger so the answer arrives."""
         runtime = self.runtime
         runtime.error_log.debug("bad request from %s: %s -> %d", self.peer_host, why, code)
+        runtime.count_rejected(rejection_of(code))
         try:
             self.sock.send(error_response(code, runtime.http_date(), runtime.server_header))
             self.sock.shutdown(socket.SHUT_WR)

@@ -123,6 +123,7 @@ def handshake(conn: Preamble) -> Action:
             return WAIT
     except (ssl.SSLError, OSError, ValueError) as exc:
         runtime.error_log.debug("TLS handshake with %s failed: %s", conn.peer_host, exc)
+        runtime.count_rejected("tls_handshake")
         return CLOSE
     extra = connection_environ(conn.sock)
     if runtime.h2_enabled and negotiated_h2(conn.sock):
@@ -161,6 +162,7 @@ _PREFACE_LINE = PREFACE[:PREFACE.index(b"\r\n") + 2]  # b"PRI * HTTP/2.0\r\n"
 def _refuse_preface(conn: Preamble) -> None:
     """GOAWAY(PROTOCOL_ERROR), then no more writes: the client learns why before the close."""
     conn.runtime.error_log.debug("closing %s: a corrupted HTTP/2 preface", conn.peer_host)
+    conn.runtime.count_rejected("bad_request")
     try:
         conn.sock.send(goaway_frame(0, ErrorCodes.PROTOCOL_ERROR))
         conn.sock.shutdown(socket.SHUT_WR)

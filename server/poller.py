@@ -346,6 +346,7 @@ class Poller:
         server.error_log.debug("closing %s:%s (waiting %.1f s for a request) to admit a new "
                                "connection: worker_connections (%d) reached", conn.peer_host,
                                conn.peer_port, waited_s, server.runtime.max_connections)
+        server.runtime.count_rejected("evicted")
         self.close(conn)
 
     def adopt(self, sock: socket.socket, peer: Any, local: tuple[str, int]) -> None:

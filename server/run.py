@@ -23,10 +23,12 @@ from .arbiter import Arbiter, worker_count
 from .http2 import descriptors_per_connection
 from .listeners import BindError, Listener, open_listener
 from .logsetup import LogConfigError, setup_logs
+from .metricsd import MetricsServer, open_metrics
 from .reexec import Inherited, take_inherited
 from .serving import print_app_error, print_error, serve
 from .shards import PortShards
 from .signals import StoppedStarting, hold_while_starting, signal_name
+from .statsd import count_log_records
 from .tls import TLSConfigError, build_context
 
 EXIT_OK = 0
@@ -55,6 +57,7 @@ def run(cfg: Any) -> int:
     except LogConfigError as exc:
         print_error(str(exc))
         return EXIT_CONFIG
+    count_log_records(cfg, error_log)
     if cfg.umask is not None:
         os.umask(cfg.umask)
     raise_open_file_limit(cfg.worker_connections * descriptors_per_connection(cfg) + 64)
@@ -64,6 +67,7 @@ def run(cfg: Any) -> int:
     inherited: Inherited | None = None
     shards: PortShards | None = None
     supervised = cfg.workers > 0 or cfg.reload  # --reload needs workers to replace
+    metrics_server: MetricsServer | None = None
     try:  # whatever happens, the listeners close and our pidfile goes
         try:
             inherited = take_inherited()  # started by an arbiter's USR2
@@ -71,6 +75,7 @@ def run(cfg: Any) -> int:
             if supervised:  # reuse_port: a socket per worker, bound before a user switch
                 shards = PortShards(listeners, cfg.reuse_port, cfg.backlog, error_log)
                 shards.prepare(worker_count(cfg))
+            metrics_server = open_metrics(cfg, error_log)
             switch_user(cfg.user, cfg.group, listeners)
             pidfile = write_pidfile(cfg.pidfile)
             preload = cfg.preload_app and not cfg.reload
@@ -92,13 +97,15 @@ def run(cfg: Any) -> int:
         gc.freeze()
         if supervised:
             return run_arbiter(cfg, app, listeners, error_log, access_log, start_cwd,
-                               inherited, shards)
+                               inherited, shards, metrics_server)
         if inherited is not None:
             inherited.announce_ready()
-        return serve(app, cfg, listeners, error_log, access_log)
+        return serve(app, cfg, listeners, error_log, access_log, metrics_server=metrics_server)
     finally:
         if shards is not None:
             shards.release_all()
+        if metrics_server is not None:
+            metrics_server.close()
         _cleanup(listeners, pidfile)
 
 
@@ -122,7 +129,8 @@ def open_listeners(cfg: Any, inherited: Inherited | None,
 
 def run_arbiter(cfg: Any, app: Any, listeners: list[Listener], error_log: logging.Logger,
                 access_log: logging.Logger | None, start_cwd: str,
-                inherited: Inherited | None = None, shards: PortShards | None = None) -> int:
+                inherited: Inherited | None = None, shards: PortShards | None = None,
+                metrics_server: MetricsServer | None = None) -> int:
     """Supervise `cfg.workers` worker processes (server/arbiter.py) until stopped."""
     try:
         build_context(cfg)  # fail once, here, rather than in every worker
@@ -130,7 +138,7 @@ def run_arbiter(cfg: Any, app: Any, listeners: list[Listener], error_log: loggin
         print_error(str(exc))
         return EXIT_CONFIG
     return Arbiter(cfg, app, listeners, error_log, access_log, start_cwd, inherited,
-                   shards).run()
+                   shards, metrics_server).run()
 
 
 def raise_open_file_limit(wanted: int) -> None:

@@ -22,8 +22,10 @@ from ..protocol.http2 import H2Limits, RequestLimits
 from .inflight import InFlight
 from .logjson import access_json
 from .logs import access_atoms, format_access, wsgi_errors
+from .metrics import Metrics
 from .parking import Parkable
 from .requestid import RequestIds
+from .statsd import StatsdClient
 from .tls import build_context
 from .wsgi import FileWrapper, TrustedProxies
 
@@ -97,6 +99,14 @@ class Runtime:
     proxy_protocol: str  # off, v1, v2 or auto
     proxy_allowed: TrustedProxies  # proxy_allow_ips: who may send a PROXY header
     h2c_trusted_only: bool  # h2c only for peers in forwarded_allow_ips
+    # Request, connection and rejection counts (server/metrics.py); None when neither
+    # metrics_bind nor statsd_host asks for them, so the request path skips them.
+    metrics: Metrics | None
+
+    def count_rejected(self, reason: str) -> None:
+        """A connection or request refused by the server itself (treadle_rejected_total)."""
+        if self.metrics is not None:
+            self.metrics.rejected(reason)
 
     def environ_base(self, peer_host: str | None, peer_port: str, listener_name: str,
                      listener_port: int, tls_environ: dict[str, Any] | None) -> dict[str, Any]:
@@ -173,7 +183,18 @@ def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
         proxy_protocol=cfg.proxy_protocol,
         proxy_allowed=TrustedProxies(cfg.proxy_allow_ips),
         h2c_trusted_only=cfg.http2_cleartext_trusted_only,
+        metrics=_metrics_from(cfg),
     )
+
+
+def _metrics_from(cfg: Any) -> Metrics | None:
+    if not cfg.metrics_bind and not cfg.statsd_host:
+        return None
+    metrics = Metrics()
+    if cfg.statsd_host:
+        metrics.on_request = StatsdClient(cfg.statsd_host, cfg.statsd_prefix,
+                                          cfg.dogstatsd_tags).request
+    return metrics
 
 
 def h2_limits_from(cfg: Any) -> H2Limits:

@@ -24,6 +24,8 @@ from .app import AppLoadError
 from .core import Server
 from .listeners import Listener
 from .logs import reopen_log_files
+from .metricsd import MetricsServer
+from .metricshub import ProcessSource
 from .sdnotify import sd_notify
 from .signals import FAILED, HANDLED_SIGNALS, SignalQueue, signal_name
 from .tls import TLSConfigError
@@ -81,8 +83,10 @@ def reopen_logs(error_log: logging.Logger) -> None:
 
 
 def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logger,
-          access_log: logging.Logger | None, supervision: Supervision | None = None) -> int:
-    """Run a Server in this process until a stop signal; the caller owns the listeners."""
+          access_log: logging.Logger | None, supervision: Supervision | None = None,
+          metrics_server: MetricsServer | None = None) -> int:
+    """Run a Server in this process until a stop signal; the caller owns the listeners
+    (and the metrics listener of a single process, served from here)."""
     if supervision is not None:
         for sig in WORKER_IGNORED:
             signal.signal(sig, signal.SIG_IGN)
@@ -103,6 +107,8 @@ def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logg
         error_log.info("Serving %s with %d threads (pid %d)", cfg.wsgi_app, cfg.threads,
                        os.getpid())
         sd_notify("READY=1")
+        if metrics_server is not None:
+            metrics_server.start(ProcessSource(server))
     else:
         supervision.started(server)
     try:

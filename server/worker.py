@@ -30,6 +30,7 @@ from .app import AppLoadError, load_app
 from .core import Server
 from .listeners import Listener
 from .logs import error_stream
+from .metricshub import SnapshotSlot
 from .reloader import SourceWatch
 from .serving import WORKER_IGNORED, print_app_error, serve
 from .signals import HANDLED_SIGNALS
@@ -37,6 +38,9 @@ from .signals import HANDLED_SIGNALS
 EXIT_APP = 3
 RECORD = struct.Struct("<cd")  # kind, monotonic time
 READY, HEARTBEAT, RETIRING, STUCK, RELOAD = b"R", b"H", b"X", b"S", b"L"
+# Why a worker retires, in its RETIRING record's time field (the restarts metric).
+MAX_REQUESTS, MEMORY = 1.0, 2.0
+RETIRING_REASONS = {MAX_REQUESTS: "max_requests", MEMORY: "memory"}
 HEARTBEAT_S = 1.0
 PAGE_BYTES = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
@@ -64,6 +68,7 @@ class WorkerLink:
         self.retiring = False
         self.stuck_said = False
         self.watch: SourceWatch | None = None  # --reload
+        self.metrics_slot: SnapshotSlot | None = None  # metrics_bind: read by the arbiter
         self._lock = threading.Lock()
         self._server: Server | None = None
 
@@ -72,6 +77,7 @@ class WorkerLink:
         if self.max_requests:
             server.count_requests(self._count)
         send_record(self.status_fd, READY, server.alive_as_of())
+        self.report_metrics()
 
     def tick(self, server: Server, all_stuck: bool) -> bool:
         if os.getppid() != self.arbiter_pid:
@@ -90,14 +96,20 @@ class WorkerLink:
             self.error_log.info("worker %d: %s changed; asking for a reload", os.getpid(), path)
             send_record(self.status_fd, RELOAD, 0.0)
         send_record(self.status_fd, HEARTBEAT, server.alive_as_of())
+        self.report_metrics()
         return True
+
+    def report_metrics(self) -> None:
+        """This worker's totals into its shared slot (each tick, and once more at exit)."""
+        if self.metrics_slot is not None and self._server is not None:
+            self.metrics_slot.write(self._server.metrics_snapshot())
 
     def _count(self) -> None:
         with self._lock:
             self.served += 1
             if self.served < self.max_requests:
                 return
-        self._retire(f"max_requests ({self.max_requests}) reached")
+        self._retire(f"max_requests ({self.max_requests}) reached", MAX_REQUESTS)
 
     def _check_memory(self) -> None:
         rss_bytes = resident_bytes()
@@ -107,9 +119,9 @@ class WorkerLink:
             self.max_rss_bytes = 0
         elif rss_bytes > self.max_rss_bytes:
             self._retire(f"max_worker_memory ({self.max_rss_bytes >> 20} MiB) exceeded: "
-                         f"RSS {rss_bytes / 2**20:.1f} MiB")
+                         f"RSS {rss_bytes / 2**20:.1f} MiB", MEMORY)
 
-    def _retire(self, why: str) -> None:
+    def _retire(self, why: str, reason: float) -> None:
         """Recycle: the arbiter starts the replacement now; this worker stops accepting and
         finishes its requests in flight (the main loop completes the stop at its next tick)."""
         with self._lock:
@@ -117,7 +129,7 @@ class WorkerLink:
                 return
             self.retiring = True
         self.error_log.info("worker %d: %s; recycling", os.getpid(), why)
-        send_record(self.status_fd, RETIRING, 0.0)
+        send_record(self.status_fd, RETIRING, reason)
         if self._server is not None:
             self._server.begin_stop()
 
@@ -133,7 +145,7 @@ def resident_bytes() -> int | None:
 
 def worker_main(cfg: Any, app: Any, listeners: list[Listener], status_fd: int,
                 arbiter_pid: int, error_log: logging.Logger,
-                access_log: logging.Logger | None) -> int:
+                access_log: logging.Logger | None, metrics_slot: SnapshotSlot | None = None) -> int:
     """The child's whole life after fork; returns its exit status (3: app not loadable)."""
     for sig in HANDLED_SIGNALS:  # the arbiter's handlers are not ours; booting, TERM ends us
         signal.signal(sig, signal.SIG_IGN if sig in WORKER_IGNORED else signal.SIG_DFL)
@@ -154,6 +166,10 @@ def worker_main(cfg: Any, app: Any, listeners: list[Listener], status_fd: int,
     if max_requests and cfg.max_requests_jitter:
         max_requests += random.randint(0, cfg.max_requests_jitter)
     link = WorkerLink(status_fd, arbiter_pid, max_requests, cfg.max_worker_memory, error_log)
+    link.metrics_slot = metrics_slot
     if cfg.reload:
         link.watch = SourceWatch((cfg.wsgi_app or "").partition(":")[0], cfg.reload_extra_files)
-    return serve(app, cfg, listeners, error_log, access_log, link)
+    try:
+        return serve(app, cfg, listeners, error_log, access_log, link)
+    finally:
+        link.report_metrics()  # the final totals: the arbiter keeps them once we are gone

@@ -367,12 +367,13 @@ class BodySource(Protocol):
 class InputStream:
     """wsgi.input: the request body as the application reads it, never all held at once."""
 
-    __slots__ = ("_source", "_buffer", "_done")
+    __slots__ = ("_source", "_buffer", "_done", "received")
 
     def __init__(self, source: BodySource) -> None:
         self._source = source
         self._buffer = b""
         self._done = False
+        self.received = 0  # body bytes taken from the source (the request body metric)
 
     def _fill(self) -> bool:
         """Append the next chunk to the buffer; False at the end of the body."""
@@ -382,6 +383,7 @@ class InputStream:
                 self._done = True
                 return False
             if chunk:
+                self.received += len(chunk)
                 self._buffer = self._buffer + chunk if self._buffer else chunk
                 return True
         return False

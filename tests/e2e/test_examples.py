@@ -176,15 +176,26 @@ def deployment_container() -> tuple[dict, dict]:
     return pod, container
 
 
+def deployments_pod_annotations() -> dict[str, str]:
+    (deployment,) = [d for d in kubernetes_documents() if d["kind"] == "Deployment"]
+    return deployment["spec"]["template"]["metadata"]["annotations"]
+
+
 def test_kubernetes_deployment_is_consistent() -> None:
     pod, container = deployment_container()
     env = {item["name"]: item["value"] for item in container["env"]}
     assert all(name.startswith("TREADLE_") for name in env)
     bind_port = int(env["TREADLE_BIND"].rsplit(":", 1)[1])
+    metrics_port = int(env["TREADLE_METRICS_BIND"].rsplit(":", 1)[1])
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("readinessProbe", "livenessProbe"):
+    assert ports["http"] == bind_port
+    for probe, path in (("readinessProbe", "/readyz"), ("livenessProbe", "/healthz")):
         port = container[probe]["httpGet"]["port"]
-        assert ports.get(port, port) == bind_port, f"{probe} does not probe the bound port"
+        assert ports.get(port, port) == metrics_port, f"{probe} does not probe metrics_bind"
+        assert container[probe]["httpGet"]["path"] == path
+    annotations = deployments_pod_annotations()
+    assert annotations["prometheus.io/port"] == str(metrics_port)
+    assert annotations["prometheus.io/path"] == "/metrics"
     # SIGTERM comes after preStop; the pod must not be killed before graceful_timeout ends.
     pre_stop = container["lifecycle"]["preStop"]["exec"]["command"]
     pre_stop_s = float(pre_stop[1]) if pre_stop[0] == "sleep" else 0.0
@@ -199,13 +210,19 @@ def test_kubernetes_deployment_is_consistent() -> None:
 
 
 def test_kubernetes_settings_serve_the_probe_path(serve) -> None:
-    # The container's settings and args, run here; only the bind moves to a free port.
+    # The container's settings and args, run here; only the binds move to free ports.
     _, container = deployment_container()
     env = {item["name"]: item["value"] for item in container["env"]}
+    env["TREADLE_METRICS_BIND"] = "127.0.0.1:0"
     server = serve(*container["args"], env=env)
-    path = container["readinessProbe"]["httpGet"]["path"]
-    response = httpx.get(server.url + path, timeout=SAFETY_TIMEOUT_S)
-    assert 200 <= response.status_code < 400  # what a Kubernetes httpGet probe accepts
+    deadline = time.monotonic() + SAFETY_TIMEOUT_S
+    while (found := re.search(r"Metrics at: (http://\S+)/metrics", server.log())) is None:
+        assert time.monotonic() < deadline, server.log()
+        time.sleep(0.05)
+    for probe in ("readinessProbe", "livenessProbe", None):
+        path = container[probe]["httpGet"]["path"] if probe else "/metrics"
+        response = httpx.get(found.group(1) + path, timeout=SAFETY_TIMEOUT_S)
+        assert 200 <= response.status_code < 400  # what a Kubernetes httpGet probe accepts
     assert "Serving examples.hello:app with 8 threads" in server.log()
 
 

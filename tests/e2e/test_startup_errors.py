@@ -129,7 +129,7 @@ def test_gunicorn_flags_each_get_their_advice_in_one_run() -> None:
 
 def test_gunicorn_variables_and_keys_and_typos_all_reported(tmp_path: Path) -> None:
     settings = tmp_path / "treadle.toml"
-    settings.write_text("daemon = true\nstatsd_host = 'x:1'\nthreds = 2\nthreads = 2\n")
+    settings.write_text("daemon = true\nsyslog_addr = 'udp://x:1'\nthreds = 2\nthreads = 2\n")
     result = run_server("--config", str(settings), "examples.hello:app",
                         env={"TREADLE_DAEMON": "1", "TREADLE_WORKER_CLASS": "gevent"})
     assert result.returncode == 2, result.stderr
@@ -137,7 +137,7 @@ def test_gunicorn_variables_and_keys_and_typos_all_reported(tmp_path: Path) -> N
         advice_line("env TREADLE_DAEMON", "daemon"),
         advice_line("env TREADLE_WORKER_CLASS", "worker_class"),
         advice_line(f"file {settings}, key 'daemon'", "daemon"),
-        advice_line(f"file {settings}, key 'statsd_host'", "statsd_host"),
+        advice_line(f"file {settings}, key 'syslog_addr'", "syslog_addr"),
         f"treadle: error: file {settings}: unknown setting 'threds' (did you mean 'threads'?)",
     ]
 

@@ -168,7 +168,7 @@ DECOYS = [flag for flags, _ in g.flags_to_recognise() for flag in flags]
         ("--worker-clas", None),
         ("--reload-engin", None),
         ("--daemon", None),
-        ("--statsd-host", None),
+        ("--log-syslog", None),
         # far from anything, or too short to be a slip
         ("--frobnicate", None),
         ("--time", "--timeout"),  # an abbreviation of exactly one flag
