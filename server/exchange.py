@@ -23,6 +23,7 @@ import os
 import stat
 import time
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import Any, Protocol
 
 from .. import protocol
@@ -147,14 +148,24 @@ class Exchange:
                         close()
         except BaseException as exc:  # the application may raise anything (SystemExit too)
             self.fail(exc)
+            # Logged too, as gunicorn does, with what the client got: the error answer's
+            # status, the head already sent, or 499 when the client left first (nginx's).
+            self._log_access(started_s)
             if self.sink.reraise_fatal and not isinstance(exc, (Exception, SystemExit)):
                 raise
             return False
-        runtime = self.runtime
-        if runtime.access_log is not None:
-            runtime.log_access(self.environ, self.status or "", self.sink.response_headers,
-                               self.body_bytes, time.monotonic() - started_s)
+        self._log_access(started_s)
         return self.sink.complete()
+
+    def _log_access(self, started_s: float) -> None:
+        runtime = self.runtime
+        if runtime.access_log is None:
+            return
+        status = self.status or ""
+        if self.code and (not self.status or not status.startswith(str(self.code))):
+            status = _status_line(self.code)  # the error answer's, not the application's
+        runtime.log_access(self.environ, status, self.sink.response_headers,
+                           self.body_bytes, time.monotonic() - started_s)
 
     # -- what the application calls ------------------------------------------------------
 
@@ -319,6 +330,13 @@ class Exchange:
             return
         self.code = code  # what the client got, for the metrics
         sink.send_error(code, self.head_request)
+
+
+def _status_line(code: int) -> str:
+    try:
+        return f"{code} {HTTPStatus(code).phrase}"
+    except ValueError:  # 499, or an application's own code
+        return str(code)
 
 
 def _as_text(item: Any) -> Any:

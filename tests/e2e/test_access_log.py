@@ -67,3 +67,21 @@ def test_decoded_path_headers_and_environ_atoms_are_escaped(serve: Serve, tmp_pa
                         b'X-Note: tab\there "quoted"\r\n\r\n') == 200
     lines = access_lines(log_path, 1)
     assert lines == ['127.0.0.1 GET "/x\\x0a\\"forged\\\\" "tab\\x09here \\"quoted\\"" 200']
+
+
+def test_requests_the_application_failed_are_logged_with_what_the_client_got(
+        serve: Serve, tmp_path: Path):
+    """As gunicorn does: an exception is no reason to leave a request out of the access log.
+    Before the head: the 500 the server answered; after it: the status already sent."""
+    log_path = tmp_path / "access.log"
+    server = serve("tests.e2e.apps_core:app", "--access-logfile", str(log_path))
+    assert send(server, b"GET /error-before HTTP/1.1\r\nHost: h\r\n\r\n") == 500
+    wire = Wire(server.host, server.port)
+    wire.send(b"GET /error-after HTTP/1.1\r\nHost: h\r\n\r\n")
+    wire.read_until_close()  # the response is cut short: the connection closes
+    wire.close()
+    lines = access_lines(log_path, 2)
+    assert len(lines) == 2, lines
+    by_path = {DEFAULT_LINE.match(line).group(5): DEFAULT_LINE.match(line) for line in lines}
+    assert by_path["GET /error-before HTTP/1.1"].group(6) == "500"
+    assert by_path["GET /error-after HTTP/1.1"].group(6) == "200"
