@@ -253,6 +253,7 @@ class StreamEvents:
     def _pump_stream(self, conn: Any, stream: H2Stream) -> None:
         stream_id = stream.stream_id
         budget = OUTPUT_HIGH_BYTES
+        frames = 0
         with self.lock:
             while stream.outbox and budget > 0:
                 window = conn.local_flow_control_window(stream_id)
@@ -270,6 +271,7 @@ class StreamEvents:
                 end = stream.out_ended and not stream.outbox
                 conn.send_data(stream_id, chunk[:size].tobytes() if size < len(chunk)
                                else chunk.tobytes(), end_stream=end)
+                frames += 1  # size is at most one frame's
                 if end:
                     stream.end_sent = True
                 if before >= SEND_BUFFER_BYTES > stream.out_bytes:
@@ -279,6 +281,7 @@ class StreamEvents:
                 stream.end_sent = True
             if stream.outbox and budget <= 0:
                 self.sending[stream_id] = stream  # more when the socket has taken this
+        self.gate.note_data_sent(frames)  # the client may acknowledge each
         if stream.end_sent:
             self._maybe_forget(stream)
 

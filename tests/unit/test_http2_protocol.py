@@ -11,7 +11,9 @@ from hyperframe.frame import (
     DataFrame,
     HeadersFrame,
     PingFrame,
+    PriorityFrame,
     RstStreamFrame,
+    WindowUpdateFrame,
 )
 from treadle.protocol.http2 import (
     PREFACE,
@@ -200,3 +202,22 @@ def test_limits_are_announced() -> None:
     assert limits.connection_window == 7 << 20
     assert H2Limits().connection_window == 65535 * 100
     assert H2Limits(initial_window_size=1 << 30).connection_window == 1 << 30
+
+
+def test_gate_meters_priority_unknown_and_unexplained_window_updates() -> None:
+    """Issue 14 item 8: frames that are work for nothing are metered like PING."""
+    unknown = b"\x00\x00\x00\xfe\x00\x00\x00\x00\x00"  # type 0xfe, empty
+    floods = {"PRIORITY": frame_bytes(PriorityFrame(1, depends_on=0, stream_weight=15)),
+              "unknown types": unknown,
+              "WINDOW_UPDATE": frame_bytes(WindowUpdateFrame(0, window_increment=1))}
+    for name, frame in floods.items():
+        gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+        gate.feed(PREFACE + frame * 100, 0.0)  # a plausible number: fine
+        with pytest.raises(FloodError, match=name):
+            gate.feed(frame * 2000, 0.0)
+    # WINDOW_UPDATE that answers DATA we sent is never a flood, however fast
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    gate.feed(PREFACE, 0.0)
+    for _ in range(100):
+        gate.note_data_sent(500)
+        gate.feed(floods["WINDOW_UPDATE"] * 1000, 0.0)
