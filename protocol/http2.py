@@ -338,6 +338,7 @@ class FrameGate:
         self._skip = len(PREFACE)
         self._head = b""
         self._block = -1  # size of the header block being received; -1: none
+        self.block_since: float | None = None  # when that header block began
         self.pings = _Budget(100, 10)
         self.settings = _Budget(50, 5)
         self.empty = _Budget(100, 10)  # DATA without data or end: CVE-2019-9518
@@ -374,11 +375,14 @@ class FrameGate:
 
     def _frame(self, kind: int, flags: int, length: int, now: float) -> None:
         if kind == _HEADERS or (kind == _CONTINUATION and self._block >= 0):
+            if self._block < 0:
+                self.block_since = now
             self._block = max(self._block, 0) + length
             if self._block > self.max_header_block:
                 raise FloodError("a header block over the header list limit")
             if flags & _END_HEADERS:
                 self._block = -1
+                self.block_since = None
         elif kind == _PING and not flags & _ACK:
             self.pings.spend(now, "PING frames")
         elif kind == _SETTINGS and not flags & _ACK:

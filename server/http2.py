@@ -29,6 +29,7 @@ stream's frames, both ways, are handled in server/h2events.py (a mixin of H2Driv
 
 from __future__ import annotations
 
+import math
 import select
 import socket
 import threading
@@ -171,6 +172,10 @@ class H2Driver(StreamEvents):
         """Idle for keepalive (header_timeout before the first request): GOAWAY, linger."""
         if self.phase == Phase.LINGER:
             return CLOSE
+        if time.monotonic() >= self._block_deadline():
+            self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                                  "a header block not complete within header_timeout")
+            return self._send_and_linger()
         self.runtime.error_log.debug("HTTP/2 connection from %s idle; closing", self.peer_host)
         return self._goodbye()
 
@@ -204,6 +209,9 @@ class H2Driver(StreamEvents):
     def _goodbye(self) -> Action:
         """GOAWAY to a parked connection (it has no stream and no output), then linger."""
         self._graceful_goaway()
+        return self._send_and_linger()
+
+    def _send_and_linger(self) -> Action:
         sent = self._send_some()
         if sent is None or sent < len(self.out):  # (broken: 0) no room for 17 bytes: done
             return CLOSE
@@ -352,6 +360,9 @@ class H2Driver(StreamEvents):
         self.active = False
         self.phase = Phase.IDLE if self.served_any else Phase.HEAD
         self.deadline = self.idle_since + self._idle_limit_s()
+        if self.gate.block_since is not None:  # a header block arriving: header_timeout
+            self.phase = Phase.HEAD
+            self.deadline = min(self.deadline, self._block_deadline())
         self.host.park(self)
         return True
 
@@ -382,12 +393,24 @@ class H2Driver(StreamEvents):
         elif not self.streams:
             deadline = self.idle_since + self._idle_limit_s()
         else:
-            return -1  # streams in flight: their workers keep their own time
+            deadline = math.inf  # streams in flight: their workers keep their own time
+        deadline = min(deadline, self._block_deadline())
+        if deadline == math.inf:
+            return -1
         return max(0, int((deadline - now) * 1000) + 1)
+
+    def _block_deadline(self) -> float:
+        """A header block (HEADERS + CONTINUATION) must be whole within header_timeout, as
+        an HTTP/1.1 head: no other frame may come between, so a stalled one stalls all."""
+        since = self.gate.block_since
+        return math.inf if since is None else since + self.runtime.header_timeout_s
 
     def _on_timeout(self) -> None:
         now = time.monotonic()
-        if self.out and now - self.last_progress >= self.runtime.body_timeout_s:
+        if now >= self._block_deadline():
+            self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                                  "a header block not complete within header_timeout")
+        elif self.out and now - self.last_progress >= self.runtime.body_timeout_s:
             self.runtime.error_log.debug("HTTP/2 client %s stopped reading; closing",
                                         self.peer_host)
             self.broken = True

@@ -286,3 +286,25 @@ def test_zero_window_reader_costs_bounded_memory_and_time(h2c: RunningServer) ->
     assert process.memory_info().rss - baseline < 24 << 20
     client.close()
     assert_no_crash_logged(h2c)
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_a_header_block_sent_slowly_is_dropped_at_header_timeout(serve: Serve,
+                                                                busy: bool) -> None:
+    """Issue 14 item 9: HEADERS without END_HEADERS, then nothing: header_timeout applies to
+    the block as to an HTTP/1.1 head (GOAWAY ENHANCE_YOUR_CALM, then the close), whether
+    the connection waits parked or a stream of it is in progress (keepalive and the
+    application's time, both far longer here, would not end it)."""
+    server = serve(APP, "--http2-cleartext", "prior-knowledge", "--header-timeout", "1",
+                   "--keep-alive", "120")
+    client = H2Client(server.port)
+    first = client.request("/")
+    client.read(lambda: client.answered(first))
+    if busy:
+        client.request("/slow?30")
+    block = hpack.Encoder().encode(BASE)
+    client.sock.sendall(HeadersFrame(5, data=block[:4]).serialize())  # no END_HEADERS
+    client.sock.settimeout(20)
+    assert goaway_code(read_until_closed(client.sock)) == ENHANCE_YOUR_CALM
+    client.close()
+    assert_still_serving(server)

@@ -221,3 +221,15 @@ def test_gate_meters_priority_unknown_and_unexplained_window_updates() -> None:
     for _ in range(100):
         gate.note_data_sent(500)
         gate.feed(floods["WINDOW_UPDATE"] * 1000, 0.0)
+
+
+def test_gate_knows_since_when_a_header_block_is_arriving() -> None:
+    """Issue 14 item 9: the server applies header_timeout from when a block began."""
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    gate.feed(PREFACE, 0.0)
+    assert gate.block_since is None
+    gate.feed(frame_bytes(HeadersFrame(1, data=b"x" * 10)), 5.0)
+    gate.feed(frame_bytes(ContinuationFrame(1, data=b"y" * 10)), 6.0)
+    assert gate.block_since == 5.0
+    gate.feed(frame_bytes(ContinuationFrame(1, data=b"y", flags=["END_HEADERS"])), 7.0)
+    assert gate.block_since is None
