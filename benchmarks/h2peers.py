@@ -182,6 +182,16 @@ def parse_h2load(output: str) -> dict[str, Any]:
             "mean_ms": _ms(latency.group(3)) if latency else None}
 
 
+def p99_ms(request_log: Path) -> float | None:
+    """The 99th percentile of the request times in an h2load --log-file (tab-separated:
+    start in us since the epoch, status, us until the end of the response)."""
+    times_us = sorted(int(line.split("\t")[2]) for line in
+                      request_log.read_text().splitlines() if line.count("\t") >= 2)
+    if not times_us:
+        return None
+    return times_us[min(len(times_us) - 1, int(len(times_us) * 0.99))] / 1000.0
+
+
 def measure(server: Server, load: Load, args: argparse.Namespace, h2load: str, cert: str,
             key: str, log: Path) -> dict[str, Any]:
     port = free_port()
@@ -200,9 +210,10 @@ def measure(server: Server, load: Load, args: argparse.Namespace, h2load: str, c
                 time.sleep(0.1)
             scheme = "https" if load.tls else "http"
             # -N: a connection the server leaves without an answer for 5 s counts as failed
+            request_log = log.with_suffix(".requests")
             command = [h2load, "-D", str(args.duration), "-N", "5s",
                        "-c", str(load.connections), "-m", str(load.streams), "-t", "1",
-                       f"{scheme}://127.0.0.1:{port}/"]
+                       f"--log-file={request_log}", f"{scheme}://127.0.0.1:{port}/"]
             cpu_before = cpu_seconds(process.pid)
             try:
                 completed = subprocess.run(command, capture_output=True, text=True,
@@ -215,6 +226,8 @@ def measure(server: Server, load: Load, args: argparse.Namespace, h2load: str, c
             cpu_s = cpu_seconds(process.pid) - cpu_before
             served = figures["succeeded"]
             figures["cpu_us_per_req"] = cpu_s * 1e6 / served if served else None
+            figures["p99_ms"] = p99_ms(request_log)
+            request_log.unlink()
             return figures
         finally:
             stop_process_group(process)
@@ -227,6 +240,7 @@ def medians(runs: Sequence[dict[str, Any]]) -> dict[str, dict[str, dict[str, Any
             "rps": statistics.median(run["rps"] for run in group),
             "failed": max(run["failed"] for run in group),
             "mean_ms": statistics.median(run["mean_ms"] or 0.0 for run in group),
+            "p99_ms": statistics.median(run.get("p99_ms") or 0.0 for run in group),
             "cpu_us_per_req": statistics.median(run["cpu_us_per_req"] or 0.0 for run in group),
             "rounds": len(group),
         }
@@ -240,13 +254,14 @@ def table(result: dict[str, dict[str, dict[str, Any]]]) -> str:
         if not figures:
             continue
         lines.append(f"\n{load.name}: {load.description}")
-        lines.append(f"  {'server':<10} {'req/s':>10} {'mean ms':>9} {'failed':>7} "
-                     f"{'CPU us/req':>11} {'treadle/x':>10}")
+        lines.append(f"  {'server':<10} {'req/s':>10} {'mean ms':>9} {'p99 ms':>8} "
+                     f"{'failed':>7} {'CPU us/req':>11} {'treadle/x':>10}")
         ours = figures.get("treadle", {}).get("rps")
         for name, row in sorted(figures.items(), key=lambda item: -item[1]["rps"]):
             ratio = f"{ours / row['rps']:.2f}x" if ours and row["rps"] else "-"
             lines.append(f"  {name:<10} {row['rps']:>10.0f} {row['mean_ms']:>9.2f} "
-                         f"{row['failed']:>7} {row['cpu_us_per_req']:>11.0f} {ratio:>10}")
+                         f"{row['p99_ms']:>8.2f} {row['failed']:>7} "
+                         f"{row['cpu_us_per_req']:>11.0f} {ratio:>10}")
     return "\n".join(lines)
 
 
@@ -296,7 +311,8 @@ def run_loads(args: argparse.Namespace, loads: Sequence[Load]) -> list[dict[str,
                     except Exception as error:  # a server that fails must not end the run
                         entry["error"] = f"{type(error).__name__}: {error}"
                     runs.append(entry)
-                    shown = (f"{entry['rps']:.0f} req/s, {entry['failed']} failed"
+                    shown = (f"{entry['rps']:.0f} req/s, p99 {entry['p99_ms'] or 0:.2f} ms, "
+                             f"{entry['failed']} failed"
                              if "rps" in entry else entry["error"])
                     print(f"round {round_index} {load.name:<11} {server.name:<10} {shown}",
                           flush=True)

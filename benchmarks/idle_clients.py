@@ -1,23 +1,47 @@
-"""Many mostly idle keep-alive clients, for the 500-connection load of the peer benchmark.
+"""Many mostly idle clients: keep-alive HTTP/1.1 ones for the 500-connection load of the
+peer benchmark, and idle HTTP/2 ones (run alone) to show what they cost the server.
 
-wrk cannot tell which of its connections were never served, so this client holds the idle
-connections itself: each sends `GET /`, reads the answer, waits about `interval_s` (jittered)
-and asks again, on one keep-alive connection for the whole run. It counts what was sent and
-answered, how many connections were served at all, errors and requests left waiting longer
-than `timeout_s`. One thread and one selector: the load it adds is a few hundred requests
-per second, small next to wrk on the same core.
+HTTP/1.1 (`IdleClients`, used by benchmarks/peers.py): wrk cannot tell which of its
+connections were never served, so this client holds the idle connections itself: each sends
+`GET /`, reads the answer, waits about `interval_s` (jittered) and asks again, on one
+keep-alive connection for the whole run. It counts what was sent and answered, how many
+connections were served at all, errors and requests left waiting longer than `timeout_s`.
+One thread and one selector: the load it adds is a few hundred requests per second, small
+next to wrk on the same core.
+
+HTTP/2 (`IdleH2Clients`, and this module's command line): N connections (h2c with prior
+knowledge, or TLS with ALPN h2) that exchange SETTINGS and then stay silent. Run alone it
+starts treadle (pinned to one core), measures an active client (h2load, on the other core:
+requests/s and p99) without the idle connections, opens them, samples the server's threads
+and descriptors, and measures the active client again:
+
+    python -m benchmarks.idle_clients --http2 h2c --idle 2000 [--duration 5] [--threads 8]
 """
-
 from __future__ import annotations
 
+import argparse
 import errno
 import heapq
+import json
+import os
 import random
 import selectors
+import shutil
 import socket
+import ssl
+import subprocess
+import sys
+import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(REPO))
 
 READ_BYTES = 65536
 
@@ -207,3 +231,157 @@ class IdleClients:
             else:
                 self._stats.errors += 1
         self._drop(client)
+
+
+# -- idle HTTP/2 connections ----------------------------------------------------------------
+
+H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_SETTINGS = bytes.fromhex("000000040000000000")  # an empty SETTINGS frame
+H2_SETTINGS_ACK = bytes.fromhex("000000040100000000")
+
+
+class IdleH2Clients:
+    """Hold `count` HTTP/2 connections to 127.0.0.1:`port` that exchange SETTINGS and then
+    say nothing (TLS with ALPN h2 given `context`, else h2c with prior knowledge)."""
+
+    def __init__(self, port: int, count: int, context: ssl.SSLContext | None = None) -> None:
+        self._port = port
+        self._count = count
+        self._context = context
+        self.socks: list[socket.socket] = []
+
+    def open(self) -> int:
+        """Connect them one after another; how many got the server's SETTINGS."""
+        served = 0
+        for _ in range(self._count):
+            try:
+                sock = socket.create_connection(("127.0.0.1", self._port), timeout=10)
+                if self._context is not None:
+                    sock = self._context.wrap_socket(sock, server_hostname="127.0.0.1")
+                sock.sendall(H2_PREFACE + H2_SETTINGS)
+                if sock.recv(65536)[3:4] == b"\x04":
+                    sock.sendall(H2_SETTINGS_ACK)
+                    served += 1
+                sock.setblocking(False)
+                self.socks.append(sock)
+            except OSError:
+                continue
+        return served
+
+    def still_open(self) -> int:
+        """How many the server has not closed (what it sent meanwhile is read and dropped)."""
+        count = 0
+        for sock in self.socks:
+            try:
+                count += bool(sock.recv(65536))
+            except (BlockingIOError, ssl.SSLWantReadError):
+                count += 1
+            except OSError:
+                pass
+        return count
+
+    def close(self) -> None:
+        for sock in self.socks:
+            sock.close()
+        self.socks = []
+
+
+def server_threads_and_fds(pid: int) -> tuple[int, int]:
+    return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def active_h2load(h2load: str, url: str, args: argparse.Namespace, scratch: Path,
+                  ) -> dict[str, Any]:
+    """The active client: h2load for `args.duration` s; requests/s, p99 and failures."""
+    from benchmarks.h2peers import p99_ms, parse_h2load
+    from benchmarks.peers import pin_to
+
+    request_log = scratch / "requests.log"
+    completed = subprocess.run(
+        [h2load, "-D", str(args.duration), "-c", str(args.active_connections), "-m",
+         str(args.active_streams), "-t", "1", f"--log-file={request_log}", url],
+        capture_output=True, text=True, timeout=args.duration + 30,
+        preexec_fn=pin_to(args.client_cpu))
+    figures = parse_h2load(completed.stdout)
+    return {"rps": figures["rps"], "p99_ms": p99_ms(request_log), "failed": figures["failed"]}
+
+
+def run_http2(args: argparse.Namespace, h2load: str) -> dict[str, Any]:
+    from benchmarks.h2peers import answers, make_certificate
+    from benchmarks.peers import free_port, pin_to, stop_process_group
+
+    tls = args.http2 == "tls"
+    port = free_port()
+    with tempfile.TemporaryDirectory() as scratch_name:
+        scratch = Path(scratch_name)
+        cert, key = make_certificate(scratch)
+        command = [sys.executable, "-m", "treadle", "benchmarks.apps:hello", "--bind",
+                   f"127.0.0.1:{port}", "--threads", str(args.threads), "--keep-alive",
+                   "3600", "--header-timeout", "3600", "--worker-connections",
+                   str(args.idle + 100)]
+        command += ["--certfile", cert, "--keyfile", key] if tls else [
+            "--http2-cleartext", "prior-knowledge"]
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        server = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL, start_new_session=True,
+                                  preexec_fn=pin_to(args.server_cpu))
+        try:
+            while not answers(port, tls):
+                if server.poll() is not None:
+                    raise RuntimeError("treadle did not start")
+                time.sleep(0.1)
+            url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
+            result: dict[str, Any] = {"mode": args.http2, "idle": args.idle}
+            result["threads_fds_before"] = server_threads_and_fds(server.pid)
+            result["without_idle"] = active_h2load(h2load, url, args, scratch)
+            context = None
+            if tls:
+                context = ssl.create_default_context()
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                context.set_alpn_protocols(["h2"])
+            idle = IdleH2Clients(port, args.idle, context)
+            started = time.monotonic()
+            result["idle_served"] = idle.open()
+            result["idle_open_s"] = round(time.monotonic() - started, 1)
+            time.sleep(1.0)  # let the last ones park
+            result["threads_fds_idle"] = server_threads_and_fds(server.pid)
+            result["with_idle"] = active_h2load(h2load, url, args, scratch)
+            result["threads_fds_after"] = server_threads_and_fds(server.pid)
+            result["idle_still_open"] = idle.still_open()
+            idle.close()
+            return result
+        finally:
+            stop_process_group(server)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.idle_clients",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--http2", choices=["h2c", "tls"], required=True)
+    parser.add_argument("--idle", type=int, default=2000, help="idle connections (2000)")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per active run (5)")
+    parser.add_argument("--threads", type=int, default=8, help="worker threads (8)")
+    parser.add_argument("--active-connections", type=int, default=1)
+    parser.add_argument("--active-streams", type=int, default=1)
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    args = parser.parse_args(argv)
+    h2load = shutil.which("h2load")
+    if h2load is None:
+        print("needs h2load (apt-get install nghttp2-client)", file=sys.stderr)
+        return 2
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = args.idle + 256
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+    result = run_http2(args, h2load)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -322,7 +322,9 @@ class _Budget:
             raise FloodError(f"too many {what}")
 
 
-_DATA, _HEADERS, _RST_STREAM, _SETTINGS, _PING, _CONTINUATION = 0x0, 0x1, 0x3, 0x4, 0x6, 0x9
+_DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS, _PING = 0x0, 0x1, 0x2, 0x3, 0x4, 0x6
+_WINDOW_UPDATE, _CONTINUATION = 0x8, 0x9
+_KNOWN_TYPES = frozenset(range(0xA))  # RFC 9113's; any other type is an extension's
 _END_HEADERS, _ACK, _END_STREAM = 0x4, 0x1, 0x1
 
 
@@ -332,7 +334,9 @@ class FrameGate:
     It caps a header block (HEADERS plus CONTINUATION, before decoding) at the header list
     limit, and meters what costs the server work or an answer: PING and SETTINGS (each needs
     an ACK), stream resets by the peer (rapid reset) and resets it provokes (`note_reset`),
-    and empty DATA frames (work for nothing).
+    and frames that are work for nothing: empty DATA, PRIORITY (deprecated, RFC 9113 5.3.2),
+    frames of unknown types, and WINDOW_UPDATE beyond what the DATA we sent can explain (a
+    client acknowledges each DATA frame with at most two: `note_data_sent` credits them).
     The connection preface is skipped.
     """
 
@@ -341,11 +345,15 @@ class FrameGate:
         self._skip = len(PREFACE)
         self._head = b""
         self._block = -1  # size of the header block being received; -1: none
+        self.block_since: float | None = None  # when that header block began
         self.pings = _Budget(100, 10)
         self.settings = _Budget(50, 5)
         self.empty = _Budget(100, 10)  # DATA without data or end: CVE-2019-9518
         resets = max(200, 2 * max_concurrent_streams)
         self.resets = _Budget(resets, resets / 2)
+        self.priorities = _Budget(resets, resets / 2)  # a PRIORITY per stream is plausible
+        self.unknown = _Budget(100, 10)
+        self.window_updates = _Budget(1000, 100)
 
     def skip_preface(self, done: bool) -> None:
         """For h2c upgrade: whether the preface still has to come (it does after the 101)."""
@@ -374,11 +382,14 @@ class FrameGate:
 
     def _frame(self, kind: int, flags: int, length: int, now: float) -> None:
         if kind == _HEADERS or (kind == _CONTINUATION and self._block >= 0):
+            if self._block < 0:
+                self.block_since = now
             self._block = max(self._block, 0) + length
             if self._block > self.max_header_block:
                 raise FloodError("a header block over the header list limit")
             if flags & _END_HEADERS:
                 self._block = -1
+                self.block_since = None
         elif kind == _PING and not flags & _ACK:
             self.pings.spend(now, "PING frames")
         elif kind == _SETTINGS and not flags & _ACK:
@@ -387,6 +398,18 @@ class FrameGate:
             self.resets.spend(now, "stream resets")
         elif kind == _DATA and length == 0 and not flags & _END_STREAM:
             self.empty.spend(now, "empty DATA frames")
+        elif kind == _WINDOW_UPDATE:
+            self.window_updates.spend(now, "WINDOW_UPDATE frames")
+        elif kind == _PRIORITY:
+            self.priorities.spend(now, "PRIORITY frames")
+        elif kind not in _KNOWN_TYPES:
+            self.unknown.spend(now, "frames of unknown types")
+
+    def note_data_sent(self, frames: int) -> None:
+        """We sent `frames` DATA frames: the peer may answer each with two WINDOW_UPDATEs
+        (its stream's and the connection's), however fast it downloads."""
+        budget = self.window_updates
+        budget.tokens = min(budget.burst, budget.tokens + 2 * frames)
 
     def note_reset(self, now: float) -> None:
         """A stream the peer made us reset (a malformed request): same budget as its resets."""

@@ -27,6 +27,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from .h2threads import DriverThreads, H2Connections
 from .http1 import open_connection
 from .listeners import Listener
 from .metrics import CONNECTIONS, CONNECTIONS_OPEN, PoolClock, Snapshot
@@ -34,32 +35,6 @@ from .parking import Parkable, Phase
 from .poller import LIVENESS_TICK_S, Poller
 from .runtime import Job, Runtime, Wakeable, build_runtime
 from .wakeup import Wakeup
-
-
-class H2Registry:
-    """The open HTTP/2 connections of a Server, so that a graceful stop can wake them."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._drivers: set[Wakeable] = set()
-
-    def add(self, driver: Wakeable) -> None:
-        with self._lock:
-            self._drivers.add(driver)
-
-    def discard(self, driver: Wakeable) -> None:
-        with self._lock:
-            self._drivers.discard(driver)
-
-    def wake_all(self) -> None:
-        with self._lock:
-            drivers = list(self._drivers)
-        for driver in drivers:
-            driver.wake()
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._drivers)
 
 
 class Server:
@@ -82,7 +57,8 @@ class Server:
         self.on_failure = on_failure
         self.listeners = list(listeners)
         self.error_log = error_log
-        self.h2_connections = H2Registry()  # open HTTP/2 connections, each on its own thread
+        self.h2_connections = H2Connections()  # open HTTP/2 connections, parked or not
+        self.h2_threads = DriverThreads()  # serve HTTP/2 connections while they have work
         self.stopping = False
         self._lock = threading.Lock()
         self._handbacks: list[Parkable] = []
@@ -132,7 +108,7 @@ class Server:
         if not poller_running:
             self.backlog_taken()
         self._wake()
-        self.h2_connections.wake_all()  # each sends GOAWAY and finishes its streams
+        self.h2_connections.wake_all()  # running ones send GOAWAY, finish their streams
 
     def backlog_taken(self) -> None:
         """The poller has accepted what waited and stopped listening: from now on the last
@@ -284,6 +260,9 @@ class Server:
 
     def h2_closed(self, conn: Wakeable) -> None:
         self.h2_connections.discard(conn)
+
+    def h2_serve(self, turn: Callable[[], None]) -> None:
+        self.h2_threads.run(turn)
 
     def _work(self, number: int) -> None:
         get = self._jobs.get

@@ -1,10 +1,13 @@
-"""The HTTP/2 connection thread's handling of what the client sends, stream by stream.
+"""The HTTP/2 driver thread's handling of each stream: what the client sends, and what the
+stream's worker produced.
 
 A mixin of H2Driver (server/http2.py), kept apart for size: request headers judged by the
 policy of protocol/http2.py (a malformed request resets only its stream), request bodies
 counted against content-length and handed to the stream's wsgi.input, resets, window
-updates, GOAWAY, and forgetting finished streams (giving back what they left unread).
-Everything here runs on the connection's own thread.
+updates, GOAWAY, response heads and DATA as the flow-control windows allow (at most
+OUTPUT_HIGH_BYTES waiting for the socket), and forgetting finished streams (giving back
+what they left unread).
+Everything here runs on the thread that serves the connection (server/h2threads.py).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from ..protocol.http2 import (
     check_trailers,
     parse_request,
 )
-from .h2stream import H2Stream, StreamRunner, error_body, error_head
+from .h2stream import SEND_BUFFER_BYTES, H2Stream, StreamRunner, error_body, error_head
 from .runtime import Host, Runtime
 from .wsgi import build_environ
 
@@ -38,6 +41,7 @@ if TYPE_CHECKING:
 _PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 _REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
 _NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
+OUTPUT_HIGH_BYTES = 1 << 20  # stop reading (and framing) while this much waits for the socket
 
 
 class StreamEvents:
@@ -55,6 +59,7 @@ class StreamEvents:
     peer_host: str | None
     streams: dict[int, H2Stream]
     sending: dict[int, H2Stream]
+    out: bytearray
     waiting_streams: deque[H2Stream]
     runners: int
     busy_runners: int
@@ -65,6 +70,7 @@ class StreamEvents:
     if TYPE_CHECKING:  # H2Driver's (server/http2.py)
         def _fail_connection(self, code: h2.errors.ErrorCodes | None, why: str) -> None: ...
         def mark_ready(self, stream: H2Stream) -> None: ...
+        def _take_output(self) -> None: ...
 
     # -- events --------------------------------------------------------------------------
 
@@ -208,6 +214,80 @@ class StreamEvents:
         except h2.exceptions.H2Error:
             pass
 
+    # -- responses -----------------------------------------------------------------------
+
+    def _send_continue(self, stream_id: int) -> None:
+        self._send_informational(stream_id, [(b":status", b"100")])
+
+    def _send_informational(self, stream_id: int, head: list[tuple[bytes, bytes]]) -> None:
+        try:
+            self.conn.send_headers(stream_id, head)
+        except h2.exceptions.H2Error:
+            pass
+
+    def _send_head(self, stream: H2Stream, head: list[tuple[bytes, bytes]]) -> None:
+        with self.lock:
+            end = stream.out_ended and not stream.outbox
+        try:
+            self.conn.send_headers(stream.stream_id, head, end_stream=end)
+        except h2.exceptions.H2Error as exc:
+            self._kill(stream, f"cannot send the response head: {exc}")
+            return
+        stream.head_sent = True
+        if end:
+            stream.end_sent = True
+            self._maybe_forget(stream)
+
+    def _pump(self) -> None:
+        """Move buffered output into DATA frames as far as the windows (and our output
+        bound) allow; streams that must wait for a window stay out of `sending`."""
+        conn = self.conn
+        for stream_id, stream in list(self.sending.items()):
+            if len(self.out) >= OUTPUT_HIGH_BYTES:
+                break  # the rest waits for the socket
+            del self.sending[stream_id]
+            if stream.finished or not stream.head_sent:
+                continue
+            self._pump_stream(conn, stream)
+            if stream.out_bytes or len(self.sending) > 64:
+                self._take_output()  # keep `out` honest for the bound above
+        self._take_output()
+
+    def _pump_stream(self, conn: Any, stream: H2Stream) -> None:
+        stream_id = stream.stream_id
+        budget = OUTPUT_HIGH_BYTES
+        frames = 0
+        with self.lock:
+            while stream.outbox and budget > 0:
+                window = conn.local_flow_control_window(stream_id)
+                if window <= 0:
+                    break
+                chunk = stream.outbox[0]
+                size = min(len(chunk), window, conn.max_outbound_frame_size, budget)
+                if size == len(chunk):
+                    stream.outbox.popleft()
+                else:
+                    stream.outbox[0] = chunk[size:]
+                before = stream.out_bytes
+                stream.out_bytes -= size
+                budget -= size
+                end = stream.out_ended and not stream.outbox
+                conn.send_data(stream_id, chunk[:size].tobytes() if size < len(chunk)
+                               else chunk.tobytes(), end_stream=end)
+                frames += 1  # size is at most one frame's
+                if end:
+                    stream.end_sent = True
+                if before >= SEND_BUFFER_BYTES > stream.out_bytes:
+                    stream.notify()
+            if stream.out_ended and not stream.outbox and not stream.end_sent:
+                conn.end_stream(stream_id)
+                stream.end_sent = True
+            if stream.outbox and budget <= 0:
+                self.sending[stream_id] = stream  # more when the socket has taken this
+        self.gate.note_data_sent(frames)  # the client may acknowledge each
+        if stream.end_sent:
+            self._maybe_forget(stream)
+
     # -- forgetting streams ----------------------------------------------------------------
 
     def _maybe_forget(self, stream: H2Stream) -> None:
@@ -238,7 +318,6 @@ class StreamEvents:
         self.sending.pop(stream.stream_id, None)
         if not self.streams:
             self.idle_since = time.monotonic()
-        self.served_any = False  # before the first request, header_timeout applies
 
     def _forget_all(self, why: str) -> None:
         for stream in list(self.streams.values()):

@@ -1,30 +1,35 @@
-"""The HTTP/2 driver: one connection, its socket and its h2 connection, on its own thread.
+"""The HTTP/2 driver: one connection, its socket and its h2 connection.
 
-The thread that owns the socket owns the H2Connection; nobody else touches either. It reads
-frames, judges each request (protocol/http2.py) and hands every stream's WSGI call to the
-worker pool (server/h2stream.py), so a slow stream never delays a fast one. Workers hand
-output and "I read this much" back through per-stream state plus one wake-up descriptor
-(server/wakeup.py); this thread sends as the flow-control windows allow and acknowledges
-request data only as the application reads it. A connection thus holds 1 + wakeup.DESCRIPTORS
-descriptors, which the open-file limit is raised for; where none is left, a new HTTP/2
-connection is refused (closed) and accepting pauses, as for HTTP/1.1.
+A connection with no stream in progress and no output pending waits in the poller like an
+idle HTTP/1.1 connection (it is Parkable, server/parking.py) and holds no thread and no
+descriptor but its socket. When its client sends something, the poller hands it to a driver
+thread (server/h2threads.py), which owns the socket and the H2Connection (nobody else touches
+either) while the connection has work: it reads frames, judges each request
+(protocol/http2.py) and hands every stream's WSGI call to the worker pool
+(server/h2stream.py), so a slow stream never delays a fast one. Workers hand output and "I
+read this much" back through per-stream state plus a wake-up descriptor (server/wakeup.py)
+that exists only while a thread serves the connection; the thread sends as the
+flow-control windows allow and acknowledges request data only as the application reads it.
+Then it parks the connection again. Idle timeout, graceful stop (GOAWAY) and the final
+linger of a parked connection are the poller's: no thread is woken to say goodbye.
 
-The connection thread never waits for a pool thread: with every worker busy it still reads
+The driver thread never waits for a pool thread: with every worker busy it still reads
 frames, answers PINGs, acknowledges what was read and sends what was produced; queued
 streams simply start later. It is not a pool thread either, so HTTP/2 connections can never
-take the pool away from the applications (threads: `threads` workers plus one per open
-HTTP/2 connection, at most worker_connections).
+take the pool away from the applications (threads: `threads` workers, plus one per HTTP/2
+connection with work in progress, plus a few spare).
 
 Bounds: at most OUTPUT_HIGH_BYTES of frames wait for the socket (beyond it we stop reading,
 so PING and SETTINGS floods cannot queue answers), per-stream send buffers (h2stream), the
 request body by the windows, header blocks and PING/SETTINGS/reset rates by the FrameGate.
 
-This module has the loop, reading, the workers' news, writing and closing; what the client
-sends is handled stream by stream in server/h2events.py (a mixin of H2Driver).
+This module has parking, the loop, reading, the workers' news, writing and closing; each
+stream's frames, both ways, are handled in server/h2events.py (a mixin of H2Driver).
 """
 
 from __future__ import annotations
 
+import math
 import select
 import socket
 import threading
@@ -44,34 +49,37 @@ from ..protocol.http2 import (
     goaway_frame,
     new_server_connection,
 )
-from .h2events import StreamEvents
-from .h2stream import SEND_BUFFER_BYTES, H2Stream
+from .h2events import OUTPUT_HIGH_BYTES, StreamEvents
+from .h2stream import H2Stream
+from .parking import Action, Phase
 from .runtime import Host, Runtime
-from .sockio import wait_ready
 from .wakeup import DESCRIPTORS as WAKEUP_DESCRIPTORS
 from .wakeup import Wakeup
 
 RECV_BYTES = 65536
 SEND_BYTES = 256 * 1024  # at most this much per send() call
-OUTPUT_HIGH_BYTES = 1 << 20  # stop reading while this much waits for the socket
-LINGER_S = 1.0  # after our last frame, how long the client's late bytes are read
+LINGER_S = 1.0  # after our last frame, how long the client's late bytes are read (parked)
 LINGER_MAX_BYTES = 1 << 20
+NEWS_POLL_MS = 10  # out of descriptors for a wake-up: how often a thread looks for news
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 # What a client's conduct can raise (socket and TLS errors, a state h2 refuses): one debug
 # line each, never a traceback, so no client can fill the error log.
 _CLIENTS_DOING = (OSError, h2.exceptions.H2Error)
+HANDED_OFF, WAIT, CLOSE = Action.HANDED_OFF, Action.WAIT, Action.CLOSE
 
 
 def descriptors_per_connection(cfg: Any) -> int:
     """Descriptors one connection may hold: its socket, plus an HTTP/2 driver's wake-up
-    when HTTP/2 can be spoken (over TLS, or h2c). The open-file limit is raised for this."""
+    while a thread serves it, when HTTP/2 can be spoken (over TLS, or h2c); a parked HTTP/2
+    connection holds only its socket. The open-file limit is raised for the worst case."""
     h2 = "h2" in cfg.http_protocols and (cfg.certfile is not None
                                           or cfg.http2_cleartext != "off")
     return 1 + WAKEUP_DESCRIPTORS if h2 else 1
 
 
 class H2Driver(StreamEvents):
-    """One HTTP/2 connection; `start()` runs it on a new thread until it closes."""
+    """One HTTP/2 connection: parked in the poller while it has nothing to do, served by a
+    driver thread while it has work; `start()` begins it."""
 
     def __init__(self, runtime: Runtime, host: Host, sock: socket.socket,
                  peer_host: str | None, peer_port: str, local: tuple[str, int],
@@ -79,6 +87,7 @@ class H2Driver(StreamEvents):
         self.runtime = runtime
         self.host = host
         self.sock = sock
+        self.fd = sock.fileno()
         self.peer_host = peer_host
         self.peer_port = peer_port
         self.listener_name, self.listener_port = local
@@ -96,7 +105,15 @@ class H2Driver(StreamEvents):
         self.busy_runners = 0  # (lock) those inside an application call
         self.wake_pending = False  # (lock)
         self.sleeping = False  # (lock) in poll(): news must come through the wake-up
-        self.wakeup = Wakeup()  # last: OSError (EMFILE) here leaves nothing to release
+        self.wakeup: Wakeup | None = None  # (lock) only while a driver thread serves it
+        self.active = False  # a driver thread serves it (else parked, or not yet begun)
+        # Parkable (the poller's): where it waits, until when, whether it is armed
+        self.phase = Phase.HEAD  # before the first request: header_timeout
+        self.deadline = time.monotonic() + runtime.header_timeout_s
+        self.heap_deadline: float | None = None
+        self.registered = False
+        self.lingered_bytes = 0
+        self.first_turn: tuple[bytes, tuple[bytes, H2Stream | None] | None] | None = None
         self.streams: dict[int, H2Stream] = {}
         self.sending: dict[int, H2Stream] = {}  # streams with output not yet in frames
         self.out = bytearray()
@@ -122,8 +139,10 @@ class H2Driver(StreamEvents):
 
     def start(self, initial: bytes = b"", upgrade: tuple[bytes, H2Stream | None] | None = None,
               ) -> None:
-        """Begin the connection (our SETTINGS) and run it on a new thread. `initial`: bytes
-        already read from the client; `upgrade`: (HTTP2-Settings, stream 1) after a 101."""
+        """Begin the connection (our SETTINGS) and serve it on a driver thread. `initial`:
+        bytes already read from the client; `upgrade`: (HTTP2-Settings, stream 1) after a
+        101. Without a thread or a descriptor for it, the connection is refused (closed)
+        and the poller pauses accepting, as for HTTP/1.1."""
         self.sock.setblocking(False)
         conn = self.conn
         if upgrade is None:
@@ -133,23 +152,107 @@ class H2Driver(StreamEvents):
         extra = self.runtime.h2_limits.connection_window - 65535
         if extra > 0:
             conn.increment_flow_control_window(extra)
-        thread = threading.Thread(target=self._run, args=(initial, upgrade),
-                                  name=f"treadle-h2-{self.sock.fileno()}", daemon=True)
+        self.first_turn = (initial, upgrade)
         self.host.h2_opened(self)
-        try:
-            thread.start()
-        except RuntimeError:  # out of threads: refused like a connection out of descriptors
-            self.broken = True  # no linger: this may be the poller's thread
-            self._close()
-            raise
+        if self._activate() == CLOSE:
+            self.close_now()
 
-    def _run(self, initial: bytes, upgrade: tuple[bytes, H2Stream | None] | None) -> None:
+    # -- parked in the poller (the poller thread; no other thread holds the connection) ---
+
+    def on_readable(self) -> Action:
+        """The client sent something: a driver thread serves the connection (HANDED_OFF).
+        At a graceful stop, GOAWAY from here instead; lingering, read and discard."""
+        if self.phase == Phase.LINGER:
+            return self._linger_read()
+        if self.host.stopping:
+            return self._goodbye()
+        return self._activate()
+
+    def on_deadline(self) -> Action:
+        """Idle for keepalive (header_timeout before the first request): GOAWAY, linger."""
+        if self.phase == Phase.LINGER:
+            return CLOSE
+        if time.monotonic() >= self._block_deadline():
+            self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                                  "a header block not complete within header_timeout")
+            return self._send_and_linger()
+        self.runtime.error_log.debug("HTTP/2 connection from %s idle; closing", self.peer_host)
+        return self._goodbye()
+
+    def serve(self) -> None:
+        """As a pool job (the poller never dispatches one): hand it to a driver thread."""
+        if self._activate() == CLOSE:
+            self.close_now()
+
+    def _activate(self) -> Action:
+        """Give the connection a driver thread and a wake-up descriptor: HANDED_OFF, or
+        CLOSE when no thread can be had (the poller pauses accepting). Out of descriptors,
+        it is served all the same, its thread looking for news every NEWS_POLL_MS: an open
+        connection is never dropped for that (new ones wait: accept() fails)."""
         try:
-            if upgrade is not None and upgrade[1] is not None:
-                self._open_stream(upgrade[1], ended=True)
-            if initial:
-                self._receive(initial)
-            self._loop()
+            wakeup: Wakeup | None = Wakeup()
+        except OSError:
+            wakeup = None
+        with self.lock:
+            self.wakeup = wakeup
+            self.wake_pending = False
+        self.active = True
+        try:
+            self.host.h2_serve(self._turn)
+        except RuntimeError as exc:  # out of threads
+            self.active = False
+            self._drop_wakeup()
+            self.host.out_of_resources(f"cannot serve an HTTP/2 connection: {exc}")
+            return CLOSE
+        return HANDED_OFF
+
+    def _goodbye(self) -> Action:
+        """GOAWAY to a parked connection (it has no stream and no output), then linger."""
+        self._graceful_goaway()
+        return self._send_and_linger()
+
+    def _send_and_linger(self) -> Action:
+        sent = self._send_some()
+        if sent is None or sent < len(self.out):  # (broken: 0) no room for 17 bytes: done
+            return CLOSE
+        self.out.clear()
+        return self._begin_linger()
+
+    def _begin_linger(self) -> Action:
+        """Half-close and read what the client still sends for a moment, parked: closing
+        with unread bytes would reset the connection and could destroy our last frames."""
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return CLOSE
+        self.phase = Phase.LINGER
+        self.deadline = time.monotonic() + LINGER_S
+        return WAIT
+
+    def _linger_read(self) -> Action:
+        try:
+            data = socket.socket.recv(self.sock, RECV_BYTES)  # raw: TLS is shut
+        except BlockingIOError:
+            return WAIT
+        except OSError:
+            return CLOSE
+        self.lingered_bytes += len(data)
+        return WAIT if data and self.lingered_bytes < LINGER_MAX_BYTES else CLOSE
+
+    # -- a driver thread's turn ---------------------------------------------------------------
+
+    def _turn(self) -> None:
+        """Serve the connection while it has work, then park it (or close it)."""
+        parked = False
+        try:
+            if self.first_turn is not None:
+                initial, upgrade = self.first_turn
+                self.first_turn = None
+                if upgrade is not None and upgrade[1] is not None:
+                    self._open_stream(upgrade[1], ended=True)
+                if initial:
+                    self._receive(initial)
+            parked = self._loop()
         except BaseException as exc:
             if isinstance(exc, _CLIENTS_DOING):
                 self.runtime.error_log.debug("HTTP/2 connection from %s: %s", self.peer_host, exc)
@@ -158,7 +261,8 @@ class H2Driver(StreamEvents):
             if not isinstance(exc, Exception):
                 raise
         finally:
-            self._close()
+            if not parked:
+                self.close_now()
 
     # -- worker side (under self.lock) ------------------------------------------------------
 
@@ -167,23 +271,37 @@ class H2Driver(StreamEvents):
         if not stream.queued:
             stream.queued = True
             self.ready.append(stream)
-        if self.sleeping and not self.wake_pending:  # else it looks before sleeping
-            self.wake_pending = True
+        # Parked (no wake-up), the connection has no stream in progress: nothing to tell.
+        if self.sleeping and not self.wake_pending and self.wakeup is not None:
+            self.wake_pending = True  # else it looks before sleeping
             self.wakeup.notify()
 
     def wake(self) -> None:
-        """From any thread: look at the server's state (a graceful stop began)."""
+        """From any thread: look at the server's state (a graceful stop began). A parked
+        connection has no thread to wake: the poller says goodbye to it."""
         with self.lock:
-            if not self.wake_pending:
+            if not self.wake_pending and self.wakeup is not None:
                 self.wake_pending = True
                 self.wakeup.notify()
 
+    def _drop_wakeup(self) -> None:
+        """The driver thread lets go: no worker can notify the descriptor once it is gone
+        (mark_ready looks under the lock), so closing it cannot hit a reused number."""
+        with self.lock:
+            wakeup, self.wakeup = self.wakeup, None
+            self.sleeping = False
+        if wakeup is not None:
+            wakeup.close()
+
     # -- the loop ------------------------------------------------------------------------
 
-    def _loop(self) -> None:
+    def _loop(self) -> bool:
+        """Serve until there is nothing to do: True when parked (the connection is the
+        poller's from then on: not one more touch), False when it must close."""
         poller = select.poll()
-        wake_fd = self.wakeup.fileno()
-        poller.register(wake_fd, select.POLLIN)
+        wake_fd = -1 if self.wakeup is None else self.wakeup.fileno()
+        if wake_fd >= 0:
+            poller.register(wake_fd, select.POLLIN)
         fd = self.sock.fileno()
         mask = -1
         host = self.host
@@ -192,7 +310,7 @@ class H2Driver(StreamEvents):
                 self._pump()
             self._flush()
             if self.broken or self._done():
-                return
+                return self._finish()
             if host.stopping and self.goaway_at is None:
                 self._graceful_goaway()
                 continue
@@ -210,12 +328,18 @@ class H2Driver(StreamEvents):
             if news:
                 self._on_wake(False)
                 continue
+            idle = not self.streams and not self.out and reading
             if reading and self._tls_pending():
                 ready: list[tuple[int, int]] = [(fd, select.POLLIN)]
             else:
-                ready = poller.poll(self._timeout_ms())
+                timeout_ms = 0 if idle else self._timeout_ms()
+                if wake_fd < 0 and not 0 <= timeout_ms <= NEWS_POLL_MS:
+                    timeout_ms = NEWS_POLL_MS  # no wake-up descriptor: look for news
+                ready = poller.poll(timeout_ms)
             self.sleeping = False  # unlocked: at worst a worker writes one needless wake-up
             if not ready:
+                if idle and self._timeout_ms() > 0 and self._park():
+                    return True
                 self._on_timeout()
                 continue
             for ready_fd, flags in ready:
@@ -223,6 +347,35 @@ class H2Driver(StreamEvents):
                     self._on_wake(True)
                 elif flags & _POLLIN and reading:
                     self._on_readable()
+
+    def _park(self) -> bool:
+        """Nothing to do: give the connection to the poller, unless news came meanwhile."""
+        with self.lock:
+            if self.ready:
+                return False
+            wakeup, self.wakeup = self.wakeup, None
+            self.sleeping = False
+        if wakeup is not None:
+            wakeup.close()
+        self.active = False
+        self.phase = Phase.IDLE if self.served_any else Phase.HEAD
+        self.deadline = self.idle_since + self._idle_limit_s()
+        if self.gate.block_since is not None:  # a header block arriving: header_timeout
+            self.phase = Phase.HEAD
+            self.deadline = min(self.deadline, self._block_deadline())
+        self.host.park(self)
+        return True
+
+    def _finish(self) -> bool:
+        """The connection is over: linger parked (our last frames must not be destroyed by
+        a reset), or close at once when broken or the client has closed already."""
+        self._forget_all("the connection closed")
+        if self.broken or self.read_closed or self._begin_linger() == CLOSE:
+            return False
+        self._drop_wakeup()
+        self.active = False
+        self.host.park(self)
+        return True
 
     def _tls_pending(self) -> bool:
         pending = getattr(self.sock, "pending", None)
@@ -240,12 +393,24 @@ class H2Driver(StreamEvents):
         elif not self.streams:
             deadline = self.idle_since + self._idle_limit_s()
         else:
-            return -1  # streams in flight: their workers keep their own time
+            deadline = math.inf  # streams in flight: their workers keep their own time
+        deadline = min(deadline, self._block_deadline())
+        if deadline == math.inf:
+            return -1
         return max(0, int((deadline - now) * 1000) + 1)
+
+    def _block_deadline(self) -> float:
+        """A header block (HEADERS + CONTINUATION) must be whole within header_timeout, as
+        an HTTP/1.1 head: no other frame may come between, so a stalled one stalls all."""
+        since = self.gate.block_since
+        return math.inf if since is None else since + self.runtime.header_timeout_s
 
     def _on_timeout(self) -> None:
         now = time.monotonic()
-        if self.out and now - self.last_progress >= self.runtime.body_timeout_s:
+        if now >= self._block_deadline():
+            self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                                  "a header block not complete within header_timeout")
+        elif self.out and now - self.last_progress >= self.runtime.body_timeout_s:
             self.runtime.error_log.debug("HTTP/2 client %s stopped reading; closing",
                                         self.peer_host)
             self.broken = True
@@ -321,10 +486,10 @@ class H2Driver(StreamEvents):
         self.goaway_at = 0
         self._forget_all(why)
 
-    # -- the workers' news -----------------------------------------------------------------
+    # -- the workers' news (heads and DATA go out in h2events.py) ---------------------
 
     def _on_wake(self, drain: bool) -> None:
-        if drain:
+        if drain and self.wakeup is not None:  # (only this thread changes it)
             self.wakeup.drain()
         with self.lock:
             ready, self.ready = self.ready, []
@@ -355,75 +520,6 @@ class H2Driver(StreamEvents):
                 self._send_head(stream, head)
             self.sending[stream.stream_id] = stream
         self._pump()
-
-    def _send_continue(self, stream_id: int) -> None:
-        self._send_informational(stream_id, [(b":status", b"100")])
-
-    def _send_informational(self, stream_id: int, head: list[tuple[bytes, bytes]]) -> None:
-        try:
-            self.conn.send_headers(stream_id, head)
-        except h2.exceptions.H2Error:
-            pass
-
-    def _send_head(self, stream: H2Stream, head: list[tuple[bytes, bytes]]) -> None:
-        with self.lock:
-            end = stream.out_ended and not stream.outbox
-        try:
-            self.conn.send_headers(stream.stream_id, head, end_stream=end)
-        except h2.exceptions.H2Error as exc:
-            self._kill(stream, f"cannot send the response head: {exc}")
-            return
-        stream.head_sent = True
-        if end:
-            stream.end_sent = True
-            self._maybe_forget(stream)
-
-    def _pump(self) -> None:
-        """Move buffered output into DATA frames as far as the windows (and our output
-        bound) allow; streams that must wait for a window stay out of `sending`."""
-        conn = self.conn
-        for stream_id, stream in list(self.sending.items()):
-            if len(self.out) >= OUTPUT_HIGH_BYTES:
-                break  # the rest waits for the socket
-            del self.sending[stream_id]
-            if stream.finished or not stream.head_sent:
-                continue
-            self._pump_stream(conn, stream)
-            if stream.out_bytes or len(self.sending) > 64:
-                self._take_output()  # keep `out` honest for the bound above
-        self._take_output()
-
-    def _pump_stream(self, conn: Any, stream: H2Stream) -> None:
-        stream_id = stream.stream_id
-        budget = OUTPUT_HIGH_BYTES
-        with self.lock:
-            while stream.outbox and budget > 0:
-                window = conn.local_flow_control_window(stream_id)
-                if window <= 0:
-                    break
-                chunk = stream.outbox[0]
-                size = min(len(chunk), window, conn.max_outbound_frame_size, budget)
-                if size == len(chunk):
-                    stream.outbox.popleft()
-                else:
-                    stream.outbox[0] = chunk[size:]
-                before = stream.out_bytes
-                stream.out_bytes -= size
-                budget -= size
-                end = stream.out_ended and not stream.outbox
-                conn.send_data(stream_id, chunk[:size].tobytes() if size < len(chunk)
-                               else chunk.tobytes(), end_stream=end)
-                if end:
-                    stream.end_sent = True
-                if before >= SEND_BUFFER_BYTES > stream.out_bytes:
-                    stream.notify()
-            if stream.out_ended and not stream.outbox and not stream.end_sent:
-                conn.end_stream(stream_id)
-                stream.end_sent = True
-            if stream.outbox and budget <= 0:
-                self.sending[stream_id] = stream  # more when the socket has taken this
-        if stream.end_sent:
-            self._maybe_forget(stream)
 
     # -- writing -------------------------------------------------------------------------
 
@@ -464,44 +560,24 @@ class H2Driver(StreamEvents):
 
     # -- closing -------------------------------------------------------------------------
 
-    def _linger(self) -> None:
-        """Half-close and read what the client still sends for a moment: closing with
-        unread bytes would reset the connection and could destroy our last frames."""
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            return
-        deadline = time.monotonic() + LINGER_S
-        read = 0
-        while read < LINGER_MAX_BYTES:
-            try:
-                wait_ready(self.sock, False, deadline)  # BodyTimeout (an OSError) at the end
-                data = socket.socket.recv(self.sock, RECV_BYTES)  # raw: TLS is shut
-            except (BlockingIOError, InterruptedError):
-                continue
-            except OSError:
-                return
-            if not data:
-                return
-            read += len(data)
-
-    def _close(self) -> None:
-        """Give back everything the connection holds: the socket, the wake-up descriptors,
-        its slot among worker_connections, even when a step before raises."""
+    def close_now(self) -> None:
+        """Give back everything the connection holds: the socket, the wake-up descriptor,
+        its slot among worker_connections, even when a step before raises. From the driver
+        thread, or from the poller while parked; at once (a parked connection evicted at
+        worker_connections or dropped by a stop is told GOAWAY if its socket takes it)."""
         if self.closed:
             return
         self.closed = True
-        with self.lock:
-            self.wake_pending = True  # nobody notifies once the wake-up is closed
         try:
             self._forget_all("the connection closed")
-            if not self.broken:
-                self._linger()
+            if self.goaway_at is None and not self.broken and not self.active:
+                self._graceful_goaway()
+                self._send_some()
         finally:
             self.host.h2_closed(self)
             try:
                 self.sock.close()
             except OSError:
                 pass
-            self.wakeup.close()
+            self._drop_wakeup()
             self.host.connection_closed(self)

@@ -1,7 +1,7 @@
 """Which protocol a connection speaks: the TLS handshake and ALPN, h2c prior knowledge, and
 the HTTP/1.1 `Upgrade: h2c` switch. Every connection starts as an HTTP1Connection (the
 poller's unit); one that turns out to speak HTTP/2 is handed to an H2Driver, which then
-owns its socket, its thread and its place in the open-connection count.
+owns its socket and its place in the open-connection count (and parks in the poller itself).
 
 h2c is served only when http2_cleartext allows it, and (http2_cleartext_trusted_only, on by
 default) only to peers in forwarded_allow_ips (HARDENING 22): otherwise the preface goes to
@@ -75,18 +75,13 @@ _UPGRADE_DROPPED = frozenset({b"connection", b"upgrade", b"http2-settings", b"ke
 
 
 def hand_over(conn: Preamble, initial: bytes, environ_extra: dict[str, Any],
-              upgrade_request: Any = None) -> bool:
-    """Start an H2Driver on `conn`'s socket: True when the driver took it (`conn` is done
-    with it, never closes it); False when no descriptor was left for the driver's wake-up:
-    the caller closes `conn` (refused, as accept() would have; accepting pauses)."""
+              upgrade_request: Any = None) -> None:
+    """Start an H2Driver on `conn`'s socket: the driver owns it from now on (`conn` never
+    closes it), and closes it itself when no thread or descriptor is left to serve it."""
     if conn.proxy_environ:  # our own TLS has the last word on the scheme
         environ_extra = {**conn.proxy_environ, **environ_extra}
-    try:
-        driver = H2Driver(conn.runtime, conn.host, conn.sock, conn.peer_host, conn.peer_port,
-                          (conn.listener_name, conn.listener_port), environ_extra)
-    except OSError as exc:
-        conn.host.out_of_resources(f"cannot start an HTTP/2 connection: {exc.strerror}")
-        return False
+    driver = H2Driver(conn.runtime, conn.host, conn.sock, conn.peer_host, conn.peer_port,
+                      (conn.listener_name, conn.listener_port), environ_extra)
     conn.closed = True  # the driver closes the socket and counts the connection closed
     upgrade = None
     if upgrade_request is not None:
@@ -99,11 +94,7 @@ def hand_over(conn: Preamble, initial: bytes, environ_extra: dict[str, Any],
         stream.inbox.extend(body)  # came over HTTP/1.1: nothing to acknowledge (flow 0)
         stream.inbox_flow.extend([0] * len(body))
         upgrade = (settings, stream)
-    try:
-        driver.start(initial, upgrade)
-    except RuntimeError as exc:  # no thread for it: the driver has closed the connection
-        conn.host.out_of_resources(f"cannot start an HTTP/2 connection: {exc}")
-    return True
+    driver.start(initial, upgrade)
 
 
 # -- TLS -------------------------------------------------------------------------------------
@@ -111,9 +102,8 @@ def hand_over(conn: Preamble, initial: bytes, environ_extra: dict[str, Any],
 
 def handshake(conn: Preamble) -> Action:
     """One step of the TLS handshake, on a worker. WAIT: park until the client's next bytes
-    (the poller then dispatches again); CLOSE: it failed (logged at debug), or it chose h2
-    and no descriptor was left for that; HANDED_OFF: it chose h2; DISPATCH never (an
-    HTTP/1.1 connection then waits for its head: WAIT)."""
+    (the poller then dispatches again); CLOSE: it failed (logged at debug); HANDED_OFF: it
+    chose h2; DISPATCH never (an HTTP/1.1 connection then waits for its head: WAIT)."""
     runtime = conn.runtime
     if not isinstance(conn.sock, TLSSocket):
         assert runtime.tls_context is not None  # only TLS servers dispatch handshakes
@@ -127,7 +117,8 @@ def handshake(conn: Preamble) -> Action:
         return CLOSE
     extra = connection_environ(conn.sock)
     if runtime.h2_enabled and negotiated_h2(conn.sock):
-        return HANDED_OFF if hand_over(conn, b"", extra) else CLOSE
+        hand_over(conn, b"", extra)
+        return HANDED_OFF
     conn.tls_environ = extra
     conn.phase = Phase.HEAD
     conn.deadline = time.monotonic() + runtime.header_timeout_s
@@ -139,7 +130,7 @@ def handshake(conn: Preamble) -> Action:
 
 def watch_preface(conn: Preamble, data: bytes) -> tuple[Action | None, bytes]:
     """The first bytes of a cleartext connection when prior knowledge is on: (HANDED_OFF,
-    b"") for the HTTP/2 preface (CLOSE when refused for want of descriptors), (WAIT, b"")
+    b"") for the HTTP/2 preface, (WAIT, b"")
     while they may still become it, else (None, everything seen so far) for the HTTP/1.1
     engine."""
     seen = conn.preface_seen + data
@@ -149,7 +140,8 @@ def watch_preface(conn: Preamble, data: bytes) -> tuple[Action | None, bytes]:
     conn.preface_seen = b""
     conn.h2c_watch = False
     if seen.startswith(PREFACE):
-        return (HANDED_OFF if hand_over(conn, seen, {}) else CLOSE), b""
+        hand_over(conn, seen, {})
+        return HANDED_OFF, b""
     if seen.startswith(_PREFACE_LINE):  # HTTP/2 meant, the preface corrupted (RFC 9113 3.4)
         _refuse_preface(conn)
         return CLOSE, b""
@@ -215,6 +207,5 @@ def upgrade(conn: Preamble, request: Any) -> bool:
         status_code=101, headers=[(b"connection", b"Upgrade"), (b"upgrade", b"h2c")]))
     send_all(conn.sock, switch or b"", conn.runtime.body_timeout_s)
     trailing, _closed = engine.trailing_data
-    if not hand_over(conn, bytes(trailing), {}, (request, settings, conn.early_body)):
-        conn.abort()  # promised HTTP/2 and none to be had: all we can do is close
+    hand_over(conn, bytes(trailing), {}, (request, settings, conn.early_body))
     return True

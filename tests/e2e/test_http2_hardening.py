@@ -18,7 +18,9 @@ from hyperframe.frame import (
     DataFrame,
     HeadersFrame,
     PingFrame,
+    PriorityFrame,
     SettingsFrame,
+    WindowUpdateFrame,
 )
 
 from tests.e2e.conftest import RunningServer
@@ -233,18 +235,26 @@ def test_continuation_flood_is_capped_before_decoding(h2c: RunningServer) -> Non
     assert_still_serving(h2c)
 
 
-@pytest.mark.parametrize("flood", ["ping", "settings", "empty-data"])
+@pytest.mark.parametrize("flood", ["ping", "settings", "empty-data", "window-update",
+                                   "priority", "unknown-type"])
 def test_ping_settings_and_empty_data_floods_are_cut_off(h2c: RunningServer,
                                                          flood: str) -> None:
     """Item 25: every PING and SETTINGS needs an answer; a client sending them by the
     thousand without reading gets GOAWAY ENHANCE_YOUR_CALM, and the answers it never read
-    do not pile up in the server. Empty DATA frames (work for nothing, CVE-2019-9518) too."""
+    do not pile up in the server. Empty DATA frames (work for nothing, CVE-2019-9518) too,
+    and (issue 14 item 8) WINDOW_UPDATE for data never sent, PRIORITY and unknown types."""
     sock = raw_connection(h2c)
     opening = b""
     if flood == "ping":
         frame = PingFrame(0, opaque_data=b"8 bytes!").serialize()
     elif flood == "settings":
         frame = SettingsFrame(0, settings={0x3: 100}).serialize()
+    elif flood == "window-update":
+        frame = WindowUpdateFrame(0, window_increment=1).serialize()
+    elif flood == "priority":
+        frame = PriorityFrame(1, depends_on=0, stream_weight=15).serialize()
+    elif flood == "unknown-type":
+        frame = b"\x00\x00\x00\xfe\x00\x00\x00\x00\x00"  # type 0xfe, no payload
     else:
         block = hpack.Encoder().encode([(b":method", b"POST"), *BASE[1:3],
                                         (b":path", b"/upload")])
@@ -276,3 +286,25 @@ def test_zero_window_reader_costs_bounded_memory_and_time(h2c: RunningServer) ->
     assert process.memory_info().rss - baseline < 24 << 20
     client.close()
     assert_no_crash_logged(h2c)
+
+
+@pytest.mark.parametrize("busy", [False, True])
+def test_a_header_block_sent_slowly_is_dropped_at_header_timeout(serve: Serve,
+                                                                busy: bool) -> None:
+    """Issue 14 item 9: HEADERS without END_HEADERS, then nothing: header_timeout applies to
+    the block as to an HTTP/1.1 head (GOAWAY ENHANCE_YOUR_CALM, then the close), whether
+    the connection waits parked or a stream of it is in progress (keepalive and the
+    application's time, both far longer here, would not end it)."""
+    server = serve(APP, "--http2-cleartext", "prior-knowledge", "--header-timeout", "1",
+                   "--keep-alive", "120")
+    client = H2Client(server.port)
+    first = client.request("/")
+    client.read(lambda: client.answered(first))
+    if busy:
+        client.request("/slow?30")
+    block = hpack.Encoder().encode(BASE)
+    client.sock.sendall(HeadersFrame(5, data=block[:4]).serialize())  # no END_HEADERS
+    client.sock.settimeout(20)
+    assert goaway_code(read_until_closed(client.sock)) == ENHANCE_YOUR_CALM
+    client.close()
+    assert_still_serving(server)

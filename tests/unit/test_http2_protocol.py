@@ -11,7 +11,9 @@ from hyperframe.frame import (
     DataFrame,
     HeadersFrame,
     PingFrame,
+    PriorityFrame,
     RstStreamFrame,
+    WindowUpdateFrame,
 )
 from treadle.protocol.http2 import (
     PREFACE,
@@ -220,3 +222,34 @@ def test_closed_streams_are_remembered_only_so_many() -> None:
     assert not any(isinstance(e, h2.events.ConnectionTerminated) for e in events)
     answer = server.data_to_send()
     assert answer[3:4] == b"\x03" and int.from_bytes(answer[5:9], "big") == 1  # RST_STREAM(1)
+
+
+def test_gate_meters_priority_unknown_and_unexplained_window_updates() -> None:
+    """Issue 14 item 8: frames that are work for nothing are metered like PING."""
+    unknown = b"\x00\x00\x00\xfe\x00\x00\x00\x00\x00"  # type 0xfe, empty
+    floods = {"PRIORITY": frame_bytes(PriorityFrame(1, depends_on=0, stream_weight=15)),
+              "unknown types": unknown,
+              "WINDOW_UPDATE": frame_bytes(WindowUpdateFrame(0, window_increment=1))}
+    for name, frame in floods.items():
+        gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+        gate.feed(PREFACE + frame * 100, 0.0)  # a plausible number: fine
+        with pytest.raises(FloodError, match=name):
+            gate.feed(frame * 2000, 0.0)
+    # WINDOW_UPDATE that answers DATA we sent is never a flood, however fast
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    gate.feed(PREFACE, 0.0)
+    for _ in range(100):
+        gate.note_data_sent(500)
+        gate.feed(floods["WINDOW_UPDATE"] * 1000, 0.0)
+
+
+def test_gate_knows_since_when_a_header_block_is_arriving() -> None:
+    """Issue 14 item 9: the server applies header_timeout from when a block began."""
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    gate.feed(PREFACE, 0.0)
+    assert gate.block_since is None
+    gate.feed(frame_bytes(HeadersFrame(1, data=b"x" * 10)), 5.0)
+    gate.feed(frame_bytes(ContinuationFrame(1, data=b"y" * 10)), 6.0)
+    assert gate.block_since == 5.0
+    gate.feed(frame_bytes(ContinuationFrame(1, data=b"y", flags=["END_HEADERS"])), 7.0)
+    assert gate.block_since is None
