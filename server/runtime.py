@@ -22,6 +22,7 @@ from ..protocol.http2 import H2Limits, RequestLimits
 from .inflight import InFlight
 from .logs import access_atoms, error_stream, format_access
 from .parking import Parkable
+from .rates import MinRate, RateKills
 from .tls import build_context
 from .wsgi import FileWrapper, TrustedProxies
 
@@ -89,6 +90,14 @@ class Runtime:
     # The Date header value, formatted at most once a second: DateCache.http_date, bound
     # (one call on the hot path, not two).
     http_date: Callable[[], bytes]
+    # Slow clients (server/rates.py, server/outbuf.py): bodies up to request_buffer_bytes
+    # are received before dispatch; a response's unsent bytes stay in memory up to
+    # response_buffer_bytes, then in a temporary file; the minimum rates, and their kills.
+    request_buffer_bytes: int
+    response_buffer_bytes: int
+    min_request_rate: MinRate
+    min_response_rate: MinRate
+    rate_kills: RateKills
 
     def environ_base(self, peer_host: str | None, peer_port: str, listener_name: str,
                      listener_port: int, tls_environ: dict[str, Any] | None) -> dict[str, Any]:
@@ -153,6 +162,11 @@ def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
         timeout_s=cfg.timeout,
         environ_common=_environ_common(cfg, error_log, multiprocess),
         http_date=DateCache().http_date,
+        request_buffer_bytes=cfg.request_buffer_size,
+        response_buffer_bytes=cfg.response_buffer_size,
+        min_request_rate=MinRate(float(cfg.min_request_rate), cfg.min_rate_grace),
+        min_response_rate=MinRate(float(cfg.min_response_rate), cfg.min_rate_grace),
+        rate_kills=RateKills(),
     )
 
 
