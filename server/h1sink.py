@@ -182,7 +182,7 @@ class H1Sink:
         """Send without waiting: what the socket does not take now joins the backlog."""
         self.on_wire = True
         backlog = self.backlog
-        if not backlog:  # the fast path: one send, no copy
+        if not backlog.segments:  # the fast path: one send, no copy
             try:
                 sent = self.conn.sock.send(data)
             except BlockingIOError:

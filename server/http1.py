@@ -339,8 +339,8 @@ class HTTP1Connection:
                     return  # answered over HTTP/2 as stream 1
                 if not self.run_request(request):
                     return
-                if self.sink is not None and self.sink.backlog:  # a slow reader: the poller
-                    self.park_writing()                            # sends the rest
+                if self.sink.backlog.segments:  # type: ignore[union-attr]  # (made by run_request)
+                    self.park_writing()  # a slow reader: the poller sends the rest
                     return
                 self.phase = IDLE
                 pending, closed = self.engine.trailing_data  # cheaper than asking for events
