@@ -13,8 +13,9 @@ clients pause: the server's CPU in that second is its own work left over from th
 then it must give back its descriptors (to the count it had before any client came) and
 every connection slot (`slot_check`). RSS, threads and descriptors are sampled every 0.1 s.
 It prints one table (`cut`: attacking connections the server closed, such as the slow
-readers and uploaders below the minimum data rates, or silent ones evicted at the cap); `--json` writes every figure. Bounded: every attack has a fixed number
-of connections, every phase a fixed length, and every process and socket is closed at the end.
+readers and uploaders below the minimum data rates, or silent ones evicted at the cap);
+`--json` writes every figure. Bounded: every attack has a fixed number of connections, every
+phase a fixed length, and every process and socket is closed at the end.
 """
 
 from __future__ import annotations
