@@ -305,7 +305,8 @@ SETTINGS: tuple[Setting, ...] = (
         "in the poller, holding no worker thread, so clients uploading slowly cannot take "
         "the pool; it is held in memory (at most this much per connection). A larger body "
         "reaches the application as it arrives, through wsgi.input, under "
-        "min_request_rate. 0 streams every body.",
+        "min_request_rate; so does one arriving fast (256 KiB at once), whose client needs "
+        "no shelter. 0 streams every body.",
         gunicorn="new (waitress receives every body before calling the application and "
         "spills past inbuf_overflow, 512 KB, to a file).",
     ),
