@@ -26,6 +26,7 @@ import pytest
 from tests.e2e.apps_slowio import pattern
 from tests.e2e.conftest import RunningServer
 from tests.e2e.test_http2_apps import Certificates
+from tests.e2e.test_server_connections import wait_for
 from tests.e2e.wire import Wire
 
 APP = "tests.e2e.apps_slowio:app"
@@ -63,15 +64,6 @@ def probe(port: int, context: ssl.SSLContext | None = None) -> bytes:
         return wire.read_response().body
     finally:
         wire.sock.close()
-
-
-def wait_for(condition: Callable[[], bool], timeout_s: float = 20.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def tls_setup(tls: bool, certs: Certificates) -> tuple[tuple[str, ...], ssl.SSLContext | None]:
@@ -122,7 +114,7 @@ def test_reader_below_min_response_rate_is_cut_off(serve: Serve) -> None:
                    "--log-level", "debug")
     reader = connect(server.port)
     reader.send(get("/pattern?n=30000000"))
-    assert wait_for(lambda: "reads the response too slowly" in server.log()), server.log()
+    assert wait_for(lambda: "reads the response too slowly" in server.log(), 20.0), server.log()
     response = reader.read_response()
     assert not response.complete and len(response.body) < 30_000_000
     assert probe(server.port) == b"hello"
