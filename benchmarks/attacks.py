@@ -12,8 +12,10 @@ every eighth of the phase) and one after. Between the attack's end and the after
 clients pause: the server's CPU in that second is its own work left over from the attack,
 then it must give back its descriptors (to the count it had before any client came) and
 every connection slot (`slot_check`). RSS, threads and descriptors are sampled every 0.1 s.
-It prints one table; `--json` writes every figure. Bounded: every attack has a fixed number
-of connections, every phase a fixed length, and every process and socket is closed at the end.
+It prints one table (`cut`: attacking connections the server closed, such as the slow
+readers and uploaders below the minimum data rates, or silent ones evicted at the cap);
+`--json` writes every figure. Bounded: every attack has a fixed number of connections, every
+phase a fixed length, and every process and socket is closed at the end.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from benchmarks.peers import raise_fd_limit  # noqa: E402
 
 Attack = Any  # Holders or Flood: start() and stop() -> Counters
 FD_LIMIT = 256
+SLOW_THREADS = 4  # the pool under the slow-reader and slow-upload attacks
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,11 @@ class Scenario:
         "--worker-connections", str(scale.connections))
     fd_limit: int | None = None
     handled_during: bool = False  # main already serves the active client during the attack
+
+
+def _few_threads(scale: Scale) -> tuple[str, ...]:
+    """Slow clients against a pool of 4 threads: more attackers than workers."""
+    return ("--worker-connections", str(scale.connections), "--threads", str(SLOW_THREADS))
 
 
 def _holders(plan: Callable[[Scale], at.HolderPlan]) -> Callable[[int, Scale], Attack]:
@@ -131,16 +139,20 @@ SCENARIOS = [
     Scenario("slowloris", "request heads sent one byte per second",
              _holders(lambda s: at.HolderPlan(s.pick(150, 40), trickle=_slowloris)),
              handled_during=True),
-    Scenario("slow-readers", "GET of 10 MiB never read",
-             _holders(lambda s: at.HolderPlan(s.pick(40, 12), _GET_BIG, read="none"))),
-    Scenario("trickle-readers", "GET of 10 MiB read at 40 KB/s",
-             _holders(lambda s: at.HolderPlan(8, _GET_BIG, interval_s=0.1, read="rate"))),
-    Scenario("slow-upload-chunked", "chunked uploads at 1 byte/s",
+    Scenario("slow-readers", "GET of 10 MiB never read, 4 threads",
+             _holders(lambda s: at.HolderPlan(s.pick(40, 12), _GET_BIG, read="none")),
+             flags=_few_threads, handled_during=True),
+    Scenario("trickle-readers", "GET of 10 MiB read at 40 KB/s, 4 threads",
+             _holders(lambda s: at.HolderPlan(8, _GET_BIG, interval_s=0.1, read="rate")),
+             flags=_few_threads, handled_during=True),
+    Scenario("slow-upload-chunked", "chunked uploads at 1 byte/s, 4 threads",
              _holders(lambda s: at.HolderPlan(s.pick(150, 16), _CHUNKED,
-                                              trickle=lambda step: b"1\r\nx\r\n"))),
-    Scenario("slow-upload-length", "Content-Length 1 MiB uploads at 1 byte/s",
+                                              trickle=lambda step: b"1\r\nx\r\n")),
+             flags=_few_threads, handled_during=True),
+    Scenario("slow-upload-length", "Content-Length 1 MiB uploads at 1 byte/s, 4 threads",
              _holders(lambda s: at.HolderPlan(s.pick(150, 16), _LENGTH,
-                                              trickle=lambda step: b"x"))),
+                                              trickle=lambda step: b"x")),
+             flags=_few_threads, handled_during=True),
     Scenario("zero-window", "h2c connections, 8 streams of 10 MiB each with a zero window",
              _holders(lambda s: at.HolderPlan(s.pick(2, 1), _ZERO_WINDOW))),
     Scenario("window-update", "HTTP/2 WINDOW_UPDATE flood (connection window +1)",
@@ -303,7 +315,7 @@ def _ms(value: float | None) -> str:
 
 def table(results: Sequence[dict[str, Any]]) -> str:
     header = ("scenario", "h1 rps b/d/a", "h1 p99 d ms", "h2 rps b/d/a", "probes",
-              "RSS MiB pk/end", "thr pk/end", "fds base/pk/end", "cpu 1s %", "alive")
+              "RSS MiB pk/end", "thr pk/end", "fds base/pk/end", "cpu 1s %", "cut", "alive")
     rows = [header]
     for r in results:
         end = r["end"] or {"rss_mib": 0, "threads": 0, "fds": -1}
@@ -318,6 +330,7 @@ def table(results: Sequence[dict[str, Any]]) -> str:
             f"{peak['threads']}/{end['threads']}",
             f"{r['fds_baseline']}/{peak['fds']}/{end['fds']}",
             f"{r['cpu_after_attack_pct']:.0f}",
+            str(r["attack"].get("closed_by_server", "-")),
             "yes" if r["alive"] else "NO",
         ))
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(header))]

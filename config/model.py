@@ -46,6 +46,11 @@ class Config:
     limit_request_fields: int = 100
     limit_request_field_size: int = 8190
     limit_request_head_size: int = 65536
+    request_buffer_size: int = 1048576
+    response_buffer_size: int = 1048576
+    min_request_rate: int = 240
+    min_response_rate: int = 240
+    min_rate_grace: float = 5.0
     forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     server_header: bool = True
     certfile: str | None = None

@@ -301,6 +301,58 @@ SETTINGS: tuple[Setting, ...] = (
         flags=("--limit-request-head-size",), metavar="INT",
         gunicorn="new: gunicorn bounds only the line and each field.",
     ),
+    # -- slow clients (issue 14 items 4 and 5): buffers and minimum data rates --
+    Setting(
+        "request_buffer_size", "Request limits", v.integer(0), 1048576,
+        "Request bodies up to this many bytes are received whole before the application "
+        "is called.",
+        flags=("--request-buffer-size",), metavar="BYTES",
+        details="Such a body (Content-Length or chunked) arrives while the connection waits "
+        "in the poller, holding no worker thread, so clients uploading slowly cannot take "
+        "the pool; it is held in memory (at most this much per connection). A larger body "
+        "reaches the application as it arrives, through wsgi.input, under "
+        "min_request_rate; so does one arriving fast (256 KiB at once), whose client needs "
+        "no shelter. 0 streams every body.",
+        gunicorn="new (waitress receives every body before calling the application and "
+        "spills past inbuf_overflow, 512 KB, to a file).",
+    ),
+    Setting(
+        "response_buffer_size", "Request limits", v.integer(0), 1048576,
+        "Bytes of a response kept in memory per connection while the client reads slowly; "
+        "past it, a temporary file.",
+        flags=("--response-buffer-size",), metavar="BYTES",
+        details="A worker never waits on a client's socket: what the socket does not take "
+        "at once is buffered, the worker goes back to the pool when the application's "
+        "iterator is done, and the poller sends the rest as the client reads (files from "
+        "wsgi.file_wrapper are not copied: sendfile continues from where the socket "
+        "stopped). A client that reads promptly never uses the buffer.",
+        gunicorn="new (waitress's outbuf_overflow, 1 MB, is the same idea).",
+    ),
+    Setting(
+        "min_request_rate", "Timeouts", v.integer(0), 240,
+        "Bytes per second a client must send a request body at, on average, once "
+        "min_rate_grace has passed (408 otherwise); 0 turns it off.",
+        flags=("--min-request-rate",), metavar="BYTES_PER_S",
+        details="Counted only while treadle waits for the body (the application's own time "
+        "between reads does not count), beside body_timeout for each wait: a client "
+        "sending one byte just before each timeout is still cut off.",
+        gunicorn="new: ASP.NET Kestrel's MinRequestBodyDataRate, with its default.",
+    ),
+    Setting(
+        "min_response_rate", "Timeouts", v.integer(0), 240,
+        "Bytes per second a client must read a buffered response at, on average, once "
+        "min_rate_grace has passed (the connection is closed otherwise); 0 turns it off.",
+        flags=("--min-response-rate",), metavar="BYTES_PER_S",
+        details="Counted from when the socket first refuses bytes until the buffered "
+        "response is sent; a client that reads promptly is never measured.",
+        gunicorn="new: ASP.NET Kestrel's MinResponseDataRate, with its default.",
+    ),
+    Setting(
+        "min_rate_grace", "Timeouts", v.seconds(), 5.0,
+        "Seconds before min_request_rate and min_response_rate apply.",
+        flags=("--min-rate-grace",), metavar="SECONDS",
+        gunicorn="new: Kestrel's grace period (5 s).",
+    ),
     Setting(
         "forwarded_allow_ips", "Proxies and headers",
         v.string_list(v.ip_or_network(), "IP addresses or CIDR networks"), ("127.0.0.1", "::1"),

@@ -3,13 +3,14 @@
     treadle examples.upload:app
     curl -T big.iso -H 'Transfer-Encoding: chunked' http://127.0.0.1:8000/upload
 
-treadle hands the application a chunked body, or one declared over 64 KiB, through wsgi.input
-as the bytes come off the socket (smaller bodies are received whole before the application
-runs); `read(size)` returns as soon as `size` bytes (or the end of the body) are there. This
+treadle receives a body of up to request_buffer_size (1 MiB; chunked or not) whole before the
+application runs, so a slow uploader holds no thread; a larger one reaches the application
+through wsgi.input as the bytes come off the socket (past its first MiB, for a chunked one);
+`read(size)` returns as soon as `size` bytes (or the end of the body) are there. This
 application reads 64 KiB at a time, hashes each block, and reports its progress to
 wsgi.errors (treadle's error log). A body cut short or malformed makes the read raise (an
 OSError) instead of returning a short body as if it were complete: the client then gets a 400
-(or 408 after body_timeout) and the connection is closed.
+(or 408 after body_timeout, or below min_request_rate) and the connection is closed.
 """
 
 import hashlib

@@ -38,6 +38,11 @@ class BodyTimeout(ClientGone, TimeoutError):
     """The client took longer than body_timeout to send the next bytes (or accept ours)."""
 
 
+class WantRead(BlockingIOError):
+    """A TLS send cannot go on until the client's next bytes are read (SSLWantReadError):
+    wait for readable, not writable (server/outbuf.py)."""
+
+
 def is_client_gone(exc: BaseException) -> bool:
     """True when `exc` only says the peer went away (or timed out), not that we failed."""
     if isinstance(exc, (ClientGone, TimeoutError, ConnectionError)):

@@ -2,17 +2,24 @@
 response with the connection's engine and writes it to the socket, and what happens after it.
 
 A list or tuple body is sent with its head and end in as few system calls as possible; a file
-goes by os.sendfile when the socket is plain. After the response, a body the application did
-not read is drained, up to DRAIN_LIMIT_BYTES (1 MiB), so that the connection can be kept
-alive; a longer one (or one the client is waiting on `100 Continue` to send) closes the
-connection after the response, which then says `Connection: close`. A failure before anything
-reached the socket gets the one short error answer (error_response) with `Connection: close`;
-after, the connection is dropped (reset when a clean close would end a close-delimited body).
+goes by os.sendfile when the socket is plain. A worker never waits on the client's socket:
+each send takes what the socket takes at once, and the rest goes to the connection's Backlog
+(server/outbuf.py: memory, then a temporary file; file regions for sendfile), which the
+poller drains once the application is done (server/http1.py, phase WRITE). A reader slower
+than min_response_rate is dropped (RateKills counts it). After the response, a body the
+application did not read is drained, up to DRAIN_LIMIT_BYTES (1 MiB), so that the connection
+can be kept alive; a longer one (or one the client is waiting on `100 Continue` to send)
+closes the connection after the response, which then says `Connection: close`. A failure
+before anything reached the socket gets the one short error answer (error_response) with
+`Connection: close`; after, the connection is dropped (reset when a clean close would end a
+close-delimited body).
 """
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 from http import HTTPStatus
 from typing import Any, Protocol
 
@@ -20,8 +27,8 @@ from .. import protocol
 from ..protocol.caches import remember
 from .errors import ClientGone, RequestBodyError
 from .exchange import Exchange, Headers, header_named
+from .outbuf import Backlog
 from .runtime import Host, Runtime
-from .sockio import send_all, send_file
 
 DRAIN_LIMIT_BYTES = 1 << 20
 COALESCE_BYTES = 256 * 1024
@@ -84,7 +91,7 @@ class H1Sink:
     made ready for the next one by `complete` (so a keep-alive cycle allocates none)."""
 
     __slots__ = ("conn", "runtime", "host", "peer_host", "environ", "pending",
-                 "response_headers", "on_wire", "close_planned", "sendfile_ok")
+                 "response_headers", "on_wire", "close_planned", "sendfile_ok", "backlog")
 
     reraise_fatal = False
 
@@ -100,6 +107,7 @@ class H1Sink:
         self.response_headers: Headers = []
         self.on_wire = False
         self.close_planned = False
+        self.backlog = Backlog(runtime.response_buffer_bytes)  # empty unless a reader lags
 
     # -- the response --------------------------------------------------------------------
 
@@ -171,33 +179,92 @@ class H1Sink:
         self._send(out)
 
     def _send(self, data: bytes) -> None:
+        """Send without waiting: what the socket does not take now joins the backlog."""
         self.on_wire = True
-        try:
-            send_all(self.conn.sock, data, self.runtime.body_timeout_s)
-        except OSError as exc:
-            raise ClientGone(f"sending the response: {exc}") from exc
+        backlog = self.backlog
+        if not backlog.segments:  # the fast path: one send, no copy
+            try:
+                sent = self.conn.sock.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                raise ClientGone(f"sending the response: {exc}") from exc
+            if sent == len(data):
+                return
+            backlog.start(self.runtime.min_response_rate, time.monotonic())
+            backlog.append(memoryview(data)[sent:] if sent else data)
+            return
+        backlog.append(data)
+        self._flush_while_producing()
 
     def send_file(self, file_fd: int, offset: int, count: int) -> None:
-        conn = self.conn
-        passthrough = conn.engine.send_with_data_passthrough
+        passthrough = self.conn.engine.send_with_data_passthrough
         self.send_body(b"")
         while count > 0:
             block = min(count, SENDFILE_BLOCK)
             for part in passthrough(_Data(data=_FileRange(block))) or ():  # type: ignore[arg-type]
                 if type(part) is _FileRange:
-                    self.on_wire = True
-                    try:
-                        sent = send_file(conn.sock, file_fd, offset, block,
-                                         self.runtime.body_timeout_s)
-                    except OSError as exc:
-                        raise ClientGone(f"sending a file: {exc}") from exc
-                    if sent < block:
-                        raise ClientGone("the file ended before its declared length")
+                    self._send_file_range(file_fd, offset, block)
                 else:
                     self._send(part)
             offset += block
             count -= block
         self.send_end()
+
+    def _send_file_range(self, file_fd: int, offset: int, count: int) -> None:
+        """sendfile what the socket takes now; the rest of the range joins the backlog."""
+        self.on_wire = True
+        backlog = self.backlog
+        if not backlog:
+            out_fd = self.conn.sock.fileno()
+            try:
+                while count > 0:
+                    sent = os.sendfile(out_fd, file_fd, offset, count)
+                    if sent == 0:
+                        raise ClientGone("the file ended before its declared length")
+                    offset += sent
+                    count -= sent
+                return
+            except BlockingIOError:
+                backlog.start(self.runtime.min_response_rate, time.monotonic())
+            except OSError as exc:
+                raise ClientGone(f"sending a file: {exc}") from exc
+        backlog.append_file(file_fd, offset, count)
+        self._flush_while_producing()
+
+    def _flush_while_producing(self) -> None:
+        """The application still produces: send what the reader took meanwhile, and drop a
+        reader slower than min_response_rate rather than buffer for it without end."""
+        try:
+            self.flush()
+        except OSError as exc:
+            raise ClientGone(f"sending the response: {exc}") from exc
+        if self.backlog and self.too_slow(time.monotonic()):
+            raise ClientGone("the client reads the response too slowly")
+
+    def flush(self) -> bool:
+        """Send what is buffered, without waiting; True when nothing is left."""
+        return self.backlog.flush(self.conn.sock, self.sendfile_ok)
+
+    def drain_deadline(self) -> float:
+        """When the pending response's reader falls below min_response_rate."""
+        clock = self.backlog.clock
+        return clock.deadline() if clock is not None else time.monotonic()
+
+    def too_slow(self, now_s: float) -> bool:
+        """The reader of the pending response is below min_response_rate: counted and
+        logged at debug here, once; the caller drops the connection."""
+        clock = self.backlog.clock
+        if clock is None or clock.deadline() > now_s:
+            return False
+        self.runtime.rate_kills.count("response")
+        self.runtime.error_log.debug("closing %s: reads the response too slowly (%s)",
+                                     self.peer_host, clock.rate_text(now_s))
+        return True
+
+    def release(self) -> None:
+        """The connection closes: drop the buffered response and what it holds."""
+        self.backlog.release()
 
     # -- failure -------------------------------------------------------------------------
 
@@ -220,11 +287,11 @@ class H1Sink:
         answer = error_response(code, runtime.http_date(), runtime.server_header,
                                 with_body=not head_request)
         try:
-            send_all(conn.sock, answer, runtime.body_timeout_s)
-        except OSError:
+            self._send(answer)
+        except ClientGone:
             conn.abort()
             return
-        conn.close()
+        conn.close()  # (after the answer drains, when the client reads slowly)
 
     def send_informational(self, code: int, headers: Headers) -> None:
         # Written here, not by the engine: a 1xx sent through it would end the client's
@@ -232,10 +299,9 @@ class H1Sink:
         lines = [b"HTTP/1.1 %d %s\r\n" % (code, HTTPStatus(code).phrase.encode("ascii"))]
         lines += [name + b": " + value + b"\r\n" for name, value in headers]
         lines.append(b"\r\n")
-        try:
-            send_all(self.conn.sock, b"".join(lines), self.runtime.body_timeout_s)
-        except OSError as exc:
-            raise ClientGone(f"sending a {code} response: {exc}") from exc
+        on_wire = self.on_wire
+        self._send(b"".join(lines))  # (a client reading slowly gets it from the backlog)
+        self.on_wire = on_wire  # a 1xx is not the response: a failure after it is still a 500
 
     # -- after the response ----------------------------------------------------------------
 

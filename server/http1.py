@@ -1,16 +1,20 @@
 """The HTTP/1.1 driver: one client connection, engine events <-> socket bytes.
 
 A connection lives in one of two places: parked in the poller (waiting for a request head,
-for a small request body, idle between requests, or lingering after an error) or held by one
-worker thread that runs the WSGI exchange (server/exchange.py) and then looks for the next
-request. The poller reads heads, and bodies declared up to EARLY_BODY_MAX bytes, so a slow
-client never holds a worker for those; a body that breaks or stalls (body_timeout, in total)
-before dispatch still reaches the application, whose wsgi.input read then fails, exactly as
-when streaming. Larger and chunked bodies stream as the application reads them (a worker
-waits at most body_timeout for each piece). Workers serve pipelined requests that are already
-buffered, try one non-blocking read for the next request when no one waits for a worker,
-and only then park the connection. It is what the poller parks (a Parkable, server/parking.py);
-the response side of each request is its H1Sink (server/h1sink.py).
+for a request body, idle between requests, draining a response to a slow reader, or
+lingering after an error) or held by one worker thread that runs the WSGI exchange
+(server/exchange.py) and then looks for the next request. The poller reads heads, and bodies
+up to request_buffer_size (Content-Length or chunked), so a slow client never holds a worker
+for those; a body that breaks or stalls before dispatch (body_timeout for each wait, or
+slower than min_request_rate) still reaches the application, whose wsgi.input read then
+fails, exactly as when streaming. Larger bodies stream as the application reads them, under
+the same two limits (only the time spent waiting for the client counts towards the rate).
+A response the client does not take at once is drained by the poller after the application
+is done (phase WRITE), then the connection carries on as it would have. Workers serve
+pipelined requests that are already buffered, try one non-blocking read for the next request
+when no one waits for a worker, and only then park the connection. It is what the poller
+parks (a Parkable, server/parking.py); the response side of each request is its H1Sink
+(server/h1sink.py).
 """
 
 from __future__ import annotations
@@ -23,13 +27,14 @@ from typing import Any
 from .. import protocol
 from ..protocol.http2 import CONNECT_REFUSAL
 from ..protocol.proxy import ProxyHeaderReader
-from .errors import ClientGone, RequestBodyError, is_client_gone
+from .errors import BodyTimeout, ClientGone, RequestBodyError, is_client_gone
 from .exchange import Exchange
 from .h1sink import H1Sink, error_response
 from .metrics import rejection_of
 from .negotiate import handshake, upgrade, watch_preface
 from .parking import Action, Phase
 from .proxyheader import count_rejection, new_reader, take_proxy_header
+from .rates import RateClock
 from .runtime import Host, Runtime
 from .sockio import lingering_ok, recv_some, send_all
 from .wsgi import build_environ
@@ -37,17 +42,17 @@ from .wsgi import build_environ
 RECV_SIZE = 65536
 LINGER_S = 2.0  # how long a rejected connection is read (and discarded) before the close
 LINGER_MAX_BYTES = 1 << 20
-# Request bodies declared (Content-Length) this small are received by the poller before a
-# worker runs the application, so a client trickling a small body holds no thread. Larger
-# and chunked bodies stream through wsgi.input as the application reads them.
-EARLY_BODY_MAX = 65536
+EARLY_JOIN_BYTES = 4096  # pieces of a body received early that are joined (see _keep_early)
+# A body of which this much was waiting in one round of the poller streams to the
+# application at once: its client is fast (see on_readable).
+FAST_BODY_BYTES = 256 * 1024
 
 # Module aliases of the one definition (server/parking.py): globals are read faster than
 # enum attributes on this path. Phases are ordered: see parking.py.
 DISPATCH, WAIT, CLOSE, HANDED_OFF = (Action.DISPATCH, Action.WAIT, Action.CLOSE,
                                      Action.HANDED_OFF)
-HANDSHAKE, IDLE, HEAD, LINGER, BODY = (Phase.HANDSHAKE, Phase.IDLE, Phase.HEAD, Phase.LINGER,
-                                       Phase.BODY)
+HANDSHAKE, IDLE, HEAD, LINGER, BODY, WRITE = (Phase.HANDSHAKE, Phase.IDLE, Phase.HEAD,
+                                              Phase.LINGER, Phase.BODY, Phase.WRITE)
 
 _TIMED_OUT = (HEAD, BODY, HANDSHAKE)  # phases whose deadline passing refuses the client
 _Request = protocol.Request
@@ -77,6 +82,8 @@ class HTTP1Connection:
         "deadline",
         "heap_deadline",
         "registered",
+        "wants_write",
+        "closing",
         "lingered_bytes",
         "environ_base",
         "trusted_proxy",
@@ -86,6 +93,8 @@ class HTTP1Connection:
         "body_error",
         "early_body",
         "early_done",
+        "body_clock",
+        "body_paused_s",
         "closed",
         "tls_environ",
         "h2c_watch",
@@ -121,6 +130,8 @@ class HTTP1Connection:
         self.deadline = 0.0
         self.heap_deadline: float | None = None
         self.registered = False
+        self.wants_write = False  # phase WRITE: wait for writable (else readable: TLS)
+        self.closing = False  # close once the buffered response is sent
         self.lingered_bytes = 0
         self.environ_base: dict[str, Any] | None = None
         self.trusted_proxy = runtime.trusted_proxies.trusts(self.peer_host)
@@ -128,8 +139,10 @@ class HTTP1Connection:
         self.sent_continue = False
         self.body_consumed = 0
         self.body_error: RequestBodyError | None = None
-        self.early_body: list[bytes] = []  # body chunks the poller received for the app
+        self.early_body: list[bytes | bytearray] = []  # body the poller received for the app
         self.early_done = False  # the whole body is in early_body
+        self.body_clock: RateClock | None = None  # min_request_rate, from the body's start
+        self.body_paused_s = 0.0  # when we last stopped waiting for the body
         self.closed = False
         self.tls_environ: dict[str, Any] | None = None  # TLS: scheme, client certificate
         self.h2c_watch = False  # the first bytes may be the HTTP/2 preface (h2c)
@@ -168,6 +181,24 @@ class HTTP1Connection:
                 return switched
         self.engine.receive_data(data)
         action = self.read_early_body() if self.phase == BODY else self.next_request()
+        taken = len(data)
+        while action == WAIT and self.phase == BODY and data:
+            # A body arriving: take all that is there now, not one piece per round of the
+            # poller; a client sending this fast needs no shelter from the pool, and its
+            # application reads the rest as it comes (holding a megabyte per request here
+            # instead cost a third more CPU per 1 MiB upload, in cache misses).
+            if taken >= FAST_BODY_BYTES:
+                self.body_paused_s = time.monotonic()
+                return DISPATCH
+            try:
+                data = self.sock.recv(RECV_SIZE)
+            except BlockingIOError:
+                break
+            except OSError:
+                return CLOSE
+            taken += len(data)
+            self.engine.receive_data(data)
+            action = self.read_early_body()
         if action == WAIT and self.phase == IDLE:
             self.phase = HEAD  # the first bytes of a head: header_timeout from now
             self.deadline = time.monotonic() + self.runtime.header_timeout_s
@@ -189,6 +220,7 @@ class HTTP1Connection:
             self.body_error = None
             self.early_body = []
             self.early_done = False
+            self.body_clock = None
             if self.expecting_continue:
                 return DISPATCH  # the application asks for the body as it reads it
             return self.read_early_body()
@@ -197,12 +229,14 @@ class HTTP1Connection:
         return CLOSE  # ConnectionClosed (or PAUSED after a protocol switch we never agree to)
 
     def read_early_body(self) -> Action:
-        """Receive a small body before dispatch: DISPATCH once whole (or broken: the
-        application's read then fails, as it would have while streaming), WAIT for more."""
+        """Receive a body up to request_buffer_size before dispatch: DISPATCH once whole
+        (or broken: the application's read then fails, as it would have while streaming),
+        or once past that size (the rest streams), WAIT for more."""
         engine = self.engine
-        # A body that is not small streams as the application reads it; the size check
-        # waits until the engine has not ended the message at once (most requests).
-        small = self.phase == BODY
+        limit = self.runtime.request_buffer_bytes
+        # Whether the body may be received here; the check waits until the engine has not
+        # ended the message at once (most requests have no body).
+        early = self.phase == BODY
         while True:
             try:
                 event = engine.next_event()
@@ -213,26 +247,50 @@ class HTTP1Connection:
             if kind is _EndOfMessage:
                 self.early_done = True
                 return DISPATCH
-            if not small:
-                small = _small_body(self.request.headers)
+            if not early:
+                early = _early_body(self.request.headers, limit)
             if kind is _Data:
-                data = bytes(event.data)  # type: ignore[union-attr]
-                self.early_body.append(data)
-                self.body_consumed += len(data)
-                if not small:
+                self._keep_early(event.data)  # type: ignore[union-attr]  # (Data)
+                if not early or self.body_consumed > limit:  # the rest streams
+                    self.body_paused_s = time.monotonic()  # the rate clock stops meanwhile
                     return DISPATCH
-            elif not small:
+            elif not early:
                 if event is not _NEED_DATA:
                     self._body_failed("the connection closed before the body ended", 400)
                 return DISPATCH
             elif event is _NEED_DATA:
-                if self.phase != BODY:
-                    self.phase = BODY
-                    self.deadline = time.monotonic() + self.runtime.body_timeout_s
+                self._wait_for_body()
                 return WAIT
             else:
                 self._body_failed("the connection closed before the body ended", 400)
                 return DISPATCH
+
+    def _keep_early(self, data: bytes) -> None:
+        """Keep a piece of the body for wsgi.input, as it is (no copy); tiny pieces (a body
+        trickled a few bytes at a time) are joined, so a megabyte never costs a million
+        objects."""
+        early = self.early_body
+        if len(data) < EARLY_JOIN_BYTES and early and len(early[-1]) < EARLY_JOIN_BYTES:
+            tail = early[-1]
+            if type(tail) is not bytearray:
+                tail = early[-1] = bytearray(tail)
+            tail += data
+        else:
+            early.append(data)
+        self.body_consumed += len(data)
+        if self.body_clock is not None:
+            self.body_clock.moved += len(data)
+
+    def _wait_for_body(self) -> None:
+        """Park for more of the body: body_timeout from now, or the minimum rate's
+        deadline, whichever comes first."""
+        now = time.monotonic()
+        clock = self.body_clock
+        if self.phase != BODY or clock is None:
+            self.phase = BODY
+            clock = self.body_clock = RateClock(self.runtime.min_request_rate, now)
+            clock.moved = self.body_consumed
+        self.deadline = min(now + self.runtime.body_timeout_s, clock.deadline())
 
     def on_deadline(self) -> Action:
         """The deadline passed while parked: a small body that did not arrive in time goes
@@ -240,8 +298,14 @@ class HTTP1Connection:
         if self.phase in _TIMED_OUT:  # (an idle keep-alive or a linger ends as it should)
             self.runtime.count_rejected("timeout")
         if self.phase == BODY:
-            self._body_failed("timed out waiting for the client", 408)
+            self._body_failed(self._why_body_late(time.monotonic()), 408)
             return DISPATCH
+        if self.phase == WRITE:  # (only the minimum rate sets this deadline)
+            assert self.sink is not None
+            if self.sink.too_slow(time.monotonic()):
+                return CLOSE
+            self.deadline = self.sink.drain_deadline()
+            return WAIT
         if self.proxy is not None and self.proxy.held:  # begun, not finished
             self.runtime.error_log.debug("closing %s: PROXY header not received in time",
                                          self.peer_host)
@@ -253,6 +317,44 @@ class HTTP1Connection:
             self.runtime.error_log.debug("closing %s: TLS handshake not finished in time",
                                          self.peer_host)
         return CLOSE
+
+    def on_writable(self) -> Action:
+        """Phase WRITE, on the poller: send what the socket takes; once the response is
+        all sent, go on as a worker would have after it (next request, keep-alive, close)."""
+        sink = self.sink
+        assert sink is not None
+        try:
+            done = sink.flush()
+        except OSError as exc:
+            self.runtime.error_log.debug("client %s went away during a buffered response: %s",
+                                         self.peer_host, exc)
+            return CLOSE
+        if not done:
+            self.wants_write = not sink.backlog.wants_read
+            self.deadline = sink.drain_deadline()
+            return WAIT
+        self.wants_write = False
+        if self.closing:
+            return self._shut()
+        self.phase = IDLE
+        self.deadline = time.monotonic() + self.runtime.keepalive_s
+        pending, closed = self.engine.trailing_data
+        action = self.next_request() if pending or closed else WAIT
+        if action == WAIT and self.phase < LINGER:
+            if self.host.stopping:
+                return self._shut()
+            if pending and self.phase == IDLE:  # part of the next head: header_timeout
+                self.phase = HEAD
+                self.deadline = time.monotonic() + self.runtime.header_timeout_s
+        return action
+
+    def park_writing(self) -> None:
+        """Give the connection to the poller to drain its buffered response (a worker)."""
+        assert self.sink is not None
+        self.phase = WRITE
+        self.wants_write = not self.sink.backlog.wants_read
+        self.deadline = self.sink.drain_deadline()
+        self.host.park(self)
 
     def reject(self, code: int, why: str) -> Action:
         """Answer a bad request once, stop reading requests, linger so the answer arrives."""
@@ -283,6 +385,9 @@ class HTTP1Connection:
                 if runtime.h2c_upgrade and self.h2c_allowed() and upgrade(self, request):
                     return  # answered over HTTP/2 as stream 1
                 if not self.run_request(request):
+                    return
+                if self.sink.backlog.segments:  # type: ignore[union-attr]  # (made by run_request)
+                    self.park_writing()  # a slow reader: the poller sends the rest
                     return
                 self.phase = IDLE
                 pending, closed = self.engine.trailing_data  # cheaper than asking for events
@@ -376,7 +481,8 @@ class HTTP1Connection:
         Raises RequestBodyError when the body is cut short, malformed or too slow.
         """
         if self.early_body:
-            return self.early_body.pop(0)
+            piece = self.early_body.pop(0)
+            return piece if type(piece) is bytes else bytes(piece)
         if self.early_done:
             return None
         if self.body_error is not None:  # a small body that broke before dispatch
@@ -402,13 +508,42 @@ class HTTP1Connection:
                 return None
             if event is not _NEED_DATA:
                 raise self._body_failed("the connection closed before the body ended", 400)
-            try:
-                data = recv_some(self.sock, RECV_SIZE, self.runtime.body_timeout_s)
-            except ClientGone as exc:
-                raise self._body_failed(f"reading the request body: {exc}", 408) from None
-            except OSError as exc:
-                raise self._body_failed(f"reading the request body: {exc}", 400) from None
-            engine.receive_data(data)
+            engine.receive_data(self._recv_body())
+
+    def _recv_body(self) -> bytes:
+        """The next bytes of a streamed body, waiting at most body_timeout, and no longer
+        than min_request_rate allows: only time spent waiting here counts (the clock is
+        moved on by the application's own time since the last wait)."""
+        now = time.monotonic()
+        clock = self.body_clock
+        if clock is None:
+            clock = self.body_clock = RateClock(self.runtime.min_request_rate, now)
+        else:
+            clock.started_s += now - self.body_paused_s
+        try:
+            data = recv_some(self.sock, RECV_SIZE,
+                             min(now + self.runtime.body_timeout_s, clock.deadline()))
+        except BodyTimeout:
+            raise self._body_failed(self._why_body_late(time.monotonic()), 408) from None
+        except ClientGone as exc:
+            raise self._body_failed(f"reading the request body: {exc}", 408) from None
+        except OSError as exc:
+            raise self._body_failed(f"reading the request body: {exc}", 400) from None
+        finally:
+            self.body_paused_s = time.monotonic()
+        clock.moved += len(data)
+        return data
+
+    def _why_body_late(self, now_s: float) -> str:
+        """Why the body's wait ended: the minimum rate (counted, and logged at debug here)
+        or body_timeout."""
+        clock = self.body_clock
+        if clock is None or clock.deadline() > now_s:
+            return "timed out waiting for the client"
+        self.runtime.rate_kills.count("request")
+        why = f"the body arrives too slowly ({clock.rate_text(now_s)})"
+        self.runtime.error_log.debug("request body from %s: %s", self.peer_host, why)
+        return why
 
     def _body_failed(self, why: str, status_hint: int) -> RequestBodyError:
         error = RequestBodyError(f"request body incomplete or malformed: {why}", status_hint)
@@ -418,20 +553,29 @@ class HTTP1Connection:
     # -- closing ------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close after a complete response; linger first if unread bytes would cause a reset."""
+        """Close after a complete response (a worker): once a buffered response is sent,
+        and after lingering if unread bytes would cause a reset."""
         if self.closed:
             return
-        if lingering_ok(self.sock):
+        if self.sink is not None and self.sink.backlog:
+            self.closing = True
+            self.park_writing()
+        elif self._shut() == CLOSE:
             self.close_now()
-            return
+        else:
+            self.host.park(self)
+
+    def _shut(self) -> Action:
+        """CLOSE when closing now resets nothing; else shut our side and LINGER (WAIT)."""
+        if lingering_ok(self.sock):
+            return CLOSE
         try:
             self.sock.shutdown(socket.SHUT_WR)
         except OSError:
-            self.close_now()
-            return
+            return CLOSE
         self.phase = LINGER
         self.deadline = time.monotonic() + LINGER_S
-        self.host.park(self)
+        return WAIT
 
     def abort(self, reset: bool = False) -> None:
         """Drop the connection mid-response; `reset` sends RST so no close looks complete."""
@@ -450,9 +594,13 @@ class HTTP1Connection:
             return
         self.closed = True
         try:
-            self.sock.close()
+            if self.sink is not None:
+                self.sink.release()
         finally:
-            self.host.connection_closed(self)
+            try:
+                self.sock.close()
+            finally:
+                self.host.connection_closed(self)
 
 
 def open_connection(runtime: Runtime, host: Host, sock: socket.socket, peer: Any,
@@ -469,11 +617,14 @@ def open_connection(runtime: Runtime, host: Host, sock: socket.socket, peer: Any
     return conn
 
 
-def _small_body(headers: Any) -> bool:
-    """No body, or one declared by Content-Length at most EARLY_BODY_MAX bytes long."""
+def _early_body(headers: Any, limit: int) -> bool:
+    """Whether the poller receives the body before dispatch: one declared by Content-Length
+    at most `limit` bytes long, or chunked (received until it ends or passes `limit`)."""
+    if limit <= 0:
+        return False
     for name, value in headers:
         if name == b"content-length":
-            return int(value) <= EARLY_BODY_MAX
+            return int(value) <= limit
         if name == b"transfer-encoding":
-            return False
+            return True
     return True

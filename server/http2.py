@@ -112,6 +112,7 @@ class H2Driver(StreamEvents):
         self.deadline = time.monotonic() + runtime.header_timeout_s
         self.heap_deadline: float | None = None
         self.registered = False
+        self.wants_write = False  # parked only to read: its output is flushed before parking
         self.lingered_bytes = 0
         self.first_turn: tuple[bytes, tuple[bytes, H2Stream | None] | None] | None = None
         self.streams: dict[int, H2Stream] = {}
@@ -178,6 +179,10 @@ class H2Driver(StreamEvents):
             return self._send_and_linger()
         self.runtime.error_log.debug("HTTP/2 connection from %s idle; closing", self.peer_host)
         return self._goodbye()
+
+    def on_writable(self) -> Action:
+        """Never asked: a parked HTTP/2 connection waits only to read (wants_write False)."""
+        return self.on_readable()
 
     def serve(self) -> None:
         """As a pool job (the poller never dispatches one): hand it to a driver thread."""

@@ -61,7 +61,7 @@ class Preamble(Protocol):
     @property
     def early_done(self) -> bool: ...
     @property
-    def early_body(self) -> list[bytes]: ...
+    def early_body(self) -> list[bytes | bytearray]: ...
     @property
     def body_error(self) -> RequestBodyError | None: ...
 
@@ -91,7 +91,8 @@ def hand_over(conn: Preamble, initial: bytes, environ_extra: dict[str, Any],
         environ = build_environ(driver.environ_base, request.method, request.target, b"2",
                                 headers, conn.runtime.root_path, driver.trusted_proxy)
         stream = H2Stream(driver, 1, environ, None)
-        stream.inbox.extend(body)  # came over HTTP/1.1: nothing to acknowledge (flow 0)
+        # Came over HTTP/1.1: nothing to acknowledge (flow 0).
+        stream.inbox.extend(bytes(piece) for piece in body)
         stream.inbox_flow.extend([0] * len(body))
         upgrade = (settings, stream)
     driver.start(initial, upgrade)
@@ -196,7 +197,7 @@ def upgrade(conn: Preamble, request: Any) -> bool:
         return False
     engine = conn.engine
     # The body must be here whole, upgraded after it (RFC 7540 3.2): the poller receives
-    # bodies up to http1.EARLY_BODY_MAX before dispatch; an empty one may still be buffered.
+    # bodies up to request_buffer_size before dispatch; an empty one may still be buffered.
     # A larger body, or one that broke, is served over HTTP/1.1 (the upgrade ignored).
     if conn.body_error is not None:
         return False

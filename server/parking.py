@@ -1,13 +1,15 @@
 """What the poller parks, in one place: the phases a parked connection can be in, the
 actions it answers with, and the small Parkable interface the poller (server/poller.py) deals
-in, so that the poller knows no protocol (server/http1.py implements it today).
+in, so that the poller knows no protocol (server/http1.py implements it today). A parked
+connection waits to read, except in phase WRITE, where it waits to write (`wants_write`).
 
 Phases are ordered on purpose, and the code compares them:
 - below LINGER (HANDSHAKE, IDLE, HEAD) a connection waits for a request to begin: a graceful
   stop closes it (HEAD and HANDSHAKE after a short grace), and at worker_connections an IDLE or
   HEAD one may be closed to admit a new connection;
-- from LINGER up (LINGER, BODY) an answer is lingering or a request body is arriving: a
-  graceful stop keeps it until done, and it is never evicted.
+- from LINGER up (LINGER, BODY, WRITE) an answer is lingering, a request body is arriving or
+  a response is draining to a slow reader: a graceful stop keeps it until done (or until
+  graceful_timeout), and it is never evicted.
 """
 
 from __future__ import annotations
@@ -23,7 +25,9 @@ class Phase(IntEnum):
     IDLE = 0  # between requests: keepalive
     HEAD = 1  # a request head is arriving (or a new connection): header_timeout
     LINGER = 2  # answered with an error and shut for writing: the driver's linger time
-    BODY = 3  # a small request body is arriving before dispatch: body_timeout, in total
+    BODY = 3  # a request body (up to request_buffer_size) is arriving before dispatch:
+    #           body_timeout for each wait, and min_request_rate
+    WRITE = 4  # a response the client reads slowly drains from its buffer: min_response_rate
 
 
 class Action(IntEnum):
@@ -44,12 +48,17 @@ class Parkable(Protocol):
     deadline: float  # monotonic; what it means depends on `phase`
     heap_deadline: float | None  # the poller's: its entry in the expiry heap
     registered: bool  # the poller's: armed in its readiness set
+    wants_write: bool  # wait for writable (phase WRITE), not readable
     closed: bool
     peer_host: str | None
     peer_port: str
 
     def on_readable(self) -> Action:
         """Read what arrived, without blocking (on the poller thread)."""
+
+    def on_writable(self) -> Action:
+        """In phase WRITE: send what the socket takes now, without blocking (on the poller
+        thread); then what comes next, as after a response (WAIT for the next request...)."""
 
     def on_deadline(self) -> Action:
         """Its deadline passed while parked: DISPATCH (a worker takes it) or CLOSE."""

@@ -5,9 +5,11 @@ connection parked with it (anything Parkable, server/parking.py: a descriptor, a
 deadline, what to do when readable or expired), in a deadline-ordered expiry heap. It reads
 request heads itself (the connection's on_readable), so a slow client never holds a worker,
 and hands each connection with a complete head to the pool; workers hand connections back
-through the Server (park), never by touching the selector. Out of descriptors it stops
-accepting for a moment; at worker_connections it closes the connection that has waited
-longest for a request; at a graceful stop it takes the listen backlog, then stops listening.
+through the Server (park), never by touching the selector. A response the client reads
+slowly is drained here too (phase WRITE: watched for writable), so no worker waits on it.
+Out of descriptors it stops accepting for a moment; at worker_connections it closes the
+connection that has waited longest for a request; at a graceful stop it takes the listen
+backlog, then stops listening.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ COMPACT_MIN_ENTRIES = 1024  # expiry heap size that triggers dropping closed con
 # Module aliases of the one definition (server/parking.py); phases are ordered, see there.
 DISPATCH, WAIT, CLOSE, HANDED_OFF = (Action.DISPATCH, Action.WAIT, Action.CLOSE,
                                      Action.HANDED_OFF)
-HANDSHAKE, IDLE, HEAD, LINGER = Phase.HANDSHAKE, Phase.IDLE, Phase.HEAD, Phase.LINGER
+HANDSHAKE, IDLE, HEAD, LINGER, WRITE = (Phase.HANDSHAKE, Phase.IDLE, Phase.HEAD, Phase.LINGER,
+                                        Phase.WRITE)
 
 
 class PollerHost(Protocol):
@@ -113,7 +116,8 @@ class Poller:
                     elif target is not None:  # a parked connection
                         target.registered = False  # reported: watched no more (one-shot)
                         if not target.closed:
-                            self.route(target, target.on_readable())
+                            self.route(target, target.on_writable() if target.phase == WRITE
+                                       else target.on_readable())
                 if self.expiry and self.expiry[0][0] <= time.monotonic():
                     self.expire()
                 if self.resume_at and self.resume_at <= time.monotonic():
@@ -162,7 +166,10 @@ class Poller:
             self.readiness.remove(conn.fd)
         else:
             conn.registered = True
-            self.readiness.arm(conn.fd, conn)
+            if conn.phase == WRITE and conn.wants_write:
+                self.readiness.arm_write(conn.fd, conn)
+            else:
+                self.readiness.arm(conn.fd, conn)
             self.schedule(conn)
 
     def close(self, conn: Parkable) -> None:

@@ -1,4 +1,5 @@
-"""The poller's view of the kernel: which sockets to watch, and which became readable.
+"""The poller's view of the kernel: which sockets to watch, and which became readable (or,
+for a connection draining a response to a slow reader, writable).
 
 Connections are watched one-shot: once one is reported readable it is no longer watched until
 the poller arms it again (after a worker hands it back). On Linux this is epoll with
@@ -23,6 +24,9 @@ class EpollReadiness:
         self._epoll = select.epoll()
         self._targets: dict[int, Any] = {}
         self._oneshot = select.EPOLLIN | select.EPOLLONESHOT | select.EPOLLRDHUP
+        # Writable only: a peer that shut its side (RDHUP) or sent more bytes must not wake
+        # a connection that waits to write, again and again.
+        self._oneshot_write = select.EPOLLOUT | select.EPOLLONESHOT
 
     def watch(self, fd: int, target: Any) -> None:
         """Watch a listener or the wake-up descriptor until `unwatch`."""
@@ -48,6 +52,14 @@ class EpollReadiness:
             self._epoll.modify(fd, self._oneshot)
         except FileNotFoundError:  # its descriptor number was closed and reused meanwhile
             self._epoll.register(fd, self._oneshot)
+
+    def arm_write(self, fd: int, conn: Any) -> None:
+        """Watch a known connection until it is writable (a response draining), once."""
+        self._targets[fd] = conn
+        try:
+            self._epoll.modify(fd, self._oneshot_write)
+        except FileNotFoundError:
+            self._epoll.register(fd, self._oneshot_write)
 
     def remove(self, fd: int) -> None:
         """Forget a connection the poller is about to close."""
@@ -85,12 +97,15 @@ class SelectorReadiness:
     def add(self, fd: int, conn: Any) -> None:
         self.arm(fd, conn)
 
-    def arm(self, fd: int, conn: Any) -> None:
+    def arm(self, fd: int, conn: Any, events: int = selectors.EVENT_READ) -> None:
         if fd in self._oneshot:
-            self._selector.modify(fd, selectors.EVENT_READ, conn)
+            self._selector.modify(fd, events, conn)
         else:
-            self._selector.register(fd, selectors.EVENT_READ, conn)
+            self._selector.register(fd, events, conn)
             self._oneshot.add(fd)
+
+    def arm_write(self, fd: int, conn: Any) -> None:
+        self.arm(fd, conn, selectors.EVENT_WRITE)
 
     def remove(self, fd: int) -> None:
         self.unwatch(fd)

@@ -24,6 +24,7 @@ from .logjson import access_json
 from .logs import access_atoms, format_access, wsgi_errors
 from .metrics import Metrics
 from .parking import Parkable
+from .rates import MinRate, RateKills
 from .requestid import RequestIds
 from .statsd import StatsdClient
 from .tls import build_context
@@ -107,6 +108,14 @@ class Runtime:
         """A connection or request refused by the server itself (treadle_rejected_total)."""
         if self.metrics is not None:
             self.metrics.rejected(reason)
+    # Slow clients (server/rates.py, server/outbuf.py): bodies up to request_buffer_bytes
+    # are received before dispatch; a response's unsent bytes stay in memory up to
+    # response_buffer_bytes, then in a temporary file; the minimum rates, and their kills.
+    request_buffer_bytes: int
+    response_buffer_bytes: int
+    min_request_rate: MinRate
+    min_response_rate: MinRate
+    rate_kills: RateKills
 
     def environ_base(self, peer_host: str | None, peer_port: str, listener_name: str,
                      listener_port: int, tls_environ: dict[str, Any] | None) -> dict[str, Any]:
@@ -184,6 +193,11 @@ def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
         proxy_allowed=TrustedProxies(cfg.proxy_allow_ips),
         h2c_trusted_only=cfg.http2_cleartext_trusted_only,
         metrics=_metrics_from(cfg),
+        request_buffer_bytes=cfg.request_buffer_size,
+        response_buffer_bytes=cfg.response_buffer_size,
+        min_request_rate=MinRate(float(cfg.min_request_rate), cfg.min_rate_grace),
+        min_response_rate=MinRate(float(cfg.min_response_rate), cfg.min_rate_grace),
+        rate_kills=RateKills(),
     )
 
 

@@ -47,13 +47,13 @@ def send_all(sock: socket.socket, data: bytes | bytearray | memoryview, timeout_
         deadline = time.monotonic() + timeout_s
 
 
-def recv_some(sock: socket.socket, size: int, timeout_s: float) -> bytes:
-    """Receive up to `size` bytes (b"" at EOF), waiting at most timeout_s for them."""
+def recv_some(sock: socket.socket, size: int, deadline: float) -> bytes:
+    """Receive up to `size` bytes (b"" at EOF), waiting for them until `deadline`
+    (monotonic; BodyTimeout then)."""
     try:
         return sock.recv(size)
     except BlockingIOError:
         pass
-    deadline = time.monotonic() + timeout_s
     while True:
         wait_ready(sock, False, deadline)
         try:

@@ -8,7 +8,8 @@ handshake (plain HTTP on the TLS port, a refused client certificate, a scanner) 
 debug log line.
 
 `TLSSocket` makes an SSLSocket look like the plain non-blocking sockets the drivers use:
-"want read/write" become BlockingIOError, and a MSG_PEEK (used to decide whether closing
+"want read/write" become BlockingIOError (WantRead, a kind of it, when a send waits
+for the client's bytes), and a MSG_PEEK (used to decide whether closing
 would reset the connection) looks at the raw bytes, which ssl does not allow.
 """
 
@@ -18,7 +19,7 @@ import socket
 import ssl
 from typing import Any
 
-from .errors import BodyTimeout
+from .errors import BodyTimeout, WantRead
 from .sockio import wait_ready
 
 ALPN_NAMES = {"h2": "h2", "h1": "http/1.1"}
@@ -53,7 +54,9 @@ class TLSSocket(ssl.SSLSocket):
     def send(self, data: Any, flags: int = 0) -> int:
         try:
             return super().send(data, flags)
-        except _WANT:
+        except ssl.SSLWantReadError:
+            raise WantRead from None
+        except ssl.SSLWantWriteError:
             raise BlockingIOError from None
 
 

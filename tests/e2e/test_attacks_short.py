@@ -3,11 +3,13 @@ a fraction of a second each, asserting only facts that do not depend on the mach
 
 After every attack the server is alive, gives back every descriptor (to the count it had
 before any client came) and every connection slot, answers the active HTTP/1.1 and HTTP/2
-clients and a fresh HTTP/2 connection, and exits 0 on SIGTERM. Where main already keeps
-serving during the attack (silent clients at the cap are evicted; heads are read by the
-poller), the active client and the probes are answered during it too. The others (slow
-readers and uploads, zero-window streams, the unmetered HTTP/2 floods of issue 14 items 4-6
-and 8) are only checked for surviving and recovering; their rates are the benchmark's job.
+clients and a fresh HTTP/2 connection, and exits 0 on SIGTERM. Where the server keeps
+serving during the attack (silent clients at the cap are evicted; heads, bodies up to
+request_buffer_size and responses slow readers leave behind are handled by the poller, so
+more slow readers or uploaders than the 4 pool threads hold none of them), the active client
+and the probes are answered during it too. The others (zero-window streams, the unmetered
+HTTP/2 floods of issue 14 items 6 and 8) are only checked for surviving and recovering;
+their rates are the benchmark's job.
 """
 
 from __future__ import annotations

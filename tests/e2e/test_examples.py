@@ -87,7 +87,8 @@ def test_streaming_response_arrives_before_the_generator_ends(serve) -> None:
 
 def test_chunked_upload_is_consumed_as_it_arrives(serve) -> None:
     server = serve("examples.upload:app")
-    first, rest = os.urandom(64 * 1024), os.urandom(100_000)
+    # Past request_buffer_size (1 MiB) the rest of a body streams to the application.
+    first, rest = os.urandom(1024 * 1024 + 64 * 1024), os.urandom(100_000)
 
     def body() -> Iterator[bytes]:
         yield first

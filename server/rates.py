@@ -1,0 +1,68 @@
+"""Minimum data rates for slow clients, as ASP.NET Kestrel has them (MinRequestBodyDataRate,
+MinResponseDataRate): a client must move at least `rate_bps` bytes a second while we wait on
+it, after a grace period. A per-wait timeout alone lets a client keep a connection for ever by
+sending (or reading) one byte just before each timeout; a rate does not.
+
+`RateClock` measures one direction of one connection; `RateKills` counts the connections
+closed for being too slow, for the error log and for whoever exports metrics (it is one
+object on the Runtime, shared by every connection of a server, behind a lock).
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+NEVER = float("inf")
+
+
+@dataclass(frozen=True)
+class MinRate:
+    """A minimum data rate: `rate_bps` bytes per second after `grace_s` (rate 0: none)."""
+
+    rate_bps: float
+    grace_s: float
+
+
+class RateClock:
+    """Bytes moved over the time spent waiting on the client, since `start`.
+
+    The deadline is when the average rate would fall below the minimum if nothing more
+    moves: `started + max(grace, moved / rate)`; each byte moved pushes it later."""
+
+    __slots__ = ("rate_bps", "grace_s", "started_s", "moved")
+
+    def __init__(self, rate: MinRate, now_s: float) -> None:
+        self.rate_bps = rate.rate_bps
+        self.grace_s = rate.grace_s
+        self.started_s = now_s
+        self.moved = 0
+
+    def deadline(self) -> float:
+        if self.rate_bps <= 0:
+            return NEVER
+        return self.started_s + max(self.grace_s, self.moved / self.rate_bps)
+
+    def rate_text(self, now_s: float) -> str:
+        """The average so far, for the debug line of a close."""
+        elapsed_s = max(now_s - self.started_s, 1e-9)
+        return f"{self.moved} bytes in {elapsed_s:.1f} s (minimum {self.rate_bps:g} B/s)"
+
+
+class RateKills:
+    """How many connections were closed for reading the response or sending the request
+    body slower than the minimum rate (any thread). Metrics read `request` and `response`."""
+
+    __slots__ = ("_lock", "request", "response")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.request = 0
+        self.response = 0
+
+    def count(self, direction: str) -> None:
+        with self._lock:
+            if direction == "request":
+                self.request += 1
+            else:
+                self.response += 1
