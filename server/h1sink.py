@@ -6,8 +6,8 @@ goes by os.sendfile when the socket is plain. A worker never waits on the client
 each send takes what the socket takes at once, and the rest goes to the connection's Backlog
 (server/outbuf.py: memory, then a temporary file; file regions for sendfile), which the
 poller drains once the application is done (server/http1.py, phase WRITE). A reader slower
-than min_response_rate is dropped (RateKills counts it). After the response, a body the
-application did not read is drained, up to DRAIN_LIMIT_BYTES (1 MiB), so that the connection
+than min_response_rate is dropped (treadle_rejected_total{reason="min_rate"}). After the
+response, a body the application did not read is drained, up to DRAIN_LIMIT_BYTES (1 MiB), so that the connection
 can be kept alive; a longer one (or one the client is waiting on `100 Continue` to send)
 closes the connection after the response, which then says `Connection: close`. A failure
 before anything reached the socket gets the one short error answer (error_response) with
@@ -257,7 +257,7 @@ class H1Sink:
         clock = self.backlog.clock
         if clock is None or clock.deadline() > now_s:
             return False
-        self.runtime.rate_kills.count("response")
+        self.runtime.count_rejected("min_rate")
         self.runtime.error_log.debug("closing %s: reads the response too slowly (%s)",
                                      self.peer_host, clock.rate_text(now_s))
         return True

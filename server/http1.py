@@ -33,7 +33,7 @@ from .h1sink import H1Sink, error_response
 from .metrics import rejection_of
 from .negotiate import handshake, upgrade, watch_preface
 from .parking import Action, Phase
-from .proxyheader import count_rejection, new_reader, take_proxy_header
+from .proxyheader import new_reader, take_proxy_header
 from .rates import RateClock
 from .runtime import Host, Runtime
 from .sockio import lingering_ok, recv_some, send_all
@@ -54,7 +54,8 @@ DISPATCH, WAIT, CLOSE, HANDED_OFF = (Action.DISPATCH, Action.WAIT, Action.CLOSE,
 HANDSHAKE, IDLE, HEAD, LINGER, BODY, WRITE = (Phase.HANDSHAKE, Phase.IDLE, Phase.HEAD,
                                               Phase.LINGER, Phase.BODY, Phase.WRITE)
 
-_TIMED_OUT = (HEAD, BODY, HANDSHAKE)  # phases whose deadline passing refuses the client
+_TIMED_OUT = (HEAD, HANDSHAKE)  # phases whose deadline passing refuses the client (a BODY
+# is counted by _why_body_late: a timeout or the minimum rate)
 _Request = protocol.Request
 _Data = protocol.Data
 _EndOfMessage = protocol.EndOfMessage
@@ -308,8 +309,7 @@ class HTTP1Connection:
             return WAIT
         if self.proxy is not None and self.proxy.held:  # begun, not finished
             self.runtime.error_log.debug("closing %s: PROXY header not received in time",
-                                         self.peer_host)
-            count_rejection("proxy_timeout")
+                                         self.peer_host)  # (counted as a timeout above)
         elif self.phase == HEAD:
             self.runtime.error_log.debug("closing %s: request head not received in time",
                                          self.peer_host)
@@ -535,12 +535,13 @@ class HTTP1Connection:
         return data
 
     def _why_body_late(self, now_s: float) -> str:
-        """Why the body's wait ended: the minimum rate (counted, and logged at debug here)
-        or body_timeout."""
+        """Why the body's wait ended: the minimum rate (logged at debug here) or
+        body_timeout; counted either way."""
         clock = self.body_clock
         if clock is None or clock.deadline() > now_s:
+            self.runtime.count_rejected("timeout")
             return "timed out waiting for the client"
-        self.runtime.rate_kills.count("request")
+        self.runtime.count_rejected("min_rate")
         why = f"the body arrives too slowly ({clock.rate_text(now_s)})"
         self.runtime.error_log.debug("request body from %s: %s", self.peer_host, why)
         return why

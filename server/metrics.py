@@ -83,7 +83,8 @@ BY_NAME = {family.name: family for family in FAMILIES}
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS",
                            "TRACE"})
 KNOWN_PROTOCOLS = frozenset({"HTTP/1.0", "HTTP/1.1", "HTTP/2"})
-REJECT_REASONS = ("bad_request", "limits", "timeout", "tls_handshake", "evicted")
+REJECT_REASONS = ("bad_request", "limits", "timeout", "tls_handshake", "evicted", "min_rate",
+                  "proxy_protocol")
 LIMIT_STATUSES = frozenset({413, 414, 431})
 CLIENT_GONE_CODE = 499  # nginx's label for "the client left before the response"
 

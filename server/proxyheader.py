@@ -10,7 +10,7 @@ its socket's peer.
 
 A header from a peer outside proxy_allow_ips, a malformed one, one cut short or not whole
 within header_timeout: the connection is closed without a response, with one debug line,
-and counted by `count_rejection` (the one hook a metrics exporter reads, `rejections()`).
+and counted in treadle_rejected_total{reason="proxy_protocol"} (server/metrics.py).
 A header naming the client (TCP4/TCP6) makes it the peer: REMOTE_ADDR/REMOTE_PORT, the
 access log, and the forwarded_allow_ips decision follow it; LOCAL, UNKNOWN and other
 families keep the socket's peer.
@@ -19,7 +19,6 @@ families keep the socket's peer.
 from __future__ import annotations
 
 import socket
-import threading
 from typing import Any, Protocol
 
 from ..protocol.proxy import ProxyHeaderReader, ProxyInfo, ProxyProtocolError
@@ -27,23 +26,6 @@ from .parking import Action
 from .runtime import Runtime
 
 WAIT, CLOSE = Action.WAIT, Action.CLOSE
-
-_rejected: dict[str, int] = {}  # reason -> connections closed for it, in this process
-_rejected_lock = threading.Lock()
-
-
-def count_rejection(reason: str) -> None:
-    """Count one connection refused before any request (reason: proxy_forbidden,
-    proxy_malformed, proxy_unknown_command, proxy_too_long, proxy_truncated, proxy_timeout)."""
-    with _rejected_lock:
-        _rejected[reason] = _rejected.get(reason, 0) + 1
-
-
-def rejections() -> dict[str, int]:
-    """A snapshot of the counts, for an exporter."""
-    with _rejected_lock:
-        return dict(_rejected)
-
 
 class ProxyPreamble(Protocol):
     """What reading the header needs of a new connection (server/http1.py's HTTP1Connection)."""
@@ -143,6 +125,7 @@ def apply_header(conn: ProxyPreamble, info: ProxyInfo) -> None:
 
 
 def reject(conn: ProxyPreamble, reason: str, why: str) -> None:
-    """One debug line and one count; the caller closes the connection without a word."""
-    conn.runtime.error_log.debug("closing %s: %s", conn.peer_host, why)
-    count_rejection(reason)
+    """One debug line (naming `reason`) and one count in treadle_rejected_total
+    (reason="proxy_protocol"); the caller closes the connection without a word."""
+    conn.runtime.error_log.debug("closing %s: %s (%s)", conn.peer_host, why, reason)
+    conn.runtime.count_rejected("proxy_protocol")

@@ -3,14 +3,12 @@ MinResponseDataRate): a client must move at least `rate_bps` bytes a second whil
 it, after a grace period. A per-wait timeout alone lets a client keep a connection for ever by
 sending (or reading) one byte just before each timeout; a rate does not.
 
-`RateClock` measures one direction of one connection; `RateKills` counts the connections
-closed for being too slow, for the error log and for whoever exports metrics (it is one
-object on the Runtime, shared by every connection of a server, behind a lock).
+`RateClock` measures one direction of one connection; a connection closed for being too
+slow is one debug line and one count in treadle_rejected_total{reason="min_rate"}.
 """
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 NEVER = float("inf")
@@ -47,22 +45,3 @@ class RateClock:
         """The average so far, for the debug line of a close."""
         elapsed_s = max(now_s - self.started_s, 1e-9)
         return f"{self.moved} bytes in {elapsed_s:.1f} s (minimum {self.rate_bps:g} B/s)"
-
-
-class RateKills:
-    """How many connections were closed for reading the response or sending the request
-    body slower than the minimum rate (any thread). Metrics read `request` and `response`."""
-
-    __slots__ = ("_lock", "request", "response")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.request = 0
-        self.response = 0
-
-    def count(self, direction: str) -> None:
-        with self._lock:
-            if direction == "request":
-                self.request += 1
-            else:
-                self.response += 1

@@ -24,7 +24,7 @@ from .logjson import access_json
 from .logs import access_atoms, format_access, wsgi_errors
 from .metrics import Metrics
 from .parking import Parkable
-from .rates import MinRate, RateKills
+from .rates import MinRate
 from .requestid import RequestIds
 from .statsd import StatsdClient
 from .tls import build_context
@@ -100,6 +100,13 @@ class Runtime:
     proxy_protocol: str  # off, v1, v2 or auto
     proxy_allowed: TrustedProxies  # proxy_allow_ips: who may send a PROXY header
     h2c_trusted_only: bool  # h2c only for peers in forwarded_allow_ips
+    # Slow clients (server/rates.py, server/outbuf.py): bodies up to request_buffer_bytes
+    # are received before dispatch; a response's unsent bytes stay in memory up to
+    # response_buffer_bytes, then in a temporary file; the minimum rates.
+    request_buffer_bytes: int
+    response_buffer_bytes: int
+    min_request_rate: MinRate
+    min_response_rate: MinRate
     # Request, connection and rejection counts (server/metrics.py); None when neither
     # metrics_bind nor statsd_host asks for them, so the request path skips them.
     metrics: Metrics | None
@@ -108,14 +115,6 @@ class Runtime:
         """A connection or request refused by the server itself (treadle_rejected_total)."""
         if self.metrics is not None:
             self.metrics.rejected(reason)
-    # Slow clients (server/rates.py, server/outbuf.py): bodies up to request_buffer_bytes
-    # are received before dispatch; a response's unsent bytes stay in memory up to
-    # response_buffer_bytes, then in a temporary file; the minimum rates, and their kills.
-    request_buffer_bytes: int
-    response_buffer_bytes: int
-    min_request_rate: MinRate
-    min_response_rate: MinRate
-    rate_kills: RateKills
 
     def environ_base(self, peer_host: str | None, peer_port: str, listener_name: str,
                      listener_port: int, tls_environ: dict[str, Any] | None) -> dict[str, Any]:
@@ -197,7 +196,6 @@ def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
         response_buffer_bytes=cfg.response_buffer_size,
         min_request_rate=MinRate(float(cfg.min_request_rate), cfg.min_rate_grace),
         min_response_rate=MinRate(float(cfg.min_response_rate), cfg.min_rate_grace),
-        rate_kills=RateKills(),
     )
 
 
