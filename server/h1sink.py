@@ -1,18 +1,18 @@
 """The HTTP/1.1 side of an exchange: a ResponseSink (server/exchange.py) that frames the
 response with the connection's engine and writes it to the socket, and what happens after it.
 
-A list or tuple body is sent with its head and end in as few system calls as possible; a file
-goes by os.sendfile when the socket is plain. A worker never waits on the client's socket:
-each send takes what the socket takes at once, and the rest goes to the connection's Backlog
-(server/outbuf.py: memory, then a temporary file; file regions for sendfile), which the
-poller drains once the application is done (server/http1.py, phase WRITE). A reader slower
-than min_response_rate is dropped (treadle_rejected_total{reason="min_rate"}). After the
-response, a body the application did not read is drained, up to DRAIN_LIMIT_BYTES (1 MiB),
-so that the connection can be kept alive; a longer one (or one the client is waiting on `100 Continue` to send)
-closes the connection after the response, which then says `Connection: close`. A failure
-before anything reached the socket gets the one short error answer (error_response) with
-`Connection: close`; after, the connection is dropped (reset when a clean close would end a
-close-delimited body).
+A list or tuple body is sent with its head and end in as few system calls as possible; a
+file goes by os.sendfile when the socket is plain. A worker never waits on the client's
+socket: each send takes what the socket takes at once, and the rest goes to the connection's
+Backlog (server/outbuf.py: memory, then a temporary file; file regions for sendfile), which
+the poller drains once the application is done (server/http1.py, phase WRITE). A reader
+slower than min_response_rate is dropped (treadle_rejected_total{reason="min_rate"}). After
+the response, a body the application did not read is drained, up to DRAIN_LIMIT_BYTES (1
+MiB), so that the connection can be kept alive; a longer one (or one the client is waiting
+on `100 Continue` to send) closes the connection after the response, which then says
+`Connection: close`. A failure before anything reached the socket gets the one short error
+answer (error_response) with `Connection: close`; after, the connection is dropped (reset
+when a clean close would end a close-delimited body).
 """
 
 from __future__ import annotations
