@@ -27,8 +27,9 @@ from typing import Any
 from .. import protocol
 from ..protocol.http2 import CONNECT_REFUSAL
 from ..protocol.proxy import ProxyHeaderReader
-from .errors import BodyTimeout, ClientGone, RequestBodyError, is_client_gone
+from .errors import RequestBodyError, is_client_gone
 from .exchange import Exchange
+from .h1body import RECV_SIZE, RequestBody
 from .h1sink import H1Sink, error_response
 from .metrics import rejection_of
 from .negotiate import handshake, upgrade, watch_preface
@@ -36,13 +37,11 @@ from .parking import Action, Phase
 from .proxyheader import new_reader, take_proxy_header
 from .rates import RateClock
 from .runtime import Host, Runtime
-from .sockio import lingering_ok, recv_some, send_all
+from .sockio import lingering_ok
 from .wsgi import build_environ
 
-RECV_SIZE = 65536
 LINGER_S = 2.0  # how long a rejected connection is read (and discarded) before the close
 LINGER_MAX_BYTES = 1 << 20
-EARLY_JOIN_BYTES = 4096  # pieces of a body received early that are joined (see _keep_early)
 # A body of which this much was waiting in one round of the poller streams to the
 # application at once: its client is fast (see on_readable).
 FAST_BODY_BYTES = 256 * 1024
@@ -65,10 +64,10 @@ _DONE = protocol.DONE
 _SEND_BODY = protocol.SEND_BODY
 
 
-class HTTP1Connection:
+class HTTP1Connection(RequestBody):
     """One client connection and its engine; see the module comment for who holds it when."""
 
-    __slots__ = (
+    __slots__ = (  # (and RequestBody's: the phase, the deadline and the body's state)
         "runtime",
         "host",
         "sock",
@@ -79,8 +78,6 @@ class HTTP1Connection:
         "listener_port",
         "engine",
         "request",
-        "phase",
-        "deadline",
         "heap_deadline",
         "registered",
         "wants_write",
@@ -88,14 +85,6 @@ class HTTP1Connection:
         "lingered_bytes",
         "environ_base",
         "trusted_proxy",
-        "expecting_continue",
-        "sent_continue",
-        "body_consumed",
-        "body_error",
-        "early_body",
-        "early_done",
-        "body_clock",
-        "body_paused_s",
         "closed",
         "tls_environ",
         "h2c_watch",
@@ -228,70 +217,6 @@ class HTTP1Connection:
         if event is _NEED_DATA:
             return WAIT
         return CLOSE  # ConnectionClosed (or PAUSED after a protocol switch we never agree to)
-
-    def read_early_body(self) -> Action:
-        """Receive a body up to request_buffer_size before dispatch: DISPATCH once whole
-        (or broken: the application's read then fails, as it would have while streaming),
-        or once past that size (the rest streams), WAIT for more."""
-        engine = self.engine
-        limit = self.runtime.request_buffer_bytes
-        # Whether the body may be received here; the check waits until the engine has not
-        # ended the message at once (most requests have no body).
-        early = self.phase == BODY
-        while True:
-            try:
-                event = engine.next_event()
-            except protocol.RemoteProtocolError as exc:
-                self._body_failed(str(exc), exc.error_status_hint)
-                return DISPATCH
-            kind = type(event)
-            if kind is _EndOfMessage:
-                self.early_done = True
-                return DISPATCH
-            if not early:
-                early = _early_body(self.request.headers, limit)
-            if kind is _Data:
-                self._keep_early(event.data)  # type: ignore[union-attr]  # (Data)
-                if not early or self.body_consumed > limit:  # the rest streams
-                    self.body_paused_s = time.monotonic()  # the rate clock stops meanwhile
-                    return DISPATCH
-            elif not early:
-                if event is not _NEED_DATA:
-                    self._body_failed("the connection closed before the body ended", 400)
-                return DISPATCH
-            elif event is _NEED_DATA:
-                self._wait_for_body()
-                return WAIT
-            else:
-                self._body_failed("the connection closed before the body ended", 400)
-                return DISPATCH
-
-    def _keep_early(self, data: bytes) -> None:
-        """Keep a piece of the body for wsgi.input, as it is (no copy); tiny pieces (a body
-        trickled a few bytes at a time) are joined, so a megabyte never costs a million
-        objects."""
-        early = self.early_body
-        if len(data) < EARLY_JOIN_BYTES and early and len(early[-1]) < EARLY_JOIN_BYTES:
-            tail = early[-1]
-            if type(tail) is not bytearray:
-                tail = early[-1] = bytearray(tail)
-            tail += data
-        else:
-            early.append(data)
-        self.body_consumed += len(data)
-        if self.body_clock is not None:
-            self.body_clock.moved += len(data)
-
-    def _wait_for_body(self) -> None:
-        """Park for more of the body: body_timeout from now, or the minimum rate's
-        deadline, whichever comes first."""
-        now = time.monotonic()
-        clock = self.body_clock
-        if self.phase != BODY or clock is None:
-            self.phase = BODY
-            clock = self.body_clock = RateClock(self.runtime.min_request_rate, now)
-            clock.moved = self.body_consumed
-        self.deadline = min(now + self.runtime.body_timeout_s, clock.deadline())
 
     def on_deadline(self) -> Action:
         """The deadline passed while parked: a small body that did not arrive in time goes
@@ -475,82 +400,6 @@ class HTTP1Connection:
             if action != WAIT or self.phase >= LINGER:
                 return action
 
-    def read_body_chunk(self) -> bytes | None:
-        """The next piece of the request body for wsgi.input; None at its end.
-
-        Raises RequestBodyError when the body is cut short, malformed or too slow.
-        """
-        if self.early_body:
-            piece = self.early_body.pop(0)
-            return piece if type(piece) is bytes else bytes(piece)
-        if self.early_done:
-            return None
-        if self.body_error is not None:  # a small body that broke before dispatch
-            raise self.body_error
-        engine = self.engine
-        if self.expecting_continue and not self.sent_continue:
-            self.sent_continue = True
-            if engine.they_are_waiting_for_100_continue:
-                continue_bytes = engine.send(protocol.InformationalResponse(status_code=100,
-                                                                             headers=[]))
-                send_all(self.sock, continue_bytes or b"", self.runtime.body_timeout_s)
-        while True:
-            try:
-                event = engine.next_event()
-            except protocol.RemoteProtocolError as exc:
-                raise self._body_failed(str(exc), exc.error_status_hint) from None
-            kind = type(event)
-            if kind is protocol.Data:
-                data = event.data  # type: ignore[union-attr]
-                self.body_consumed += len(data)
-                return bytes(data)
-            if kind is protocol.EndOfMessage:
-                return None
-            if event is not _NEED_DATA:
-                raise self._body_failed("the connection closed before the body ended", 400)
-            engine.receive_data(self._recv_body())
-
-    def _recv_body(self) -> bytes:
-        """The next bytes of a streamed body, waiting at most body_timeout, and no longer
-        than min_request_rate allows: only time spent waiting here counts (the clock is
-        moved on by the application's own time since the last wait)."""
-        now = time.monotonic()
-        clock = self.body_clock
-        if clock is None:
-            clock = self.body_clock = RateClock(self.runtime.min_request_rate, now)
-        else:
-            clock.started_s += now - self.body_paused_s
-        try:
-            data = recv_some(self.sock, RECV_SIZE,
-                             min(now + self.runtime.body_timeout_s, clock.deadline()))
-        except BodyTimeout:
-            raise self._body_failed(self._why_body_late(time.monotonic()), 408) from None
-        except ClientGone as exc:
-            raise self._body_failed(f"reading the request body: {exc}", 408) from None
-        except OSError as exc:
-            raise self._body_failed(f"reading the request body: {exc}", 400) from None
-        finally:
-            self.body_paused_s = time.monotonic()
-        clock.moved += len(data)
-        return data
-
-    def _why_body_late(self, now_s: float) -> str:
-        """Why the body's wait ended: the minimum rate (logged at debug here) or
-        body_timeout; counted either way."""
-        clock = self.body_clock
-        if clock is None or clock.deadline() > now_s:
-            self.runtime.count_rejected("timeout")
-            return "timed out waiting for the client"
-        self.runtime.count_rejected("min_rate")
-        why = f"the body arrives too slowly ({clock.rate_text(now_s)})"
-        self.runtime.error_log.debug("request body from %s: %s", self.peer_host, why)
-        return why
-
-    def _body_failed(self, why: str, status_hint: int) -> RequestBodyError:
-        error = RequestBodyError(f"request body incomplete or malformed: {why}", status_hint)
-        self.body_error = error
-        return error
-
     # -- closing ------------------------------------------------------------------------
 
     def close(self) -> None:
@@ -616,16 +465,3 @@ def open_connection(runtime: Runtime, host: Host, sock: socket.socket, peer: Any
     else:
         conn.begin()  # the handshake runs on a worker, never the poller
     return conn
-
-
-def _early_body(headers: Any, limit: int) -> bool:
-    """Whether the poller receives the body before dispatch: one declared by Content-Length
-    at most `limit` bytes long, or chunked (received until it ends or passes `limit`)."""
-    if limit <= 0:
-        return False
-    for name, value in headers:
-        if name == b"content-length":
-            return int(value) <= limit
-        if name == b"transfer-encoding":
-            return True
-    return True
