@@ -143,8 +143,8 @@ class RequestBody:
         if self.expecting_continue and not self.sent_continue:
             self.sent_continue = True
             if engine.they_are_waiting_for_100_continue:
-                continue_bytes = engine.send(protocol.InformationalResponse(status_code=100,
-                                                                             headers=[]))
+                continue_bytes = engine.send(protocol.InformationalResponse(
+                    status_code=100, headers=[], reason=b"Continue"))
                 send_all(self.sock, continue_bytes or b"", self.runtime.body_timeout_s)
         while True:
             try:

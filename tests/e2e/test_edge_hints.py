@@ -91,7 +91,7 @@ def test_100_continue_still_comes_after_a_103(server: RunningServer) -> None:
             chunk = sock.recv(65536)
             assert chunk, received
             received += chunk
-        assert received.startswith(HINT_1 + b"HTTP/1.1 100 "), received
+        assert received.startswith(HINT_1 + b"HTTP/1.1 100 Continue\r\n\r\n"), received
         sock.sendall(b"hello")
         while chunk := sock.recv(65536):
             received += chunk
