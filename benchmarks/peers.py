@@ -110,6 +110,10 @@ def _treadle(app: str, port: int, threads: int, processes: int) -> list[str]:
 
 SERVERS = (
     Server("treadle", "treadle", True, _treadle),
+    # --workers N --reuse-port: the arbiter binds a SO_REUSEPORT socket per worker
+    # (server/shards.py), so the kernel balances as for the hand-run processes below.
+    Server("treadle-workers-reuseport", "treadle", True, lambda app, port, threads, processes:
+           [*_treadle(app, port, threads, processes), "--reuse-port"]),
     # Not a peer: `processes` treadle processes started by hand on one SO_REUSEPORT port, the
     # figure treadle's own --workers (one supervising arbiter) is measured against.
     Server("treadle-reuseport", "treadle", True, lambda app, port, threads, processes: _python(
