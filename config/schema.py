@@ -4,77 +4,18 @@
 # idea kept as data: names, units, flags and defaults follow gunicorn unless noted.
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from . import validators as v
+from .schema_logging import LOGGING
+from .setting import (
+    ENV_PREFIX,
+    INTERNAL_VARIABLES,
+    SECTIONS,
+    Setting,
+    default_display,
+)
 
 __all__ = ["ENV_PREFIX", "INTERNAL_VARIABLES", "SECTIONS", "SETTINGS", "Setting", "by_name",
            "default_display"]
-
-ENV_PREFIX = "TREADLE_"
-# Variables with the prefix that are not settings: what a process hands its successor
-# (server/reexec.py: the listeners a SIGUSR2 passes on).
-INTERNAL_VARIABLES = frozenset({"TREADLE_FDS"})
-
-SECTIONS = (
-    "Config file",
-    "Application",
-    "Server socket",
-    "Workers",
-    "Timeouts",
-    "Request limits",
-    "Proxies and headers",
-    "TLS",
-    "HTTP/2",
-    "Logging",
-    "Process",
-    "Debugging",
-)
-
-
-@dataclass(frozen=True)
-class Setting:
-    """One setting: its name (the TOML key and Config attribute) and how each source spells it.
-
-    ``flags`` take a value, or none when ``switch`` (then they set true and ``negative_flags``
-    set false); ``repeat`` flags build a list, one item per use. ``positional`` names the
-    positional argument instead. The first long flag names the source in messages.
-    """
-
-    name: str
-    section: str
-    validator: v.Validator
-    default: object
-    help: str
-    flags: tuple[str, ...] = ()
-    metavar: str | None = None
-    switch: bool = False
-    negative_flags: tuple[str, ...] = ()
-    repeat: bool = False
-    positional: str | None = None
-    in_file: bool = True
-    in_env: bool = True
-    default_text: str | None = None
-    details: str = ""
-    gunicorn: str = ""
-    secret: bool = False  # never printed by --print-config
-    flag_const: str | None = None  # the value of the flag given without one (nargs="?")
-
-    @property
-    def env(self) -> str | None:
-        """The environment variable, or None for settings only the command line can give."""
-        return ENV_PREFIX + self.name.upper() if self.in_env else None
-
-    @property
-    def flag(self) -> str:
-        """The flag that names this setting in messages (the first long one)."""
-        if self.positional:
-            return self.positional
-        longs = [flag for flag in self.flags if flag.startswith("--")]
-        return longs[0] if longs else self.flags[0]
-
-
-_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
 
 SETTINGS: tuple[Setting, ...] = (
     Setting(
@@ -491,112 +432,7 @@ SETTINGS: tuple[Setting, ...] = (
         flags=("--http2-max-header-list-size",), metavar="BYTES",
         gunicorn="gunicorn's 0 (unlimited) is not offered: a header block is always capped.",
     ),
-    Setting(
-        "accesslog", "Logging", v.optional(v.log_target("stdout")), None,
-        "The access log: '-' for stdout, or a file path. Off when unset.",
-        flags=("--access-logfile",), metavar="FILE",
-    ),
-    Setting(
-        "access_log_format", "Logging", v.access_log_format(), _LOG_FORMAT,
-        "The access log line format, with gunicorn's %(atom)s names.",
-        flags=("--access-logformat",), metavar="FORMAT",
-        details="The default names: h remote address, l '-', u user, t time, r request line, "
-        "s status, b response length, f referer, a user agent.",
-    ),
-    Setting(
-        "errorlog", "Logging", v.log_target("stderr"), "-",
-        "The error log: '-' for stderr, or a file path.",
-        flags=("--error-logfile", "--log-file"), metavar="FILE",
-    ),
-    Setting(
-        "loglevel", "Logging", v.choice("debug", "info", "warning", "error", "critical"),
-        "info",
-        "The error log level: debug, info, warning, error or critical.",
-        flags=("--log-level",), metavar="LEVEL",
-    ),
-    # -- structured logs, logging configuration and request ids (docs/logging.md) --
-    Setting(
-        "log_format", "Logging", v.choice("text", "json"), "text",
-        "text or json: the format of both logs. json writes one JSON object per line.",
-        flags=("--log-format",), metavar="FORMAT",
-        details="With json the access log has one object per request with typed fields "
-        "(time, remote_addr, method, path, query, protocol, status, response_bytes, "
-        "duration_s, user_agent, referer, request_id, pid) and access_log_format is not "
-        "used; the error log has time, level, logger, pid, message and exception. Whatever "
-        "a client sends, each line is valid JSON. See docs/logging.md.",
-        gunicorn="new: gunicorn users write JSON by hand in access_log_format, which a quote "
-        "in a header breaks.",
-    ),
-    Setting(
-        "logconfig_dict", "Logging", v.optional(v.log_config_dict()), None,
-        "A logging configuration (logging.config.dictConfig's schema) applied after "
-        "errorlog and accesslog: a TOML table, or JSON text in the environment and on the "
-        "command line.",
-        flags=("--log-config-dict",), metavar="JSON",
-        details="treadle's loggers are treadle.error and treadle.access (a configuration "
-        "naming gunicorn.error or gunicorn.access configures them); naming one replaces the "
-        "handlers errorlog or accesslog gave it. The access log is written when accesslog "
-        "is set or the configuration gives treadle.access a handler. disable_existing_loggers "
-        "defaults to false. A configuration that logging rejects stops the start with exit "
-        "status 2.",
-        gunicorn="gunicorn merges the table over its own defaults, which send every logger to "
-        "the console; treadle keeps errorlog and accesslog for the loggers the table leaves "
-        "alone. gunicorn has no flag for it.",
-    ),
-    Setting(
-        "logconfig", "Logging", v.optional(v.path()), None,
-        "A logging configuration file (logging.config.fileConfig's ini format), applied "
-        "after errorlog and accesslog.",
-        flags=("--log-config",), metavar="FILE",
-        details="The same loggers and rules as logconfig_dict, which wins when both are set. "
-        "%(here)s in the file is its directory.",
-    ),
-    Setting(
-        "request_id_header", "Logging", v.optional(v.request_id_header()), None,
-        "Echo each request's id in this response header (e.g. X-Request-ID); off when unset.",
-        flags=("--request-id-header",), metavar="NAME",
-        details="A request's id is the value of this header (X-Request-ID when unset) from a "
-        "peer in forwarded_allow_ips, when it is 1 to 200 visible ASCII characters; "
-        "otherwise a new one (32 hex digits). The application finds it in "
-        "environ['treadle.request_id']; the JSON access log has it as request_id, the text "
-        "one as %({treadle.request_id}e)s. Ids are made only when something uses them "
-        "(this setting, log_format = json or that atom). An id the application sets in "
-        "the header itself is kept.",
-        gunicorn="new.",
-    ),
-    Setting(
-        "metrics_bind", "Logging", v.optional(v.tcp_address()), None,
-        "Serve GET /metrics (Prometheus), /healthz and /readyz on this address, e.g. "
-        "127.0.0.1:9100. Off when unset.",
-        flags=("--metrics-bind",), metavar="ADDRESS",
-        details="A listener of its own, served by the arbiter (or by the single process "
-        "with workers = 0) on a small thread, never by the application's listeners; the "
-        "metrics add up every worker's and survive worker restarts. docs/observability.md "
-        "lists the metrics and the probes. Keep it off the internet: it answers anyone.",
-        gunicorn="new: gunicorn has statsd only.",
-    ),
-    Setting(
-        "statsd_host", "Logging", v.optional(v.statsd_address()), None,
-        "Send statsd metrics to this address: HOST:PORT (8125 when left out) or "
-        "unix://PATH. Off when unset.",
-        flags=("--statsd-host",), metavar="STATSD_ADDR",
-        details="UDP (or a Unix datagram socket), never waiting: a datagram the kernel "
-        "cannot take at once is dropped. Names as gunicorn's, docs/observability.md lists "
-        "them.",
-    ),
-    Setting(
-        "statsd_prefix", "Logging", v.statsd_text("a statsd name prefix"), "treadle",
-        "The prefix of statsd metric names (a trailing '.' is added when missing).",
-        flags=("--statsd-prefix",), metavar="STATSD_PREFIX",
-        gunicorn="gunicorn's names are <statsd_prefix>gunicorn.requests and so on; here the "
-        "prefix replaces 'gunicorn.' (<statsd_prefix>requests), and the default is "
-        "treadle, not empty. statsd_prefix = \"gunicorn\" gives gunicorn's default names.",
-    ),
-    Setting(
-        "dogstatsd_tags", "Logging", v.statsd_text("dogstatsd tags"), "",
-        "Datadog (dogstatsd) tags added to every statsd datagram: tag1:value1,tag2:value2.",
-        flags=("--dogstatsd-tags",), metavar="DOGSTATSD_TAGS",
-    ),
+    *LOGGING,
     Setting(
         "pidfile", "Process", v.optional(v.path()), None,
         "Write the process id to this file while serving.",
@@ -687,19 +523,3 @@ _BY_NAME = {setting.name: setting for setting in SETTINGS}
 def by_name(name: str) -> Setting:
     """The setting called ``name`` (KeyError if there is none)."""
     return _BY_NAME[name]
-
-
-def default_display(setting: Setting) -> str:
-    """The default as help and docs show it."""
-    value = setting.default
-    if setting.default_text is not None:
-        return setting.default_text
-    if value is None:
-        return "unset"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, tuple):
-        return ", ".join(value) if value else "none"
-    if value == "":
-        return "empty"
-    return f"{value:g}" if isinstance(value, float) else str(value)
