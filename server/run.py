@@ -49,15 +49,10 @@ class ProcessSettingError(Exception):
 def run(cfg: Any) -> int:
     """Serve `cfg.wsgi_app` until stopped; return the process exit status."""
     start_cwd = os.getcwd()  # a reload (SIGHUP) reads the configuration from here again
-    try:
-        error_log, access_log = setup_logs(cfg)
-    except OSError as exc:
-        print_error(f"cannot open a log file: {exc}")
+    logs = _open_logs(cfg)
+    if logs is None:
         return EXIT_CONFIG
-    except LogConfigError as exc:
-        print_error(str(exc))
-        return EXIT_CONFIG
-    count_log_records(cfg, error_log)
+    error_log, access_log = logs
     if cfg.umask is not None:
         os.umask(cfg.umask)
     raise_open_file_limit(cfg.worker_connections * descriptors_per_connection(cfg) + 64)
@@ -107,6 +102,21 @@ def run(cfg: Any) -> int:
         if metrics_server is not None:
             metrics_server.close()
         _cleanup(listeners, pidfile)
+
+
+def _open_logs(cfg: Any) -> tuple[logging.Logger, logging.Logger | None] | None:
+    """The error and access logs (statsd counting the error log's records when on); None
+    once the reason they cannot be opened is printed."""
+    try:
+        error_log, access_log = setup_logs(cfg)
+    except OSError as exc:
+        print_error(f"cannot open a log file: {exc}")
+        return None
+    except LogConfigError as exc:
+        print_error(str(exc))
+        return None
+    count_log_records(cfg, error_log)
+    return error_log, access_log
 
 
 def open_listeners(cfg: Any, inherited: Inherited | None,
