@@ -324,18 +324,24 @@ class Poller:
         return True
 
     def longest_waiting(self) -> Parkable | None:
-        """At worker_connections: the parked connection that has waited longest for a
-        request (idle keep-alive, or a head still arriving), to close so that a new one is
-        admitted (as nginx reuses idle connections). Silent clients holding every slot thus
-        cannot lock fresh ones out. A scan of the heap, only when the cap is reached."""
+        """At worker_connections: a parked connection waiting for a request, to close so
+        that a new one is admitted (as nginx reuses idle connections): the one whose head
+        has been arriving longest (a client that connected and says nothing, or a slowloris
+        head) before any idle keep-alive one, which has at least been served and whose next
+        request may come any moment; among those, the longest idle. Silent clients holding
+        every slot thus cannot lock fresh ones out, nor push out the clients being served
+        as they reconnect. A scan of the heap, only when the cap is reached."""
         best: Parkable | None = None
-        best_since = 0.0
+        best_key = (0, 0.0)
         for deadline, _, conn in self.expiry:
             if conn.heap_deadline != deadline or not conn.registered or conn.closed:
                 continue  # superseded entry, or not parked here
             since = self.waiting_since(conn)
-            if since is not None and (best is None or since < best_since):
-                best, best_since = conn, since
+            if since is None:
+                continue
+            key = (0 if conn.phase == HEAD else 1, since)
+            if best is None or key < best_key:
+                best, best_key = conn, key
         return best
 
     def waiting_since(self, conn: Parkable) -> float | None:

@@ -186,8 +186,10 @@ def test_worker_connections_caps_open_connections(serve):
 
 def test_at_worker_connections_the_longest_waiting_connection_makes_room(serve):
     """Issue 14 item 7: clients that connect and stay silent (or idle keep-alive ones) can
-    not hold every slot: at the cap the one that has waited longest is closed to admit a
-    new one, and the newcomer is served at once."""
+    not hold every slot: at the cap a connection waiting for a request is closed to admit a
+    new one, and the newcomer is served at once. Silent ones go first, the longest waiting
+    first; an idle keep-alive connection (served, and older than all of them) only when
+    no silent one is left."""
     server = serve(APP, "--worker-connections", "4", "--log-level", "debug")
     idle = Wire(server.host, server.port)  # served once, then idle keep-alive
     idle.send(get("/big?n=1"))
@@ -205,13 +207,23 @@ def test_at_worker_connections_the_longest_waiting_connection_makes_room(serve):
         fresh.append(wire)
     log = server.log()
     evicted = [int(port) for port in re.findall(r"closing 127\.0\.0\.1:(\d+) \(waiting", log)]
-    # the longest waiting (idle since its answer) went first, then the silent ones in order
-    assert evicted[:2] == [idle.sock.getsockname()[1], silent[0].sock.getsockname()[1]], log
-    idle.sock.settimeout(5)
-    assert idle.closed_by_peer()
-    silent[0].sock.settimeout(5)
-    assert silent[0].closed_by_peer()
-    for wire in silent + fresh:
+    # the silent ones in the order they came, not the idle keep-alive one (older than them)
+    assert evicted[:2] == [silent[0].sock.getsockname()[1], silent[1].sock.getsockname()[1]], log
+    for wire in silent[:2]:
+        wire.sock.settimeout(5)
+        assert wire.closed_by_peer()
+    idle.send(get("/big?n=3"))  # still open: served on the same connection
+    assert idle.read_response().body == b"xxx"
+    last = []
+    for _ in range(2):  # the last silent one goes, then (none left) the longest idle one
+        wire = Wire(server.host, server.port, timeout_s=5)
+        wire.send(get("/big?n=1"))
+        assert wire.read_response().body == b"x"
+        last.append(wire)
+    evicted = [int(port) for port in
+               re.findall(r"closing 127\.0\.0\.1:(\d+) \(waiting", server.log())]
+    assert evicted == [wire.sock.getsockname()[1] for wire in silent + fresh[:1]]
+    for wire in silent + fresh + last:
         wire.close()
     idle.close()
 
