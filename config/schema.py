@@ -114,9 +114,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "worker_connections", "Workers", v.integer(1), 1000,
         "The maximum number of open client connections. At the cap, a new connection "
-        "closes the one that has waited longest for a request (idle keep-alive, or a head "
-        "still arriving) to take its place; when every connection is busy, the server stops "
-        "accepting until one closes.",
+        "closes one waiting for a request to take its place: the one whose head has been "
+        "arriving longest (a silent client), else the longest idle keep-alive one; when every "
+        "connection is busy, the server stops accepting until one closes.",
         flags=("--worker-connections",), metavar="INT",
     ),
     Setting(
