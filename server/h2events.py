@@ -101,7 +101,7 @@ class StreamEvents:
         with self.lock:
             self.waiting_streams.append(stream)
             more = (len(self.waiting_streams) > self.runners - self.busy_runners
-                    and self.runners < self.runtime.thread_count)
+                    and self.runners < self.runtime.h2_workers_per_connection)
             if more:
                 self.runners += 1
         if more:

@@ -183,7 +183,10 @@ class StreamRunner:
     The connection thread queues a new runner only when no runner is free to take the new
     stream (each runner is in an application call), so a slow stream never holds up the
     next one, while a burst of 100 streams costs a handful of pool hand-offs, not 100.
-    Runners per connection are capped at the pool size: more could not run at once.
+    Runners per connection are capped at its fair share of the pool
+    (http2_max_workers_per_connection): streams beyond it wait in the connection's own
+    `waiting_streams`, not in the pool's queue, and the connection's runners take them as
+    their streams finish, so one connection cannot take every worker (issue 14 item 6).
     """
 
     __slots__ = ("driver",)
