@@ -31,8 +31,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 @pytest.fixture
 def tls_server(serve: Serve, certs: Certificates) -> RunningServer:
+    # two workers per connection (a quarter of 4 would be 1): a held stream must not
+    # delay the next one on the same connection
     return serve(APP, "--certfile", certs.server_pem, "--threads", "4",
-                 "--forwarded-allow-ips", "192.0.2.1")
+                 "--http2-max-workers-per-connection", "2", "--forwarded-allow-ips", "192.0.2.1")
 
 
 def url(server: RunningServer, path: str, scheme: str = "https") -> str:
