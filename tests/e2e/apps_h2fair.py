@@ -8,6 +8,7 @@ every byte can be checked.
   that ever waited at once);
 - `/pattern?n=BYTES`: n bytes of the slow-clients pattern, 64 KiB at a time, with
   Content-Length;
+- `/upload`: reads wsgi.input to its end and answers its size;
 - anything else: `hello`.
 """
 
@@ -58,7 +59,9 @@ def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable
         start_response("200 OK", [("Content-Type", "application/octet-stream"),
                                   ("Content-Length", str(len(body)))])
         return _pieces(body)
-    if path == "/gate":
+    if path == "/upload":
+        answer = str(len(environ["wsgi.input"].read())).encode()
+    elif path == "/gate":
         answer = _wait_at_gate(query["key"])
     elif path == "/open":
         _gate(query["key"]).set()
