@@ -335,7 +335,8 @@ SETTINGS: tuple[Setting, ...] = (
         flags=("--min-request-rate",), metavar="BYTES_PER_S",
         details="Counted only while treadle waits for the body (the application's own time "
         "between reads does not count), beside body_timeout for each wait: a client "
-        "sending one byte just before each timeout is still cut off.",
+        "sending one byte just before each timeout is still cut off. The same holds for "
+        "an HTTP/2 stream's body.",
         gunicorn="new: ASP.NET Kestrel's MinRequestBodyDataRate, with its default.",
     ),
     Setting(
@@ -344,7 +345,9 @@ SETTINGS: tuple[Setting, ...] = (
         "min_rate_grace has passed (the connection is closed otherwise); 0 turns it off.",
         flags=("--min-response-rate",), metavar="BYTES_PER_S",
         details="Counted from when the socket first refuses bytes until the buffered "
-        "response is sent; a client that reads promptly is never measured.",
+        "response is sent; a client that reads promptly is never measured. Over HTTP/2 it "
+        "is counted per stream while the stream's output waits for the client's "
+        "flow-control window, and a stream too slow is reset (CANCEL), not the connection.",
         gunicorn="new: ASP.NET Kestrel's MinResponseDataRate, with its default.",
     ),
     Setting(

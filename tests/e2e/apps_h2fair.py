@@ -6,8 +6,8 @@ every byte can be checked.
   `timed out`, so a test tells a released stream from one that gave up;
 - `/open?key=K`: opens gate K; `/peek?key=K`: `WAITING PEAK` for gate K (now, and the most
   that ever waited at once);
-- `/pattern?n=BYTES`: n bytes of the slow-clients pattern, 64 KiB at a time, with
-  Content-Length;
+- `/pattern?n=BYTES`: n bytes of the slow-clients pattern, with Content-Length
+  (tests/e2e/apps_slowio.py's);
 - `/upload`: reads wsgi.input to its end and answers its size;
 - anything else: `hello`.
 """
@@ -15,11 +15,11 @@ every byte can be checked.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from tests.e2e.apps_slowio import pattern
+from tests.e2e import apps_slowio
 
 GATE_TIMEOUT_S = 15.0
 _lock = threading.Lock()
@@ -46,19 +46,11 @@ def _wait_at_gate(key: str) -> bytes:
             counts[0] -= 1
 
 
-def _pieces(body: bytes) -> Iterator[bytes]:
-    for start in range(0, len(body), 65536):
-        yield body[start:start + 65536]
-
-
 def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
     path = environ["PATH_INFO"]
     query = dict(parse_qsl(environ.get("QUERY_STRING", "")))
     if path == "/pattern":
-        body = pattern(int(query["n"]))
-        start_response("200 OK", [("Content-Type", "application/octet-stream"),
-                                  ("Content-Length", str(len(body)))])
-        return _pieces(body)
+        return apps_slowio.app(environ, start_response)
     if path == "/upload":
         answer = str(len(environ["wsgi.input"].read())).encode()
     elif path == "/gate":
