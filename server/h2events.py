@@ -285,6 +285,8 @@ class StreamEvents:
                         stream.end_sent = True
             except (OSError, ClientGone) as exc:  # the spill file cannot be read back
                 failed = f"its buffered response cannot be read back: {exc}"
+            if sent:
+                stream.notify()  # its worker may wait for room in memory (a spill file)
             stream.spill_released()
             if stream.out_ended and not stream.outbox and not stream.end_sent:
                 conn.end_stream(stream_id)

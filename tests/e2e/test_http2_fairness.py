@@ -116,3 +116,26 @@ def test_a_request_body_that_never_comes_fails_at_min_request_rate(serve: Serve)
     assert "the body arrives too slowly" in server.log()
     assert h1_get(server, "/") == b"hello"
     client.close()
+
+
+def test_streams_beyond_the_spill_share_wait_for_a_file_then_arrive_whole(
+        serve: Serve) -> None:
+    """Share 1: the first stream's response spills to a file and frees its worker; the
+    second's worker waits for that file to be given back (descriptors stay bounded per
+    connection). Once the first is read, the second's worker goes on and is freed (the
+    HTTP/1.1 request is answered by the only thread); both arrive byte-exact."""
+    server = one_thread(serve, "--min-rate-grace", "60", "--body-timeout", "60")
+    client = H2Client(server.port, settings=ZERO_WINDOW)
+    first, second = (client.request(f"/pattern?n={BIG_BYTES}") for _ in range(2))
+    client.read(lambda: second in client.heads)  # its worker started: the first's is done
+    client.conn.increment_flow_control_window(2 * BIG_BYTES)
+    client.conn.increment_flow_control_window(BIG_BYTES, first)
+    client.flush()
+    client.read(lambda: client.answered(first), timeout_s=30)
+    assert h1_get(server, "/") == b"hello"  # the second's worker took the file and left
+    client.conn.increment_flow_control_window(BIG_BYTES, second)
+    client.flush()
+    client.read(lambda: client.answered(second), timeout_s=30)
+    assert [client.bodies.get(s) == pattern(BIG_BYTES) for s in (first, second)] == [True] * 2
+    assert not client.resets
+    client.close()
