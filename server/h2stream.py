@@ -12,7 +12,8 @@ first has to wait, which most never do):
   so the client can never have more than one window of unread body in flight: that is the
   back-pressure, and the bound on `inbox`.
 - response: the worker appends to `outbox`, a Backlog (server/outbuf.py): memory up to
-  SEND_BUFFER_BYTES (or response_buffer_size if smaller), then a temporary file, so the
+  SEND_BUFFER_BYTES (or response_buffer_size if smaller; a larger chunk with nothing
+  pending is kept as it is), then a temporary file, so the
   worker goes back to the pool when the application's iterator is done, even when the
   client opens no window (issue 14 item 6); the connection thread sends as the
   flow-control windows allow, and resets a stream whose client reads it slower than
@@ -176,8 +177,8 @@ class H2Stream:
                 self.head = head
             for chunk in chunks:
                 self._wait_for_a_spill_file(len(chunk))
-                try:
-                    self.outbox.append(chunk)
+                try:  # nothing pending: the chunk is kept as it is (a fast reader's case)
+                    self.outbox.append(chunk, memory_ok=not self.outbox)
                 except ClientGone as exc:  # no temporary file: the response is dropped
                     self.dead = str(exc)
                 if self.dead is not None:
@@ -200,7 +201,8 @@ class H2Stream:
         outbox = self.outbox
         share = driver.runtime.h2_workers_per_connection
         deadline = time.monotonic() + driver.runtime.body_timeout_s
-        while (outbox.spill is None and outbox.memory_bytes + size > outbox.memory_max
+        while (outbox and outbox.spill is None
+               and outbox.memory_bytes + size > outbox.memory_max
                and driver.spill_files >= share and self.dead is None):
             driver.mark_ready(self)
             remaining = deadline - time.monotonic()

@@ -64,13 +64,15 @@ class Backlog:
         """The socket refused bytes with nothing pending: the reader's clock starts."""
         self.clock = RateClock(rate, now_s)
 
-    def append(self, data: bytes | memoryview) -> None:
-        """Queue bytes after everything pending; to the spill file past memory_max.
+    def append(self, data: bytes | memoryview, memory_ok: bool = False) -> None:
+        """Queue bytes after everything pending; to the spill file past memory_max, unless
+        `memory_ok` (the caller keeps this one piece in memory whatever its size: an HTTP/2
+        stream's only pending piece, the application's own object referenced, not copied).
         ClientGone when no temporary file can be had (the response is then dropped)."""
         size = len(data)
         if not size:
             return
-        if self.memory_bytes + size <= self.memory_max:
+        if memory_ok or self.memory_bytes + size <= self.memory_max:
             self.segments.append(data)
             self.memory_bytes += size
             return
