@@ -153,8 +153,9 @@ SCENARIOS = [
              _holders(lambda s: at.HolderPlan(s.pick(150, 16), _LENGTH,
                                               trickle=lambda step: b"x")),
              flags=_few_threads, handled_during=True),
-    Scenario("zero-window", "h2c connections, 8 streams of 10 MiB each with a zero window",
-             _holders(lambda s: at.HolderPlan(s.pick(2, 1), _ZERO_WINDOW))),
+    Scenario("zero-window", "h2c connections, 8 streams of 10 MiB each with a zero window, "
+             "4 threads", _holders(lambda s: at.HolderPlan(s.pick(2, 1), _ZERO_WINDOW)),
+             flags=_few_threads, handled_during=True),
     Scenario("window-update", "HTTP/2 WINDOW_UPDATE flood (connection window +1)",
              _flood(at.h2_opening(), _repeat(at.frame(at.WINDOW_UPDATE, 0, 0,
                                                       b"\x00\x00\x00\x01")))),

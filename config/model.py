@@ -67,6 +67,7 @@ class Config:
     http2_initial_window_size: int = 65535
     http2_max_frame_size: int = 16384
     http2_max_header_list_size: int = 65536
+    http2_max_workers_per_connection: int = 0
     accesslog: str | None = None
     access_log_format: str = '%(h)s %(l)s %(u)s %(t)s "%(r)s" %(s)s %(b)s "%(f)s" "%(a)s"'
     errorlog: str = "-"

@@ -276,7 +276,8 @@ SETTINGS: tuple[Setting, ...] = (
         flags=("--min-request-rate",), metavar="BYTES_PER_S",
         details="Counted only while treadle waits for the body (the application's own time "
         "between reads does not count), beside body_timeout for each wait: a client "
-        "sending one byte just before each timeout is still cut off.",
+        "sending one byte just before each timeout is still cut off. The same holds for "
+        "an HTTP/2 stream's body.",
         gunicorn="new: ASP.NET Kestrel's MinRequestBodyDataRate, with its default.",
     ),
     Setting(
@@ -285,7 +286,9 @@ SETTINGS: tuple[Setting, ...] = (
         "min_rate_grace has passed (the connection is closed otherwise); 0 turns it off.",
         flags=("--min-response-rate",), metavar="BYTES_PER_S",
         details="Counted from when the socket first refuses bytes until the buffered "
-        "response is sent; a client that reads promptly is never measured.",
+        "response is sent; a client that reads promptly is never measured. Over HTTP/2 it "
+        "is counted per stream while the stream's output waits for the client's "
+        "flow-control window, and a stream too slow is reset (CANCEL), not the connection.",
         gunicorn="new: ASP.NET Kestrel's MinResponseDataRate, with its default.",
     ),
     Setting(
@@ -409,7 +412,8 @@ SETTINGS: tuple[Setting, ...] = (
         "The most HTTP/2 streams a client may have open on one connection.",
         flags=("--http2-max-concurrent-streams",), metavar="INT",
         details="Each stream's WSGI call runs on the worker pool, so streams of one "
-        "connection are served concurrently, up to `threads` at once.",
+        "connection are served concurrently, up to `http2_max_workers_per_connection` "
+        "at once.",
     ),
     Setting(
         "http2_initial_window_size", "HTTP/2", v.integer(1, 2**31 - 1), 65535,
@@ -431,6 +435,16 @@ SETTINGS: tuple[Setting, ...] = (
         "decoding, which stops CONTINUATION floods) and once decoded.",
         flags=("--http2-max-header-list-size",), metavar="BYTES",
         gunicorn="gunicorn's 0 (unlimited) is not offered: a header block is always capped.",
+    ),
+    Setting(
+        "http2_max_workers_per_connection", "HTTP/2", v.integer(0), 0,
+        "The most worker threads the streams of one HTTP/2 connection may hold at once; "
+        "0 means a quarter of threads (at least 1).",
+        flags=("--http2-max-workers-per-connection",), metavar="INT",
+        details="Streams beyond it wait in their connection's own queue (not the pool's) "
+        "and start as that connection's running streams finish, so one client with many "
+        "slow streams cannot take every worker from the others.",
+        gunicorn="new: gunicorn's HTTP/2 runs all of a connection's streams on one worker.",
     ),
     *LOGGING,
     Setting(

@@ -31,7 +31,9 @@ from ..protocol.http2 import (
     check_trailers,
     parse_request,
 )
-from .h2stream import SEND_BUFFER_BYTES, H2Stream, StreamRunner, error_body, error_head
+from .errors import ClientGone
+from .h2stream import H2Stream, StreamRunner, error_body, error_head
+from .rates import NEVER, RateClock
 from .runtime import Host, Runtime
 from .wsgi import build_environ
 
@@ -41,6 +43,8 @@ if TYPE_CHECKING:
 _PROTOCOL_ERROR = h2.errors.ErrorCodes.PROTOCOL_ERROR
 _REFUSED_STREAM = h2.errors.ErrorCodes.REFUSED_STREAM
 _NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
+_CANCEL = h2.errors.ErrorCodes.CANCEL
+_INTERNAL_ERROR = h2.errors.ErrorCodes.INTERNAL_ERROR
 OUTPUT_HIGH_BYTES = 1 << 20  # stop reading (and framing) while this much waits for the socket
 
 
@@ -63,6 +67,8 @@ class StreamEvents:
     waiting_streams: deque[H2Stream]
     runners: int
     busy_runners: int
+    spill_files: int
+    stalled: dict[int, H2Stream]  # streams with output waiting for the client's window
     goaway_at: int | None
     served_any: bool
     idle_since: float
@@ -101,7 +107,7 @@ class StreamEvents:
         with self.lock:
             self.waiting_streams.append(stream)
             more = (len(self.waiting_streams) > self.runners - self.busy_runners
-                    and self.runners < self.runtime.thread_count)
+                    and self.runners < self.runtime.h2_workers_per_connection)
             if more:
                 self.runners += 1
         if more:
@@ -195,10 +201,12 @@ class StreamEvents:
             stream = self.streams.get(stream_id)
             if stream is not None and stream.outbox:
                 self.sending[stream_id] = stream
+                self.stalled.pop(stream_id, None)
         else:
             for stream in self.streams.values():
                 if stream.outbox or (stream.out_ended and not stream.end_sent):
                     self.sending[stream.stream_id] = stream
+            self.stalled.clear()
 
     def _on_goaway(self, event: h2.events.ConnectionTerminated) -> None:
         # The client is leaving: finish what is in flight (reading on, for its window
@@ -257,36 +265,90 @@ class StreamEvents:
         stream_id = stream.stream_id
         budget = OUTPUT_HIGH_BYTES
         frames = 0
+        sent = 0
+        failed: str | None = None
         with self.lock:
-            while stream.outbox and budget > 0:
-                window = conn.local_flow_control_window(stream_id)
-                if window <= 0:
-                    break
-                chunk = stream.outbox[0]
-                size = min(len(chunk), window, conn.max_outbound_frame_size, budget)
-                if size == len(chunk):
-                    stream.outbox.popleft()
-                else:
-                    stream.outbox[0] = chunk[size:]
-                before = stream.out_bytes
-                stream.out_bytes -= size
-                budget -= size
-                end = stream.out_ended and not stream.outbox
-                conn.send_data(stream_id, chunk[:size].tobytes() if size < len(chunk)
-                               else chunk.tobytes(), end_stream=end)
-                frames += 1  # size is at most one frame's
-                if end:
-                    stream.end_sent = True
-                if before >= SEND_BUFFER_BYTES > stream.out_bytes:
-                    stream.notify()
+            try:
+                while stream.outbox and budget > 0:
+                    window = conn.local_flow_control_window(stream_id)
+                    if window <= 0:
+                        break
+                    data = stream.outbox.take(min(window, conn.max_outbound_frame_size,
+                                                  budget))
+                    stream.out_bytes -= len(data)
+                    budget -= len(data)
+                    sent += len(data)
+                    end = stream.out_ended and not stream.outbox
+                    conn.send_data(stream_id, data, end_stream=end)
+                    frames += 1  # at most one frame's worth
+                    if end:
+                        stream.end_sent = True
+            except (OSError, ClientGone) as exc:  # the spill file cannot be read back
+                failed = f"its buffered response cannot be read back: {exc}"
+            if sent:
+                stream.notify()  # its worker may wait for room in memory (a spill file)
+            stream.spill_released()
             if stream.out_ended and not stream.outbox and not stream.end_sent:
                 conn.end_stream(stream_id)
                 stream.end_sent = True
-            if stream.outbox and budget <= 0:
+            if stream.outbox and budget <= 0 and failed is None:
                 self.sending[stream_id] = stream  # more when the socket has taken this
         self.gate.note_data_sent(frames)  # the client may acknowledge each
+        if failed is not None:
+            self.runtime.error_log.warning("HTTP/2 stream %d of %s reset: %s", stream_id,
+                                           self.peer_host, failed)
+            self._reset(stream_id, _INTERNAL_ERROR)
+            self._kill(stream, failed)
+            return
+        self._clock_stall(stream, sent, budget > 0 and bool(stream.outbox))
         if stream.end_sent:
             self._maybe_forget(stream)
+
+    # -- streams waiting for the client's window (min_response_rate) ----------------------
+
+    def _clock_stall(self, stream: H2Stream, sent: int, waiting: bool) -> None:
+        """A stream whose output waits for the client's window is timed: it must move
+        min_response_rate bytes a second after min_rate_grace (counted only while it
+        waits), and some bytes every body_timeout; `_reset_stalled` resets it otherwise."""
+        now = time.monotonic()
+        clock = stream.send_clock
+        if clock is not None:
+            clock.moved += sent
+            if sent:
+                stream.send_progress_s = now
+        if not waiting:
+            if clock is not None and not stream.outbox:
+                stream.send_clock = None  # all sent: the next wait starts afresh
+            self.stalled.pop(stream.stream_id, None)
+            return
+        if clock is None:
+            stream.send_clock = RateClock(self.runtime.min_response_rate, now)
+            stream.send_progress_s = now
+        self.stalled[stream.stream_id] = stream
+
+    def _stall_deadline(self, stream: H2Stream) -> float:
+        clock = stream.send_clock
+        if clock is None:
+            return NEVER
+        return min(clock.deadline(), stream.send_progress_s + self.runtime.body_timeout_s)
+
+    def _next_stall_deadline(self) -> float:
+        return min((self._stall_deadline(s) for s in self.stalled.values()), default=NEVER)
+
+    def _reset_stalled(self, now: float) -> None:
+        """Reset (CANCEL) the streams whose client has not opened their window in time;
+        counted as min_rate rejections, a debug line each."""
+        for stream in list(self.stalled.values()):
+            if self._stall_deadline(stream) > now:
+                continue
+            clock = stream.send_clock
+            assert clock is not None
+            self.runtime.count_rejected("min_rate")
+            self.runtime.error_log.debug(
+                "HTTP/2 stream %d of %s reset: its window stayed closed (%s)",
+                stream.stream_id, self.peer_host, clock.rate_text(now))
+            self._reset(stream.stream_id, _CANCEL)
+            self._kill(stream, "the client stopped reading")
 
     # -- forgetting streams ----------------------------------------------------------------
 
@@ -310,12 +372,14 @@ class StreamEvents:
             stream.inbox.clear()
             stream.inbox_flow.clear()
             stream.consumed = 0
-            stream.outbox.clear()
+            stream.outbox.release()
             stream.out_bytes = 0
+            stream.spill_released()
         self._acknowledge(stream.stream_id, unread)
         stream.finished = True
         self.streams.pop(stream.stream_id, None)
         self.sending.pop(stream.stream_id, None)
+        self.stalled.pop(stream.stream_id, None)
         if not self.streams:
             self.idle_since = time.monotonic()
 

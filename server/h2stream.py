@@ -11,9 +11,18 @@ first has to wait, which most never do):
   acknowledges (WINDOW_UPDATE). Nothing is acknowledged before the application reads it,
   so the client can never have more than one window of unread body in flight: that is the
   back-pressure, and the bound on `inbox`.
-- response: the worker appends to `outbox` and waits while more than SEND_BUFFER_BYTES are
-  buffered; the connection thread sends as the flow-control windows allow. A client that
-  stops reading stalls only this worker, for at most body_timeout, and never grows memory.
+- response: the worker appends to `outbox`, a Backlog (server/outbuf.py): memory up to
+  SEND_BUFFER_BYTES (or response_buffer_size if smaller; a larger chunk with nothing
+  pending is kept as it is), then a temporary file, so the
+  worker goes back to the pool when the application's iterator is done, even when the
+  client opens no window (issue 14 item 6); the connection thread sends as the
+  flow-control windows allow, and resets a stream whose client reads it slower than
+  min_response_rate (server/h2events.py). At most `h2_workers_per_connection` streams of a
+  connection hold a spill file at once (descriptors are bounded per connection): the
+  worker of another stream whose memory is full waits for one, at most body_timeout.
+- the request body is waited for at most body_timeout at a time and, over the whole, no
+  slower than min_request_rate (as on HTTP/1.1, server/h1body.py): then the read raises
+  RequestBodyError (408) and the worker is free.
 """
 
 from __future__ import annotations
@@ -25,6 +34,8 @@ from typing import Any, Protocol
 
 from .errors import ClientGone, RequestBodyError
 from .exchange import Exchange
+from .outbuf import Backlog
+from .rates import RateClock
 from .runtime import Host, Runtime
 
 
@@ -36,6 +47,8 @@ class StreamOwner(Protocol):
     waiting_streams: deque[H2Stream]  # for a runner to take
     runners: int  # StreamRunner jobs queued or running
     busy_runners: int  # those inside an application call
+    spill_files: int  # streams whose outbox holds a temporary file
+    streams: dict[int, H2Stream]  # (connection thread; read under lock to wake waiters)
 
     @property
     def runtime(self) -> Runtime: ...
@@ -58,7 +71,8 @@ class H2Stream:
                  "received", "inbox", "inbox_flow", "in_ended", "consumed", "outbox",
                  "out_bytes", "head", "out_ended", "reset_code", "dead", "queued",
                  "head_sent", "end_sent", "finished", "started", "expect_continue",
-                 "continue_wanted", "informational")
+                 "continue_wanted", "informational", "spilled", "body_clock",
+                 "body_paused_s", "send_clock", "send_progress_s")
 
     def __init__(self, driver: StreamOwner, stream_id: int, environ: dict[str, Any],
                  content_length: int | None) -> None:
@@ -73,8 +87,10 @@ class H2Stream:
         self.inbox_flow: deque[int] = deque()  # flow-controlled size of each inbox item
         self.in_ended = False  # (lock) the whole body is in inbox
         self.consumed = 0  # (lock) flow-controlled bytes read but not yet acknowledged
-        self.outbox: deque[memoryview] = deque()  # (lock)
+        runtime = driver.runtime
+        self.outbox = Backlog(min(SEND_BUFFER_BYTES, runtime.response_buffer_bytes))  # (lock)
         self.out_bytes = 0  # (lock)
+        self.spilled = False  # (lock) counted in driver.spill_files
         self.head: list[tuple[bytes, bytes]] | None = None  # (lock) response head to send
         self.out_ended = False  # (lock) the worker produced everything
         self.reset_code: int | None = None  # (lock) the worker asks for RST_STREAM
@@ -87,13 +103,17 @@ class H2Stream:
         self.expect_continue = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
         self.continue_wanted = False  # (lock) the first read waits: send 100 Continue
         self.informational: list[list[tuple[bytes, bytes]]] = []  # (lock) 103s to send
+        self.body_clock: RateClock | None = None  # worker: min_request_rate, while waiting
+        self.body_paused_s = 0.0  # worker: when the last wait for the body ended
+        self.send_clock: RateClock | None = None  # connection thread: min_response_rate
+        self.send_progress_s = 0.0  # connection thread: when DATA last went or a wait began
 
     # -- worker side: wsgi.input -------------------------------------------------------------
 
     def read_body_chunk(self) -> bytes | None:
         """The next piece of the request body; None at its end (BodySource for InputStream)."""
         driver = self.driver
-        deadline = time.monotonic() + driver.runtime.body_timeout_s
+        deadline = self._body_deadline()
         with driver.lock:
             while not self.inbox:
                 if self.expect_continue:  # the client waits for it before sending the body
@@ -106,45 +126,100 @@ class H2Stream:
                     return None
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise RequestBodyError("request body: timed out waiting for the client",
-                                           408)
+                    raise RequestBodyError(f"request body: {self._why_body_late()}", 408)
                 self.wait(remaining)
+            self.body_paused_s = time.monotonic()
             chunk = self.inbox.popleft()
+            if self.body_clock is not None:
+                self.body_clock.moved += len(chunk)
             self.consumed += self.inbox_flow.popleft()
             if self.consumed >= ACK_BATCH_BYTES or not self.inbox:
                 driver.mark_ready(self)
         return chunk
 
+    def _body_deadline(self) -> float:
+        """When this wait for the body ends: body_timeout from now, or sooner by
+        min_request_rate, whose clock counts only time spent waiting (the application's
+        own time between reads moves its start on), as on HTTP/1.1."""
+        runtime = self.driver.runtime
+        now = time.monotonic()
+        clock = self.body_clock
+        if clock is None:
+            clock = self.body_clock = RateClock(runtime.min_request_rate, now)
+        else:
+            clock.started_s += now - self.body_paused_s
+        self.body_paused_s = now
+        return min(now + runtime.body_timeout_s, clock.deadline())
+
+    def _why_body_late(self) -> str:
+        runtime = self.driver.runtime
+        now = time.monotonic()
+        clock = self.body_clock
+        if clock is None or clock.deadline() > now:
+            runtime.count_rejected("timeout")
+            return "timed out waiting for the client"
+        runtime.count_rejected("min_rate")
+        why = f"the body arrives too slowly ({clock.rate_text(now)})"
+        runtime.error_log.debug("HTTP/2 request body from %s: %s", self.driver.peer_host, why)
+        return why
+
     # -- worker side: the response ---------------------------------------------------------
 
     def post(self, head: list[tuple[bytes, bytes]] | None, chunks: list[bytes],
              end: bool) -> None:
-        """Queue a response head and/or body chunks; waits while the send buffer is full."""
+        """Queue a response head and/or body chunks. Waits only while this stream would
+        need a spill file and its connection has its share of them already."""
         driver = self.driver
-        timeout_s = driver.runtime.body_timeout_s
         with driver.lock:
             if self.dead is not None:
                 raise ClientGone(f"stream {self.stream_id}: {self.dead}")
             if head is not None:
                 self.head = head
             for chunk in chunks:
-                deadline = time.monotonic() + timeout_s
-                while self.out_bytes >= SEND_BUFFER_BYTES and self.dead is None:
-                    driver.mark_ready(self)
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        self.dead = "the client stopped reading"
-                        self.reset_code = 0x8  # CANCEL
-                        break
-                    self.wait(remaining)
+                self._wait_for_a_spill_file(len(chunk))
+                try:  # nothing pending: the chunk is kept as it is (a fast reader's case)
+                    self.outbox.append(chunk, memory_ok=not self.outbox)
+                except ClientGone as exc:  # no temporary file: the response is dropped
+                    self.dead = str(exc)
                 if self.dead is not None:
+                    if self.reset_code is None:
+                        self.reset_code = 0x8  # CANCEL (a stream forgotten already: ignored)
                     driver.mark_ready(self)
                     raise ClientGone(f"stream {self.stream_id}: {self.dead}")
-                self.outbox.append(memoryview(chunk))
+                if self.outbox.spill is not None and not self.spilled:
+                    self.spilled = True
+                    driver.spill_files += 1
                 self.out_bytes += len(chunk)
             if end:
                 self.out_ended = True
             driver.mark_ready(self)
+
+    def _wait_for_a_spill_file(self, size: int) -> None:
+        """(lock held) Before `size` more bytes that would open a spill file: wait, at most
+        body_timeout, while the connection has its share of them; then the stream is dead."""
+        driver = self.driver
+        outbox = self.outbox
+        share = driver.runtime.h2_workers_per_connection
+        deadline = time.monotonic() + driver.runtime.body_timeout_s
+        while (outbox and outbox.spill is None
+               and outbox.memory_bytes + size > outbox.memory_max
+               and driver.spill_files >= share and self.dead is None):
+            driver.mark_ready(self)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                self.dead = "the client stopped reading"
+                return
+            self.wait(remaining)
+
+    def spill_released(self) -> None:
+        """(lock held, connection thread) The outbox gave its spill file back, or was
+        dropped: count it, and wake the streams that may wait for one."""
+        if self.spilled and self.outbox.spill is None:
+            self.spilled = False
+            driver = self.driver
+            driver.spill_files -= 1
+            for stream in driver.streams.values():
+                stream.notify()
 
     def post_informational(self, head: list[tuple[bytes, bytes]]) -> None:
         """Queue a 1xx head (103 Early Hints) to go before the response head."""
@@ -183,7 +258,10 @@ class StreamRunner:
     The connection thread queues a new runner only when no runner is free to take the new
     stream (each runner is in an application call), so a slow stream never holds up the
     next one, while a burst of 100 streams costs a handful of pool hand-offs, not 100.
-    Runners per connection are capped at the pool size: more could not run at once.
+    Runners per connection are capped at its fair share of the pool
+    (http2_max_workers_per_connection): streams beyond it wait in the connection's own
+    `waiting_streams`, not in the pool's queue, and the connection's runners take them as
+    their streams finish, so one connection cannot take every worker (issue 14 item 6).
     """
 
     __slots__ = ("driver",)

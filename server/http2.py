@@ -103,6 +103,7 @@ class H2Driver(StreamEvents):
         self.waiting_streams: deque[H2Stream] = deque()  # (lock) for a worker to run
         self.runners = 0  # (lock) StreamRunner jobs queued or running
         self.busy_runners = 0  # (lock) those inside an application call
+        self.spill_files = 0  # (lock) streams whose buffered response spilled to a file
         self.wake_pending = False  # (lock)
         self.sleeping = False  # (lock) in poll(): news must come through the wake-up
         self.wakeup: Wakeup | None = None  # (lock) only while a driver thread serves it
@@ -117,6 +118,7 @@ class H2Driver(StreamEvents):
         self.first_turn: tuple[bytes, tuple[bytes, H2Stream | None] | None] | None = None
         self.streams: dict[int, H2Stream] = {}
         self.sending: dict[int, H2Stream] = {}  # streams with output not yet in frames
+        self.stalled: dict[int, H2Stream] = {}  # streams with output waiting for a window
         self.out = bytearray()
         self.last_progress = time.monotonic()
         self.idle_since = time.monotonic()
@@ -311,6 +313,8 @@ class H2Driver(StreamEvents):
         mask = -1
         host = self.host
         while True:
+            if self.stalled:  # here, not on a timeout only: frames may keep coming
+                self._reset_stalled(time.monotonic())
             if self.sending:
                 self._pump()
             self._flush()
@@ -398,7 +402,9 @@ class H2Driver(StreamEvents):
         elif not self.streams:
             deadline = self.idle_since + self._idle_limit_s()
         else:
-            deadline = math.inf  # streams in flight: their workers keep their own time
+            # streams in flight: their workers keep their own time; those waiting for the
+            # client's window are timed here (min_response_rate, body_timeout)
+            deadline = self._next_stall_deadline()
         deadline = min(deadline, self._block_deadline())
         if deadline == math.inf:
             return -1

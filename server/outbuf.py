@@ -10,7 +10,9 @@ application gave as wsgi.file_wrapper is not copied either: the rest of it is a 
 duplicate of its descriptor, continued with os.sendfile from where the socket stopped.
 
 `flush` sends without blocking, from the worker while the application still produces and
-then from the poller as the socket becomes writable (server/http1.py). Over TLS a region is
+then from the poller as the socket becomes writable (server/http1.py). An HTTP/2 stream keeps
+its unsent response in one too (server/h2stream.py), taken a frame at a time with `take` as
+the client's flow-control windows open. Over TLS a region is
 read back in blocks (no sendfile through TLS); a send that needs the client's bytes first
 (SSLWantRead) sets `wants_read`, so the poller waits for readable instead of writable.
 """
@@ -62,13 +64,15 @@ class Backlog:
         """The socket refused bytes with nothing pending: the reader's clock starts."""
         self.clock = RateClock(rate, now_s)
 
-    def append(self, data: bytes | memoryview) -> None:
-        """Queue bytes after everything pending; to the spill file past memory_max.
+    def append(self, data: bytes | memoryview, memory_ok: bool = False) -> None:
+        """Queue bytes after everything pending; to the spill file past memory_max, unless
+        `memory_ok` (the caller keeps this one piece in memory whatever its size: an HTTP/2
+        stream's only pending piece, the application's own object referenced, not copied).
         ClientGone when no temporary file can be had (the response is then dropped)."""
         size = len(data)
         if not size:
             return
-        if self.memory_bytes + size <= self.memory_max:
+        if memory_ok or self.memory_bytes + size <= self.memory_max:
             self.segments.append(data)
             self.memory_bytes += size
             return
@@ -144,6 +148,29 @@ class Backlog:
             return False
         self._done()
         return True
+
+    def take(self, limit: int) -> bytes:
+        """Up to `limit` bytes from the front (b"" when nothing is pending), for a sender
+        that frames them itself: an HTTP/2 stream's DATA (server/h2events.py). A spilled
+        region is read back a block at a time. Raises OSError or ClientGone when the spill
+        file cannot be read back."""
+        segments = self.segments
+        while segments:
+            segment = segments[0]
+            if isinstance(segment, _Region):
+                self._read_back(segment)
+                continue
+            view = memoryview(segment)
+            if len(view) <= limit:
+                segments.popleft()
+            else:
+                segments[0] = view[limit:]
+                view = view[:limit]
+            self.memory_bytes -= len(view)
+            if not segments:
+                self._done()
+            return view.tobytes()
+        return b""
 
     def _advance_region(self, region: _Region, sent: int) -> None:
         region.offset += sent

@@ -87,6 +87,7 @@ class Runtime:
     h2_limits: H2Limits
     sendfile_ok: bool
     thread_count: int
+    h2_workers_per_connection: int  # http2_max_workers_per_connection, 0 (auto) resolved
     max_connections: int
     # The request each pool thread runs (a mutable registry whose reference is fixed; each
     # thread writes only its own slot): the bridge marks where a request begins.
@@ -183,6 +184,7 @@ def build_runtime(app: Callable[..., Any], cfg: Any, error_log: logging.Logger,
         h2_limits=h2_limits_from(cfg),
         sendfile_ok=hasattr(os, "sendfile") and tls_context is None,
         thread_count=cfg.threads,
+        h2_workers_per_connection=h2_worker_share(cfg),
         max_connections=cfg.worker_connections,
         inflight=InFlight(cfg.threads),
         timeout_s=cfg.timeout,
@@ -207,6 +209,13 @@ def _metrics_from(cfg: Any) -> Metrics | None:
         metrics.on_request = StatsdClient(cfg.statsd_host, cfg.statsd_prefix,
                                           cfg.dogstatsd_tags).request
     return metrics
+
+
+def h2_worker_share(cfg: Any) -> int:
+    """The workers one HTTP/2 connection's streams may hold at once: the setting, or a
+    quarter of the pool (at least 1) when it is 0; never more than the pool."""
+    share = cfg.http2_max_workers_per_connection or max(1, cfg.threads // 4)
+    return int(min(share, cfg.threads))
 
 
 def h2_limits_from(cfg: Any) -> H2Limits:

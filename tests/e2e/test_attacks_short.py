@@ -6,10 +6,11 @@ before any client came) and every connection slot, answers the active HTTP/1.1 a
 clients and a fresh HTTP/2 connection, and exits 0 on SIGTERM. Where the server keeps
 serving during the attack (silent clients at the cap are evicted; heads, bodies up to
 request_buffer_size and responses slow readers leave behind are handled by the poller, so
-more slow readers or uploaders than the 4 pool threads hold none of them), the active client
-and the probes are answered during it too. The others (zero-window streams, the unmetered
-HTTP/2 floods of issue 14 items 6 and 8) are only checked for surviving and recovering;
-their rates are the benchmark's job.
+more slow readers or uploaders than the 4 pool threads hold none of them; an HTTP/2
+connection's zero-window streams hold at most its share of the workers), the active client
+and the probes are answered during it too. The others (the unmetered HTTP/2 floods of
+issue 14 item 8) are only checked for surviving and recovering; their rates are the
+benchmark's job.
 """
 
 from __future__ import annotations

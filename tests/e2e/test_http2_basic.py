@@ -31,8 +31,10 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certificates:
 
 @pytest.fixture
 def tls_server(serve: Serve, certs: Certificates) -> RunningServer:
+    # two workers per connection (a quarter of 4 would be 1): a held stream must not
+    # delay the next one on the same connection
     return serve(APP, "--certfile", certs.server_pem, "--threads", "4",
-                 "--forwarded-allow-ips", "192.0.2.1")
+                 "--http2-max-workers-per-connection", "2", "--forwarded-allow-ips", "192.0.2.1")
 
 
 def url(server: RunningServer, path: str, scheme: str = "https") -> str:
@@ -200,7 +202,8 @@ def test_graceful_stop_finishes_streams_in_flight(serve: Serve, certs: Certifica
     client shows the GOAWAY (h2 as a client stops reading at a GOAWAY: python-hyper/h2#1181).
     """
     curl = require_tool("curl")
-    server = serve(APP, "--certfile", certs.server_pem, "--threads", "4")
+    server = serve(APP, "--certfile", certs.server_pem, "--threads", "4",
+                   "--http2-max-workers-per-connection", "3")  # curl's three at once
     slow = url(server, "/slow?2")
     transfers = subprocess.Popen([curl, "-s", "--http2", "--parallel", "--cacert", certs.ca_pem,
                                   slow, slow, slow], stdout=subprocess.PIPE, text=True)

@@ -271,8 +271,9 @@ def test_ping_settings_and_empty_data_floods_are_cut_off(h2c: RunningServer,
 
 
 def test_zero_window_reader_costs_bounded_memory_and_time(h2c: RunningServer) -> None:
-    """Item 25: a client that opens no window for a 50 MiB response holds a bounded send
-    buffer and its worker for body_timeout (1 s here); then the stream is reset."""
+    """Item 25: a client that opens no window for a 50 MiB response holds a bounded memory
+    buffer (the rest goes to a temporary file) and no worker; the stream is reset once its
+    window has stayed shut for body_timeout (1 s here)."""
     process = psutil.Process(h2c.process.pid)
     assert_still_serving(h2c)
     baseline = process.memory_info().rss

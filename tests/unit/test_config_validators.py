@@ -151,6 +151,8 @@ GOOD = [
     ("http2_initial_window_size", 2**31 - 1, 2**31 - 1),
     ("http2_max_frame_size", "16777215", 16777215),
     ("http2_max_header_list_size", 1024, 1024),
+    ("http2_max_workers_per_connection", "0", 0),
+    ("http2_max_workers_per_connection", 3, 3),
 ]
 
 BAD = [
@@ -284,6 +286,7 @@ BAD = [
     ("http2_initial_window_size", 2**31, "from 1 to 2147483647"),
     ("http2_max_frame_size", 16383, "from 16384 to 16777215"),
     ("http2_max_header_list_size", 0, "from 1024 to 2147483647"),
+    ("http2_max_workers_per_connection", -1, ">= 0"),
 ]
 
 
