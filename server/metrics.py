@@ -17,7 +17,6 @@ from __future__ import annotations
 import threading
 from bisect import bisect_left
 from dataclasses import dataclass
-from time import perf_counter
 from typing import Any
 
 Snapshot = dict[tuple[str, tuple[str, ...]], float]
@@ -69,8 +68,8 @@ FAMILIES: tuple[Family, ...] = (
     Family(REJECTED, "counter", ("reason",),
            "Connections or requests refused: bad_request, limits, timeout, tls_handshake, "
            "evicted."),
-    Family(THREADS, "gauge", ("state",), "Pool threads, busy with a connection or idle."),
-    Family(BUSY, "counter", (), "Seconds pool threads spent serving connections."),
+    Family(THREADS, "gauge", ("state",), "Pool threads, busy with a request or idle."),
+    Family(BUSY, "counter", (), "Seconds pool threads spent running requests."),
     Family(BACKLOG, "gauge", ("listener",),
            "Connections waiting in a listener's accept queue (Linux TCP listeners)."),
     Family(WORKERS, "gauge", (), "Worker processes serving (1 without an arbiter)."),
@@ -204,25 +203,3 @@ def add_into(total: Snapshot, part: Snapshot, kept_only: bool = False) -> None:
             if family is None or not family.kept_when_replaced:
                 continue
         total[key] = total.get(key, 0.0) + value
-
-
-class PoolClock:
-    """Per pool thread: since when it serves a job (0.0: idle), and the seconds its finished
-    jobs took. Each thread writes only its own slots, so the pool takes no lock for it."""
-
-    def __init__(self, thread_count: int) -> None:
-        self.since = [0.0] * thread_count
-        self.busy_s = [0.0] * thread_count
-
-    def start(self, number: int) -> None:
-        self.since[number] = perf_counter()
-
-    def stop(self, number: int) -> None:
-        self.busy_s[number] += perf_counter() - self.since[number]
-        self.since[number] = 0.0
-
-    def series(self) -> Snapshot:
-        busy = sum(1 for since in self.since if since)
-        return {(THREADS, ("busy",)): float(busy),
-                (THREADS, ("idle",)): float(len(self.since) - busy),
-                (BUSY, ()): sum(self.busy_s)}
