@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from .. import protocol
 from .errors import BodyTimeout, ClientGone, RequestBodyError
 from .parking import Action, Phase
-from .rates import RateClock
+from .rates import RateClock, why_body_late
 from .sockio import recv_some, send_all
 
 if TYPE_CHECKING:  # the attributes HTTP1Connection (server/http1.py) gives its mixin
@@ -187,16 +187,9 @@ class RequestBody:
         return data
 
     def _why_body_late(self, now_s: float) -> str:
-        """Why the body's wait ended: the minimum rate (logged at debug here) or
-        body_timeout; counted either way."""
-        clock = self.body_clock
-        if clock is None or clock.deadline() > now_s:
-            self.runtime.count_rejected("timeout")
-            return "timed out waiting for the client"
-        self.runtime.count_rejected("min_rate")
-        why = f"the body arrives too slowly ({clock.rate_text(now_s)})"
-        self.runtime.error_log.debug("request body from %s: %s", self.peer_host, why)
-        return why
+        runtime = self.runtime
+        return why_body_late(self.body_clock, now_s, runtime.count_rejected, runtime.error_log,
+                             f"request body from {self.peer_host}")
 
     def _body_failed(self, why: str, status_hint: int) -> RequestBodyError:
         error = RequestBodyError(f"request body incomplete or malformed: {why}", status_hint)

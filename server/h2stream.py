@@ -35,7 +35,7 @@ from typing import Any, Protocol
 from .errors import ClientGone, RequestBodyError
 from .exchange import Exchange
 from .outbuf import Backlog
-from .rates import RateClock
+from .rates import RateClock, why_body_late
 from .runtime import Host, Runtime
 
 
@@ -153,15 +153,8 @@ class H2Stream:
 
     def _why_body_late(self) -> str:
         runtime = self.driver.runtime
-        now = time.monotonic()
-        clock = self.body_clock
-        if clock is None or clock.deadline() > now:
-            runtime.count_rejected("timeout")
-            return "timed out waiting for the client"
-        runtime.count_rejected("min_rate")
-        why = f"the body arrives too slowly ({clock.rate_text(now)})"
-        runtime.error_log.debug("HTTP/2 request body from %s: %s", self.driver.peer_host, why)
-        return why
+        return why_body_late(self.body_clock, time.monotonic(), runtime.count_rejected,
+                             runtime.error_log, f"HTTP/2 request body from {self.driver.peer_host}")
 
     # -- worker side: the response ---------------------------------------------------------
 

@@ -9,6 +9,8 @@ slow is one debug line and one count in treadle_rejected_total{reason="min_rate"
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 NEVER = float("inf")
@@ -45,3 +47,17 @@ class RateClock:
         """The average so far, for the debug line of a close."""
         elapsed_s = max(now_s - self.started_s, 1e-9)
         return f"{self.moved} bytes in {elapsed_s:.1f} s (minimum {self.rate_bps:g} B/s)"
+
+
+def why_body_late(clock: RateClock | None, now_s: float, count_rejected: Callable[[str], None],
+                  error_log: logging.Logger, whose: str) -> str:
+    """Why a wait for a request body ended (HTTP/1.1 and HTTP/2 alike): the minimum rate
+    (logged at debug, naming `whose` body) or body_timeout; counted in
+    treadle_rejected_total either way."""
+    if clock is None or clock.deadline() > now_s:
+        count_rejected("timeout")
+        return "timed out waiting for the client"
+    count_rejected("min_rate")
+    why = f"the body arrives too slowly ({clock.rate_text(now_s)})"
+    error_log.debug("%s: %s", whose, why)
+    return why
