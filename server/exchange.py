@@ -154,7 +154,8 @@ class Exchange:
             if self.sink.reraise_fatal and not isinstance(exc, (Exception, SystemExit)):
                 raise
             return False
-        self._log_access(started_s)
+        if self.runtime.access_log is not None:  # (no call on the hot path without one)
+            self._log_access(started_s)
         return self.sink.complete()
 
     def _log_access(self, started_s: float) -> None:
