@@ -13,7 +13,7 @@ import pytest
 import trustme
 from cryptography.hazmat.primitives import serialization
 
-from tests.e2e.conftest import run_server
+from tests.e2e.conftest import ROOT, run_server
 
 APP = "examples.hello:app"
 
@@ -115,11 +115,16 @@ def test_unreadable_key(files: dict[str, Path]) -> None:
         cert.chmod(0o644)
         key.chmod(0o600)
         if os.geteuid() == 0:  # root reads anything: serve as nobody, who cannot read it
-            flags: tuple[str, ...] = ("--user", "nobody")
+            # nobody imports the application after the switch: from here, not from a
+            # checkout that may be private (a clone in a 0700 `mktemp -d`)
+            (Path(where) / "tls_hello.py").write_text((ROOT / "examples" / "hello.py").read_text())
+            (Path(where) / "tls_hello.py").chmod(0o644)
+            result = run_server("tls_hello:app", "--bind", "127.0.0.1:0", "--chdir", where,
+                                "--certfile", str(cert), "--keyfile", str(key),
+                                "--user", "nobody")
         else:
             key.chmod(0)
-            flags = ()
-        result = start("--certfile", str(cert), "--keyfile", str(key), *flags)
+            result = start("--certfile", str(cert), "--keyfile", str(key))
     assert the_error(result) == (
         f"keyfile (command line --keyfile): cannot read {key}: permission denied for this user")
 
