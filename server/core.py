@@ -120,15 +120,17 @@ class Server:
         return self._all_closed.wait(timeout_s)
 
     def close(self, join_timeout_s: float = 1.0) -> None:
-        """Stop at once: close every connection the poller holds and end the threads.
-
-        Workers still inside the application are daemon threads and are left behind."""
+        """Stop at once: close every connection the poller holds and end the threads,
+        HTTP/2 drivers included (within `join_timeout_s` in all). Workers still inside the
+        application are daemon threads and are left behind."""
         self.stopping = True
         self.exiting = True
         self._wake()
+        self.h2_connections.wake_all()  # those running close at once
         for _ in range(self.runtime.thread_count):
             self._jobs.put(None)
         deadline = time.monotonic() + join_timeout_s
+        self.h2_threads.close(deadline)
         for thread in self._threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         if not self._threads:

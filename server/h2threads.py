@@ -7,7 +7,8 @@ output pending, then parks it again. They are not pool threads: a connection's t
 for its streams' output, which pool threads produce, so running connections on the pool
 could let connections take every pool thread and wait for ever. Threads are kept for reuse:
 at most SPARE_MAX wait for the next connection, each for at most SPARE_IDLE_S; the rest end.
-Threads: one per connection with work in progress, plus at most SPARE_MAX.
+Threads: one per connection with work in progress, plus at most SPARE_MAX. When the server
+exits, `close` ends them all and waits for them.
 
 `H2Connections` is the set of open HTTP/2 connections (parked or not), so that a graceful
 stop can wake those that are running; the poller says goodbye to parked ones itself.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 from .runtime import Wakeable
@@ -30,38 +32,76 @@ class DriverThreads:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._turns: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+        self._turns: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
         self._spare = 0  # (lock) threads waiting in _turns.get
         self._started = 0  # (lock) for thread names
+        self._alive: set[threading.Thread] = set()  # (lock) started and not yet ended
+        self._closing = False  # (lock) no more turns: the server is exiting
 
     def run(self, turn: Callable[[], None]) -> None:
-        """Run `turn` on a spare thread, or a new one (RuntimeError: none can be started)."""
+        """Run `turn` on a spare thread, or a new one (RuntimeError: none can be started,
+        or the server is exiting)."""
         with self._lock:
+            if self._closing:
+                raise RuntimeError("the server is exiting")
             if self._spare:
                 self._spare -= 1  # that thread's: it takes this turn
                 self._turns.put(turn)
                 return
             self._started += 1
-            number = self._started
-        threading.Thread(target=self._serve, args=(turn,), name=f"treadle-h2-{number}",
-                         daemon=True).start()
-
-    def _serve(self, turn: Callable[[], None]) -> None:
-        while True:
-            turn()  # a turn reports its own errors
+            # in a box the thread empties: Thread keeps its args while it runs
+            thread = threading.Thread(target=self._serve, args=([turn],),
+                                      name=f"treadle-h2-{self._started}", daemon=True)
+            self._alive.add(thread)
+        try:
+            thread.start()
+        except RuntimeError:
             with self._lock:
-                if self._spare >= SPARE_MAX:
-                    return
-                self._spare += 1
-            try:
-                turn = self._turns.get(timeout=SPARE_IDLE_S)
-            except queue.Empty:
-                with self._lock:  # a turn put for us as the wait ended is still ours
-                    try:
-                        turn = self._turns.get_nowait()
-                    except queue.Empty:
+                self._alive.discard(thread)
+            raise
+
+    def close(self, deadline: float) -> bool:
+        """End every thread: spare ones at once, running ones when their turn ends (a turn
+        ends once the server is exiting); wait for them until `deadline` (monotonic).
+        True when all have ended. None is left running into interpreter shutdown, where a
+        thread ending as OpenSSL's exit handler runs can crash the process."""
+        with self._lock:
+            self._closing = True
+            spare, self._spare = self._spare, 0
+            threads = list(self._alive)
+        for _ in range(spare):
+            self._turns.put(None)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in threads)
+
+    def _serve(self, box: list[Callable[[], None]]) -> None:
+        turn: Callable[[], None] | None = box.pop()
+        try:
+            while turn is not None:
+                turn()  # a turn reports its own errors
+                turn = None  # the connection is not kept alive while this thread waits
+                turn = self._next_turn()
+        finally:
+            with self._lock:
+                self._alive.discard(threading.current_thread())
+
+    def _next_turn(self) -> Callable[[], None] | None:
+        """Wait as a spare thread for the next turn: None when this thread should end."""
+        with self._lock:
+            if self._spare >= SPARE_MAX or self._closing:
+                return None
+            self._spare += 1
+        try:
+            return self._turns.get(timeout=SPARE_IDLE_S)
+        except queue.Empty:
+            with self._lock:  # a turn put for us as the wait ended is still ours
+                try:
+                    return self._turns.get_nowait()
+                except queue.Empty:
+                    if not self._closing:  # (closing: close() zeroed the count)
                         self._spare -= 1
-                        return
+                    return None
 
 
 class H2Connections:

@@ -320,6 +320,8 @@ class H2Driver(StreamEvents):
             self._flush()
             if self.broken or self._done():
                 return self._finish()
+            if host.exiting:  # the stop's time is up: no goodbye
+                return False
             if host.stopping and self.goaway_at is None:
                 self._graceful_goaway()
                 continue

@@ -262,6 +262,9 @@ class Host(Protocol):
 
     @property
     def stopping(self) -> bool: ...
+    @property
+    def exiting(self) -> bool:
+        """Stopping at once: connections still served close now."""
 
     def park(self, conn: Parkable) -> None:
         """Give a connection back to the poller (from a worker)."""

@@ -13,6 +13,7 @@ worker asks its arbiter for a replacement, the single process can only say so.
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import signal
@@ -23,7 +24,7 @@ from typing import Any, Protocol
 from .app import AppLoadError
 from .core import Server
 from .listeners import Listener
-from .logs import reopen_log_files
+from .logs import error_stream, reopen_log_files
 from .metricsd import MetricsServer
 from .metricshub import ProcessSource
 from .sdnotify import sd_notify
@@ -90,6 +91,8 @@ def serve(app: Any, cfg: Any, listeners: list[Listener], error_log: logging.Logg
     if supervision is not None:
         for sig in WORKER_IGNORED:
             signal.signal(sig, signal.SIG_IGN)
+    else:  # (a worker did it before loading its app) a crash in C code, ours or the app's:
+        faulthandler.enable(file=error_stream(error_log), all_threads=True)  # every stack
     signals = SignalQueue(STOP_SIGNALS + (signal.SIGUSR1,) if supervision is not None
                           else HANDLED_SIGNALS)
     try:

@@ -43,6 +43,7 @@ def server_env(extra: dict[str, str] | None = None, repo_on_path: bool = True) -
         env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"]
                                          if env.get("PYTHONPATH") else "")
     env["PYTHONUNBUFFERED"] = "1"
+    env["PYTHONFAULTHANDLER"] = "1"  # a crash logs every thread's stack into the server log
     env.update(extra or {})
     return env
 

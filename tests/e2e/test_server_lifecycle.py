@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, run_server
+from tests.e2e.appfiles import write_app
+from tests.e2e.conftest import ROOT, run_server, start_server
 from tests.e2e.wire import Wire, get
 
 APP = "tests.e2e.apps_core:app"
@@ -311,3 +312,26 @@ def test_graceful_stop_answers_the_next_request_on_an_idle_keepalive_connection(
     second.read()
     conn.close()
     assert server.process.wait(10) == 0
+
+
+def test_a_crash_in_c_code_logs_every_threads_stack_to_the_error_log(tmp_path):
+    """A fatal signal in the single process (here an application's C call that reads
+    address 0) writes faulthandler's stacks of all threads to the error log, as a worker
+    does: the one trace an operator has of a crash."""
+    write_app(tmp_path, "crashing_app", "'never'", top="import ctypes",
+              first="ctypes.string_at(0)")
+    server = start_server("crashing_app:app", "--chdir", str(tmp_path),
+                          log_path=tmp_path / "server.log",
+                          env={"PYTHONFAULTHANDLER": ""})  # only ours: into the error log
+    try:
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        with pytest.raises((ConnectionError, http.client.HTTPException)):
+            conn.request("GET", "/")
+            conn.getresponse()
+        assert server.process.wait(10) == -signal.SIGSEGV
+    finally:
+        server.stop()
+    text = server.log()
+    assert "Fatal Python error: Segmentation fault" in text, text
+    assert 'crashing_app.py", line' in text  # the crashing thread's own stack
+    assert text.count("Thread 0x") >= 3, text  # and the others': poller, pool
