@@ -29,6 +29,7 @@ from typing import Any
 
 from .h2threads import DriverThreads, H2Connections
 from .http1 import open_connection
+from .joining import join_threads
 from .listeners import Listener
 from .metrics import BUSY, CONNECTIONS, CONNECTIONS_OPEN, DURATION, THREADS, Snapshot
 from .parking import Parkable, Phase
@@ -131,8 +132,7 @@ class Server:
             self._jobs.put(None)
         deadline = time.monotonic() + join_timeout_s
         self.h2_threads.close(deadline)
-        for thread in self._threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
+        join_threads(self._threads, deadline)
         if not self._threads:
             self._poller.readiness.close()  # the poller never ran to close it
         if not self._threads or not self._threads[0].is_alive():

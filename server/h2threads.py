@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import queue
 import threading
-import time
 from collections.abc import Callable
 
+from .joining import join_threads
 from .runtime import Wakeable
 
 SPARE_MAX = 4  # idle threads kept for the next connection that has work
@@ -63,17 +63,14 @@ class DriverThreads:
     def close(self, deadline: float) -> bool:
         """End every thread: spare ones at once, running ones when their turn ends (a turn
         ends once the server is exiting); wait for them until `deadline` (monotonic).
-        True when all have ended. None is left running into interpreter shutdown, where a
-        thread ending as OpenSSL's exit handler runs can crash the process."""
+        True when all have ended (server/joining.py says why that matters)."""
         with self._lock:
             self._closing = True
             spare, self._spare = self._spare, 0
             threads = list(self._alive)
         for _ in range(spare):
             self._turns.put(None)
-        for thread in threads:
-            thread.join(max(0.0, deadline - time.monotonic()))
-        return not any(thread.is_alive() for thread in threads)
+        return join_threads(threads, deadline)
 
     def _serve(self, box: list[Callable[[], None]]) -> None:
         turn: Callable[[], None] | None = box.pop()
