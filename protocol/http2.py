@@ -25,6 +25,7 @@ __all__ = [
     "CONNECT_REFUSAL",
     "FLOOD_PAUSE_S",
     "FLOOD_STRIKES",
+    "MAX_BLOCK_FRAMES",
     "PREFACE",
     "STRIKE_MEMORY_S",
     "FloodError",
@@ -335,6 +336,7 @@ class _Budget:
 FLOOD_PAUSE_S = 1.0
 FLOOD_STRIKES = 2
 STRIKE_MEMORY_S = 30.0
+MAX_BLOCK_FRAMES = 64  # frames of one header block, HEADERS included (h2 refuses more too)
 
 
 _DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS, _PING = 0x0, 0x1, 0x2, 0x3, 0x4, 0x6
@@ -347,16 +349,18 @@ class FrameGate:
     """Reads frame headers as bytes arrive, before h2 buffers them.
 
     It caps a header block (HEADERS plus CONTINUATION, before decoding) at the header list
-    limit, and meters what costs the server work or an answer: PING and SETTINGS (each needs
-    an ACK; ACKs we never asked for are metered with them), stream resets by the peer (rapid
-    reset) and resets it provokes (`note_reset`), and frames that are work for nothing:
-    empty DATA, PRIORITY (deprecated, RFC 9113 5.3.2), frames of unknown types, and
-    WINDOW_UPDATE beyond what the DATA we sent can explain (a client acknowledges each DATA
-    frame with at most two: `note_data_sent` credits them). The connection preface is skipped.
+    limit and at MAX_BLOCK_FRAMES frames, and meters what costs the server work or an
+    answer: PING and SETTINGS (each needs an ACK; ACKs we never asked for are metered with
+    them), stream resets by the peer (rapid reset) and resets it provokes (`note_reset`),
+    and frames that are work for nothing: empty DATA, PRIORITY (deprecated, RFC 9113
+    5.3.2), frames of unknown types, and WINDOW_UPDATE beyond what the DATA we sent can
+    explain (a client acknowledges each DATA frame with at most two: `note_data_sent`
+    credits them). The connection preface is skipped.
 
     A frame over its budget is a strike: `feed` admits the bytes up to the end of that
-    frame's header only and the peer is not read until `paused_until` (the caller keeps the
-    rest for then); at the FLOOD_STRIKES-th strike it raises FloodError.
+    frame's header only and the peer is not read until `paused_until` (the caller keeps
+    the rest for then); at the FLOOD_STRIKES-th strike it raises FloodError. Empty DATA
+    over its budget raises at once: never sent in bulk, it keeps a request body open.
     """
 
     def __init__(self, max_header_block: int, max_concurrent_streams: int) -> None:
@@ -364,6 +368,7 @@ class FrameGate:
         self._skip = len(PREFACE)
         self._head = b""
         self._block = -1  # size of the header block being received; -1: none
+        self._block_frames = 0  # its frames
         self.block_since: float | None = None  # when that header block began
         self.paused_until = 0.0  # (monotonic) the peer is over a budget: not read till then
         self.strikes = 0  # times over a budget, each within STRIKE_MEMORY_S of the last
@@ -414,9 +419,13 @@ class FrameGate:
         if kind == _HEADERS or (kind == _CONTINUATION and self._block >= 0):
             if self._block < 0:
                 self.block_since = now
+                self._block_frames = 0
             self._block = max(self._block, 0) + length
+            self._block_frames += 1
             if self._block > self.max_header_block:
                 raise FloodError("a header block over the header list limit")
+            if self._block_frames > MAX_BLOCK_FRAMES:  # tiny CONTINUATIONs: work for nothing
+                raise FloodError("a header block in too many frames")
             if flags & _END_HEADERS:
                 self._block = -1
                 self.block_since = None
@@ -428,9 +437,9 @@ class FrameGate:
         if kind == _RST_STREAM:
             return None if self.resets.spend(now) else "stream resets"
         if kind == _DATA:
-            if length or flags & _END_STREAM:
+            if length or flags & _END_STREAM or self.empty.spend(now):
                 return None
-            return None if self.empty.spend(now) else "empty DATA frames"
+            raise FloodError("too many empty DATA frames")
         if kind == _WINDOW_UPDATE:
             return None if self.window_updates.spend(now) else "WINDOW_UPDATE frames"
         if kind == _PRIORITY:
