@@ -1,5 +1,6 @@
 """The short form of benchmarks/attacks.py: every attack of issue 14 against the real server,
-a fraction of a second each, asserting only facts that do not depend on the machine's speed.
+a fraction of a second each (the HTTP/2 floods 1.6 s: long enough to be paused, then cut off),
+asserting only facts that do not depend on the machine's speed.
 
 After every attack the server is alive, gives back every descriptor (to the count it had
 before any client came) and every connection slot, answers the active HTTP/1.1 and HTTP/2
