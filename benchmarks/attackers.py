@@ -21,8 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, WINDOW_UPDATE, CONTINUATION = \
-    0x0, 0x1, 0x2, 0x3, 0x4, 0x6, 0x8, 0x9
+DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = \
+    0x0, 0x1, 0x2, 0x3, 0x4, 0x6, 0x7, 0x8, 0x9
+ENHANCE_YOUR_CALM = 0xB
 END_STREAM, END_HEADERS = 0x1, 0x4
 # HPACK: :method GET/POST, :scheme http, :path / (static indexes), then literals.
 GET_ROOT = b"\x82\x86\x84\x01\x09127.0.0.1"
@@ -179,15 +180,31 @@ class Holders:
         self._held.remove(held)
 
 
+def goaway_codes(received: bytearray) -> list[int]:
+    """The error codes of the GOAWAY frames whole in `received` (raw frames from the server),
+    which loses those frames; a frame cut short stays for the next bytes."""
+    codes = []
+    while len(received) >= 9:
+        end = 9 + int.from_bytes(received[:3], "big")
+        if len(received) < end:
+            break
+        if received[3] == GOAWAY and end >= 17:
+            codes.append(int.from_bytes(received[13:17], "big"))
+        del received[:end]
+    return codes
+
+
 class Flood:
     """`count` HTTP/2 connections, each sending `opening` then `block(i)` as fast as it can,
-    up to `budget_bytes` per connection (then it only reads) when given."""
+    up to `budget_bytes` per connection (then it only reads) when given. It counts the
+    connections the server ended with GOAWAY (`closed_by_server`; ENHANCE_YOUR_CALM ones in
+    `extra["calm"]`)."""
 
     def __init__(self, port: int, count: int, opening: bytes, block: Callable[[int], bytes],
                  budget_bytes: int | None = None) -> None:
         self.port, self.opening, self.block = port, opening, block
         self.budget_bytes = budget_bytes
-        self.counters = Counters(extra={"bytes_sent": 0, "reconnects": 0})
+        self.counters = Counters(extra={"bytes_sent": 0, "reconnects": 0, "calm": 0})
         self._lock = threading.Lock()
         self._socks: set[socket.socket] = set()
         self._stop = threading.Event()
@@ -231,6 +248,20 @@ class Flood:
                 self._stop.wait(0.05)
 
     def _pump(self, sock: socket.socket) -> None:
+        received = bytearray()
+        codes: list[int] = []
+        try:
+            self._flood(sock, received, codes)
+        finally:
+            _read_what_came(sock, received)  # a GOAWAY waiting while a send was stuck
+            codes += goaway_codes(received)
+            if codes:
+                with self._lock:
+                    self.counters.closed_by_server += 1
+                    self.counters.extra["calm"] += ENHANCE_YOUR_CALM in codes
+
+    def _flood(self, sock: socket.socket, received: bytearray, codes: list[int]) -> None:
+        """Send until stopped or cut; the codes of GOAWAYs received go to `codes`."""
         sock.sendall(self.opening)
         index = sent = 0
         while not self._stop.is_set():
@@ -246,9 +277,12 @@ class Flood:
                 self.counters.extra["bytes_sent"] += len(data)
             sock.setblocking(False)
             try:
-                while True:  # take what the server says (ACKs, GOAWAY) and drop it
-                    if not sock.recv(65536):
+                while True:  # take what the server says (ACKs, GOAWAY)
+                    data = sock.recv(65536)
+                    if not data:
                         raise ConnectionError("cut by the server")
+                    received += data
+                    codes += goaway_codes(received)
             except BlockingIOError:
                 pass
             finally:
@@ -261,3 +295,13 @@ class Flood:
                 self.counters.errors += 1
             else:
                 self.counters.extra[name] += 1
+
+
+def _read_what_came(sock: socket.socket, received: bytearray) -> None:
+    """Whatever the server sent that is still unread, without waiting."""
+    try:
+        sock.setblocking(False)
+        while data := sock.recv(65536):
+            received += data
+    except OSError:
+        pass

@@ -36,6 +36,8 @@ REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(REPO))
 
+from treadle.protocol.http2 import FLOOD_PAUSE_S  # noqa: E402
+
 from benchmarks import attackers as at  # noqa: E402
 from benchmarks.attackkit import (  # noqa: E402
     H1Client,
@@ -88,6 +90,13 @@ class Scenario:
         "--worker-connections", str(scale.connections))
     fd_limit: int | None = None
     handled_during: bool = False  # main already serves the active client during the attack
+    goaway: bool = False  # the server ends attacking connections with GOAWAY
+
+    def attack_s(self, duration_s: float, scale: Scale) -> float:
+        """How long the attack is measured: a flood long enough, even at the short scale,
+        for the server to pause it once and cut it at its next excess (GOAWAY)."""
+        return max(duration_s, FLOOD_PAUSE_S + 0.6) if self.goaway and scale.short \
+            else duration_s
 
 
 def _few_threads(scale: Scale) -> tuple[str, ...]:
@@ -158,23 +167,25 @@ SCENARIOS = [
              flags=_few_threads, handled_during=True),
     Scenario("window-update", "HTTP/2 WINDOW_UPDATE flood (connection window +1)",
              _flood(at.h2_opening(), _repeat(at.frame(at.WINDOW_UPDATE, 0, 0,
-                                                      b"\x00\x00\x00\x01")))),
+                                                      b"\x00\x00\x00\x01"))), goaway=True),
     Scenario("priority", "HTTP/2 PRIORITY flood on idle streams",
-             _flood(at.h2_opening(), _priority)),
+             _flood(at.h2_opening(), _priority), goaway=True),
     Scenario("unknown-frame", "HTTP/2 frames of an unknown type (0x20)",
-             _flood(at.h2_opening(), _repeat(at.frame(0x20, 0, 0, b"\x00" * 8)))),
+             _flood(at.h2_opening(), _repeat(at.frame(0x20, 0, 0, b"\x00" * 8))), goaway=True),
     Scenario("settings", "HTTP/2 empty SETTINGS flood (each needs an ACK)",
-             _flood(at.h2_opening(), _repeat(at.frame(at.SETTINGS, 0, 0)))),
+             _flood(at.h2_opening(), _repeat(at.frame(at.SETTINGS, 0, 0))), goaway=True),
     Scenario("ping", "HTTP/2 PING flood", _flood(at.h2_opening(),
-                                                  _repeat(at.frame(at.PING, 0, 0, b"\x00" * 8)))),
+                                                  _repeat(at.frame(at.PING, 0, 0, b"\x00" * 8))),
+             goaway=True),
     Scenario("continuation", "HTTP/2 header block that never ends (CONTINUATION)",
              _flood(at.h2_opening() + at.frame(at.HEADERS, at.END_STREAM, 1, at.GET_ROOT),
-                    _repeat(at.frame(at.CONTINUATION, 0, 1, b"\x40\x01a\x01b")))),
+                    _repeat(at.frame(at.CONTINUATION, 0, 1, b"\x40\x01a\x01b"))),
+             goaway=True),
     Scenario("empty-data", "HTTP/2 empty DATA frames on an open request body",
              _flood(at.h2_opening() + at.frame(at.HEADERS, at.END_HEADERS, 1, at.POST_UPLOAD),
-                    _repeat(at.frame(at.DATA, 0, 1)))),
+                    _repeat(at.frame(at.DATA, 0, 1))), goaway=True),
     Scenario("rapid-reset", "HTTP/2 HEADERS then RST_STREAM, as fast as possible",
-             _flood(at.h2_opening(), _rapid_reset)),
+             _flood(at.h2_opening(), _rapid_reset), goaway=True),
     Scenario("fd-limit", f"idle h2c connections, server's open-file limit at {FD_LIMIT}",
              _holders(lambda s: at.HolderPlan(s.pick(300, 150), at.h2_opening())),
              flags=lambda scale: (), fd_limit=FD_LIMIT, handled_during=False),
@@ -266,8 +277,9 @@ def _measure(target: Target, scenario: Scenario, duration_s: float,
     attack = AttackProcess(scenario, target.port, scale).start()
     time.sleep(min(1.0, duration_s / 3))  # ramp
     t1 = time.monotonic()
-    join_probes = _probes(target.port, 8, duration_s / 8, scale.probe_timeout_s)
-    time.sleep(duration_s)
+    attack_s = scenario.attack_s(duration_s, scale)
+    join_probes = _probes(target.port, 8, attack_s / 8, scale.probe_timeout_s)
+    time.sleep(attack_s)
     t2 = time.monotonic()
     probes = join_probes()
     counters = attack.stop()

@@ -23,7 +23,11 @@ from hyperframe.frame import GoAwayFrame
 __all__ = [
     "CONNECTION_SPECIFIC",
     "CONNECT_REFUSAL",
+    "FLOOD_PAUSE_S",
+    "FLOOD_STRIKES",
+    "MAX_BLOCK_FRAMES",
     "PREFACE",
+    "STRIKE_MEMORY_S",
     "FloodError",
     "FrameGate",
     "H2Limits",
@@ -303,23 +307,36 @@ class FloodError(Exception):
 
 
 class _Budget:
-    """A token bucket: `burst` at once, refilled at `per_second`."""
+    """A token bucket of `burst`, refilled at `per_second`. It starts a tenth full: a new
+    connection earns its full burst over its first seconds, so that a client reconnecting
+    at once after each GOAWAY gets little work out of each new connection."""
 
     __slots__ = ("burst", "per_second", "tokens", "at")
 
     def __init__(self, burst: float, per_second: float) -> None:
         self.burst = burst
         self.per_second = per_second
-        self.tokens = burst
-        self.at = 0.0
+        self.tokens = burst / 10
+        self.at: float | None = None  # the first spend starts the clock
 
-    def spend(self, now: float, what: str) -> None:
-        if now > self.at:
+    def spend(self, now: float) -> bool:
+        """Take one token: False when there was none (the bucket is overdrawn)."""
+        if self.at is None:
+            self.at = now
+        elif now > self.at:
             self.tokens = min(self.burst, self.tokens + (now - self.at) * self.per_second)
             self.at = now
         self.tokens -= 1.0
-        if self.tokens < 0:
-            raise FloodError(f"too many {what}")
+        return self.tokens >= 0
+
+
+# A peer over a budget is not read for FLOOD_PAUSE_S (its bytes wait in the socket: TCP slows
+# it down, and the thread serving it sleeps); the FLOOD_STRIKES-th time, each within
+# STRIKE_MEMORY_S of the one before, the connection ends (GOAWAY ENHANCE_YOUR_CALM).
+FLOOD_PAUSE_S = 1.0
+FLOOD_STRIKES = 2
+STRIKE_MEMORY_S = 30.0
+MAX_BLOCK_FRAMES = 64  # frames of one header block, HEADERS included (h2 refuses more too)
 
 
 _DATA, _HEADERS, _PRIORITY, _RST_STREAM, _SETTINGS, _PING = 0x0, 0x1, 0x2, 0x3, 0x4, 0x6
@@ -332,12 +349,18 @@ class FrameGate:
     """Reads frame headers as bytes arrive, before h2 buffers them.
 
     It caps a header block (HEADERS plus CONTINUATION, before decoding) at the header list
-    limit, and meters what costs the server work or an answer: PING and SETTINGS (each needs
-    an ACK), stream resets by the peer (rapid reset) and resets it provokes (`note_reset`),
-    and frames that are work for nothing: empty DATA, PRIORITY (deprecated, RFC 9113 5.3.2),
-    frames of unknown types, and WINDOW_UPDATE beyond what the DATA we sent can explain (a
-    client acknowledges each DATA frame with at most two: `note_data_sent` credits them).
-    The connection preface is skipped.
+    limit and at MAX_BLOCK_FRAMES frames, and meters what costs the server work or an
+    answer: PING and SETTINGS (each needs an ACK; ACKs we never asked for are metered with
+    them), stream resets by the peer (rapid reset) and resets it provokes (`note_reset`),
+    and frames that are work for nothing: empty DATA, PRIORITY (deprecated, RFC 9113
+    5.3.2), frames of unknown types, and WINDOW_UPDATE beyond what the DATA we sent can
+    explain (a client acknowledges each DATA frame with at most two: `note_data_sent`
+    credits them). The connection preface is skipped.
+
+    A frame over its budget is a strike: `feed` admits the bytes up to the end of that
+    frame's header only and the peer is not read until `paused_until` (the caller keeps
+    the rest for then); at the FLOOD_STRIKES-th strike it raises FloodError. Empty DATA
+    over its budget raises at once: never sent in bulk, it keeps a request body open.
     """
 
     def __init__(self, max_header_block: int, max_concurrent_streams: int) -> None:
@@ -345,12 +368,18 @@ class FrameGate:
         self._skip = len(PREFACE)
         self._head = b""
         self._block = -1  # size of the header block being received; -1: none
+        self._block_frames = 0  # its frames
         self.block_since: float | None = None  # when that header block began
+        self.paused_until = 0.0  # (monotonic) the peer is over a budget: not read till then
+        self.strikes = 0  # times over a budget, each within STRIKE_MEMORY_S of the last
+        self.struck_for = ""  # what the last strike was for ("PING frames")
+        self._struck_at = 0.0
         self.pings = _Budget(100, 10)
         self.settings = _Budget(50, 5)
         self.empty = _Budget(100, 10)  # DATA without data or end: CVE-2019-9518
         resets = max(200, 2 * max_concurrent_streams)
-        self.resets = _Budget(resets, resets / 2)
+        # each stream opened and reset costs h2 about half a millisecond (CVE-2023-44487)
+        self.resets = _Budget(resets, resets / 20)
         self.priorities = _Budget(resets, resets / 2)  # a PRIORITY per stream is plausible
         self.unknown = _Budget(100, 10)
         self.window_updates = _Budget(1000, 100)
@@ -359,8 +388,9 @@ class FrameGate:
         """For h2c upgrade: whether the preface still has to come (it does after the 101)."""
         self._skip = 0 if done else len(PREFACE)
 
-    def feed(self, data: bytes, now: float) -> None:
-        """Account for `data` (the next bytes from the peer); FloodError when over a limit."""
+    def feed(self, data: bytes, now: float) -> int:
+        """Account for `data` (the next bytes from the peer): how many of them may go to h2
+        now (all, unless a frame overdrew a budget); FloodError when the peer must go."""
         size = len(data)
         at = 0
         while at < size:
@@ -375,35 +405,59 @@ class FrameGate:
             head = self._head + piece if self._head else piece
             if len(head) < 9:
                 self._head = head
-                return
+                return size
             self._head = b""
             self._skip = int.from_bytes(head[:3], "big")
-            self._frame(head[3], head[4], self._skip, now)
+            what = self._frame(head[3], head[4], self._skip, now)
+            if what is not None:
+                self._strike(now, what)
+                return at
+        return size
 
-    def _frame(self, kind: int, flags: int, length: int, now: float) -> None:
+    def _frame(self, kind: int, flags: int, length: int, now: float) -> str | None:
+        """Meter one frame: what it is when that overdrew its budget, else None."""
         if kind == _HEADERS or (kind == _CONTINUATION and self._block >= 0):
             if self._block < 0:
                 self.block_since = now
+                self._block_frames = 0
             self._block = max(self._block, 0) + length
+            self._block_frames += 1
             if self._block > self.max_header_block:
                 raise FloodError("a header block over the header list limit")
+            if self._block_frames > MAX_BLOCK_FRAMES:  # tiny CONTINUATIONs: work for nothing
+                raise FloodError("a header block in too many frames")
             if flags & _END_HEADERS:
                 self._block = -1
                 self.block_since = None
-        elif kind == _PING and not flags & _ACK:
-            self.pings.spend(now, "PING frames")
-        elif kind == _SETTINGS and not flags & _ACK:
-            self.settings.spend(now, "SETTINGS frames")
-        elif kind == _RST_STREAM:
-            self.resets.spend(now, "stream resets")
-        elif kind == _DATA and length == 0 and not flags & _END_STREAM:
-            self.empty.spend(now, "empty DATA frames")
-        elif kind == _WINDOW_UPDATE:
-            self.window_updates.spend(now, "WINDOW_UPDATE frames")
-        elif kind == _PRIORITY:
-            self.priorities.spend(now, "PRIORITY frames")
-        elif kind not in _KNOWN_TYPES:
-            self.unknown.spend(now, "frames of unknown types")
+            return None
+        if kind == _PING:
+            return None if self.pings.spend(now) else "PING frames"
+        if kind == _SETTINGS:
+            return None if self.settings.spend(now) else "SETTINGS frames"
+        if kind == _RST_STREAM:
+            return None if self.resets.spend(now) else "stream resets"
+        if kind == _DATA:
+            if length or flags & _END_STREAM or self.empty.spend(now):
+                return None
+            raise FloodError("too many empty DATA frames")
+        if kind == _WINDOW_UPDATE:
+            return None if self.window_updates.spend(now) else "WINDOW_UPDATE frames"
+        if kind == _PRIORITY:
+            return None if self.priorities.spend(now) else "PRIORITY frames"
+        if kind not in _KNOWN_TYPES:
+            return None if self.unknown.spend(now) else "frames of unknown types"
+        return None
+
+    def _strike(self, now: float, what: str) -> None:
+        """Over a budget: pause the peer, or end it at its FLOOD_STRIKES-th strike."""
+        if now - self._struck_at > STRIKE_MEMORY_S:
+            self.strikes = 0
+        self.strikes += 1
+        self.struck_for = what
+        self._struck_at = now
+        if self.strikes >= FLOOD_STRIKES:
+            raise FloodError(f"too many {what}")
+        self.paused_until = now + FLOOD_PAUSE_S
 
     def note_data_sent(self, frames: int) -> None:
         """We sent `frames` DATA frames: the peer may answer each with two WINDOW_UPDATEs
@@ -412,5 +466,7 @@ class FrameGate:
         budget.tokens = min(budget.burst, budget.tokens + 2 * frames)
 
     def note_reset(self, now: float) -> None:
-        """A stream the peer made us reset (a malformed request): same budget as its resets."""
-        self.resets.spend(now, "stream resets")
+        """A stream the peer made us reset (a malformed request): same budget as its resets
+        (the bytes already admitted are handled; the pause applies to the next ones)."""
+        if not self.resets.spend(now):
+            self._strike(now, "stream resets")

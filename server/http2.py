@@ -24,7 +24,8 @@ so PING and SETTINGS floods cannot queue answers), per-stream send buffers (h2st
 request body by the windows, header blocks and PING/SETTINGS/reset rates by the FrameGate.
 
 This module has parking, the loop, reading, the workers' news, writing and closing; each
-stream's frames, both ways, are handled in server/h2events.py (a mixin of H2Driver).
+stream's frames, both ways, are handled in server/h2events.py, and a client over its frame
+budgets in server/h2budget.py (mixins of H2Driver).
 """
 
 from __future__ import annotations
@@ -49,6 +50,7 @@ from ..protocol.http2 import (
     goaway_frame,
     new_server_connection,
 )
+from .h2budget import ERROR_HOLD_S, ReadBudget
 from .h2events import OUTPUT_HIGH_BYTES, StreamEvents
 from .h2stream import H2Stream
 from .parking import Action, Phase
@@ -77,7 +79,7 @@ def descriptors_per_connection(cfg: Any) -> int:
     return 1 + WAKEUP_DESCRIPTORS if h2 else 1
 
 
-class H2Driver(StreamEvents):
+class H2Driver(StreamEvents, ReadBudget):
     """One HTTP/2 connection: parked in the poller while it has nothing to do, served by a
     driver thread while it has work; `start()` begins it."""
 
@@ -125,6 +127,8 @@ class H2Driver(StreamEvents):
         self.served_any = False  # before the first request, header_timeout applies
         self.goaway_at: int | None = None  # streams above it are refused
         self.read_closed = False
+        self.held = b""  # read, not yet given to h2: the client is paused (over a budget)
+        self.hold_until: float | None = None  # after a connection error: close then
         self.broken = False
         self.closed = False
         self._dispatch: dict[type, Callable[[Any], None]] = {
@@ -313,6 +317,8 @@ class H2Driver(StreamEvents):
         mask = -1
         host = self.host
         while True:
+            if self.held and not self._paused():
+                self._resume()
             if self.stalled:  # here, not on a timeout only: frames may keep coming
                 self._reset_stalled(time.monotonic())
             if self.sending:
@@ -325,7 +331,8 @@ class H2Driver(StreamEvents):
             if host.stopping and self.goaway_at is None:
                 self._graceful_goaway()
                 continue
-            reading = not self.read_closed and len(self.out) < OUTPUT_HIGH_BYTES
+            reading = (not self.read_closed and len(self.out) < OUTPUT_HIGH_BYTES
+                       and not self._paused())
             wanted = (_POLLIN if reading else 0) | (select.POLLOUT if self.out else 0)
             if wanted != mask:
                 if wanted:
@@ -381,6 +388,8 @@ class H2Driver(StreamEvents):
         """The connection is over: linger parked (our last frames must not be destroyed by
         a reset), or close at once when broken or the client has closed already."""
         self._forget_all("the connection closed")
+        if self.hold_until is not None and not self.broken:
+            self._hold()
         if self.broken or self.read_closed or self._begin_linger() == CLOSE:
             return False
         self._drop_wakeup()
@@ -407,7 +416,7 @@ class H2Driver(StreamEvents):
             # streams in flight: their workers keep their own time; those waiting for the
             # client's window are timed here (min_response_rate, body_timeout)
             deadline = self._next_stall_deadline()
-        deadline = min(deadline, self._block_deadline())
+        deadline = min(deadline, self._block_deadline(), self._pause_deadline())
         if deadline == math.inf:
             return -1
         return max(0, int((deadline - now) * 1000) + 1)
@@ -468,12 +477,18 @@ class H2Driver(StreamEvents):
                 self._forget_all("the client closed the connection")
                 return
             self._receive(data)
-            if self.broken or self.read_closed or len(self.out) >= OUTPUT_HIGH_BYTES:
+            if self.broken or self.read_closed or self._paused() or \
+                    len(self.out) >= OUTPUT_HIGH_BYTES:
                 return
 
     def _receive(self, data: bytes) -> None:
+        gate = self.gate
         try:
-            self.gate.feed(data, time.monotonic())
+            paused_until = gate.paused_until
+            admitted = gate.feed(data, time.monotonic())
+            if gate.paused_until != paused_until:
+                self._note_pause(data[admitted:])
+                data = data[:admitted]
             events = self.conn.receive_data(data)
         except FloodError as exc:
             self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(exc))
@@ -494,6 +509,8 @@ class H2Driver(StreamEvents):
         self.runtime.error_log.debug("HTTP/2 connection error from %s: %s", self.peer_host, why)
         if code is not None:
             self.conn.close_connection(code)
+            self.hold_until = time.monotonic() + ERROR_HOLD_S
+        self.held = b""
         self._take_output()
         self.read_closed = True
         self.goaway_at = 0

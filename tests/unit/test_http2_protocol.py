@@ -16,7 +16,11 @@ from hyperframe.frame import (
     WindowUpdateFrame,
 )
 from treadle.protocol.http2 import (
+    FLOOD_PAUSE_S,
+    FLOOD_STRIKES,
+    MAX_BLOCK_FRAMES,
     PREFACE,
+    STRIKE_MEMORY_S,
     FloodError,
     FrameGate,
     H2Limits,
@@ -136,26 +140,72 @@ def test_gate_caps_a_header_block_before_it_is_decoded() -> None:
     fine = FrameGate(max_header_block=1000, max_concurrent_streams=100)
     done = HeadersFrame(1, data=b"x" * 600, flags=["END_HEADERS"])
     fine.feed(PREFACE + frame_bytes(done, done, done), 0.0)
+    # tiny CONTINUATION frames: MAX_BLOCK_FRAMES of them, well under the size limit
+    tiny = ContinuationFrame(1, data=b"y")
+    start = PREFACE + frame_bytes(HeadersFrame(1, data=b"x"))
+    fine.feed(start + frame_bytes(*[tiny] * (MAX_BLOCK_FRAMES - 2)), 0.0)
+    fine.feed(frame_bytes(ContinuationFrame(1, data=b"y", flags=["END_HEADERS"])), 0.0)
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    with pytest.raises(FloodError, match="too many frames"):
+        gate.feed(start + frame_bytes(*[tiny] * MAX_BLOCK_FRAMES), 0.0)
+
+
+def feed_paused(gate: FrameGate, data: bytes, now: float) -> list[float]:
+    """Feed `data` as the server does: over a budget, the rest waits for the pause to end
+    (the peer sends on as soon as it is read). The times each pause lasted until."""
+    pauses = []
+    while data:
+        data = data[gate.feed(data, now):]
+        if data:
+            assert gate.paused_until > now
+            now = gate.paused_until
+            pauses.append(now)
+    return pauses
 
 
 def test_gate_meters_pings_and_resets_over_time() -> None:
     gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
     gate.feed(PREFACE, 0.0)
     ping = frame_bytes(PingFrame(0, opaque_data=b"12345678"))
-    gate.feed(ping * 100, 0.0)
-    gate.feed(ping * 10, 1.0)  # refilled at 10 a second
-    with pytest.raises(FloodError):
-        gate.feed(ping, 1.0)
+    assert gate.feed(ping * 10, 0.0) == 170  # a new connection starts with a tenth
+    assert gate.feed(ping * 100, 10.0) == 1700  # and earns its burst at 10 a second
+    assert gate.feed(ping * 10, 11.0) == 170
+    assert gate.paused_until == 0.0
+    # one too many: admitted up to that frame's header, the peer paused for FLOOD_PAUSE_S
+    assert gate.feed(ping * 3, 11.0) == 9
+    assert gate.paused_until == 11.0 + FLOOD_PAUSE_S and gate.strikes == 1
+    with pytest.raises(FloodError, match="PING"):  # going on: the next strike ends it
+        feed_paused(gate, ping[9:] + ping * 1000, gate.paused_until)
     gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
     gate.feed(PREFACE, 0.0)
     acks = frame_bytes(PingFrame(0, opaque_data=b"12345678", flags=["ACK"]))
-    gate.feed(acks * 1000, 2.0)  # answers cost us nothing
+    gate.feed(acks * 10, 0.0)  # we send no PING: answers to none are metered too
+    assert gate.feed(acks, 0.0) == 9 and gate.strikes == 1  # its header: the rest waits
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    gate.feed(PREFACE, 0.0)
     reset = frame_bytes(RstStreamFrame(1))
-    gate.feed(reset * 150, 0.0)
-    for _ in range(50):
+    gate.feed(reset * 15, 0.0)
+    for _ in range(5):
         gate.note_reset(0.0)
-    with pytest.raises(FloodError):
-        gate.feed(reset, 0.0)
+    assert gate.strikes == 0
+    assert gate.feed(reset * 2, 0.0) == 9
+    assert gate.strikes == 1
+    with pytest.raises(FloodError, match="resets"):  # a malformed request counts too
+        gate.note_reset(0.0)
+
+
+def test_gate_forgets_strikes_after_a_while() -> None:
+    """A client over a budget now and then (a burst of PINGs every minute) is only paused;
+    strikes count towards the end only within STRIKE_MEMORY_S of each other."""
+    gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
+    gate.feed(PREFACE, 0.0)
+    ping = frame_bytes(PingFrame(0, opaque_data=b"12345678"))
+    gate.feed(ping * 10, 0.0)
+    now = 0.0
+    for _ in range(2 * FLOOD_STRIKES):
+        now += STRIKE_MEMORY_S + 10  # the bucket is full again, the last strike forgotten
+        assert feed_paused(gate, ping * 101, now) == [now + FLOOD_PAUSE_S]
+        assert gate.strikes == 1
 
 
 def test_gate_meters_empty_data_frames() -> None:
@@ -164,8 +214,9 @@ def test_gate_meters_empty_data_frames() -> None:
     gate.feed(frame_bytes(DataFrame(1, data=b"", flags=["END_STREAM"])) * 500, 0.0)  # free
     gate.feed(frame_bytes(DataFrame(1, data=b"x")) * 500, 0.0)  # real data: not metered
     empty = frame_bytes(DataFrame(1, data=b""))
-    gate.feed(empty * 100, 0.0)
-    with pytest.raises(FloodError):
+    gate.feed(empty * 10, 0.0)
+    assert gate.strikes == 0
+    with pytest.raises(FloodError, match="empty DATA"):  # at once: no pause for these
         gate.feed(empty, 0.0)
 
 
@@ -232,9 +283,9 @@ def test_gate_meters_priority_unknown_and_unexplained_window_updates() -> None:
               "WINDOW_UPDATE": frame_bytes(WindowUpdateFrame(0, window_increment=1))}
     for name, frame in floods.items():
         gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
-        gate.feed(PREFACE + frame * 100, 0.0)  # a plausible number: fine
+        gate.feed(PREFACE + frame * 10, 0.0)  # a plausible number: fine
         with pytest.raises(FloodError, match=name):
-            gate.feed(frame * 2000, 0.0)
+            feed_paused(gate, frame * 2000, 0.0)
     # WINDOW_UPDATE that answers DATA we sent is never a flood, however fast
     gate = FrameGate(max_header_block=1000, max_concurrent_streams=100)
     gate.feed(PREFACE, 0.0)
