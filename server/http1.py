@@ -326,7 +326,9 @@ class HTTP1Connection(RequestBody):
                         return
                     continue
                 if action == WAIT:  # stopping, the poller keeps it for a short grace:
-                    host.park(self)  # its client saw no Connection: close, may send more
+                    if self.phase == IDLE:  # its client saw no Connection: close, may send more
+                        self.deadline = time.monotonic() + runtime.keepalive_s
+                    host.park(self)
                 else:
                     self.close()
                 return

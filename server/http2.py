@@ -49,6 +49,7 @@ from ..protocol.http2 import (
     goaway_frame,
     new_server_connection,
 )
+from .h2cold import pack_if_cold, plan_packing, unpack
 from .h2events import OUTPUT_HIGH_BYTES, StreamEvents
 from .h2stream import H2Stream
 from .parking import Action, Phase
@@ -114,6 +115,8 @@ class H2Driver(StreamEvents):
         self.heap_deadline: float | None = None
         self.registered = False
         self.wants_write = False  # parked only to read: its output is flushed before parking
+        self.packed: bytes | None = None  # parked long: the h2 connection (server/h2cold.py)
+        self.parked_until: float | None = None
         self.lingered_bytes = 0
         self.first_turn: tuple[bytes, tuple[bytes, H2Stream | None] | None] | None = None
         self.streams: dict[int, H2Stream] = {}
@@ -165,6 +168,7 @@ class H2Driver(StreamEvents):
     def on_readable(self) -> Action:
         """The client sent something: a driver thread serves the connection (HANDED_OFF).
         At a graceful stop, GOAWAY from here instead; lingering, read and discard."""
+        unpack(self)
         if self.phase == Phase.LINGER:
             return self._linger_read()
         if self.host.stopping:
@@ -172,7 +176,11 @@ class H2Driver(StreamEvents):
         return self._activate()
 
     def on_deadline(self) -> Action:
-        """Idle for keepalive (header_timeout before the first request): GOAWAY, linger."""
+        """Idle for keepalive (header_timeout before the first request): GOAWAY, linger.
+        (Parked a while only: its h2 state is packed, and it waits on.)"""
+        if pack_if_cold(self, self.host.stopping):
+            return WAIT
+        unpack(self)
         if self.phase == Phase.LINGER:
             return CLOSE
         if time.monotonic() >= self._block_deadline():
@@ -188,6 +196,7 @@ class H2Driver(StreamEvents):
 
     def serve(self) -> None:
         """As a pool job (the poller never dispatches one): hand it to a driver thread."""
+        unpack(self)
         if self._activate() == CLOSE:
             self.close_now()
 
@@ -374,6 +383,7 @@ class H2Driver(StreamEvents):
         if self.gate.block_since is not None:  # a header block arriving: header_timeout
             self.phase = Phase.HEAD
             self.deadline = min(self.deadline, self._block_deadline())
+        plan_packing(self, time.monotonic())
         self.host.park(self)
         return True
 
@@ -582,6 +592,7 @@ class H2Driver(StreamEvents):
             return
         self.closed = True
         try:
+            unpack(self)
             self._forget_all("the connection closed")
             if self.goaway_at is None and not self.broken and not self.active:
                 self._graceful_goaway()
