@@ -58,8 +58,18 @@ def pack_if_cold(driver: Coolable, stopping: bool) -> bool:
             driver.runtime.error_log.debug("HTTP/2 connection from %s kept unpacked: %s",
                                            driver.peer_host, exc)
             return True
+        _free_now(driver.conn)
         driver.conn = driver.gate = None
     return True
+
+
+def _free_now(conn: Any) -> None:
+    """Break h2's one reference cycle (its frame dispatch table holds bound methods of the
+    connection), so that the unpacked state is freed at once: left for the collector, it
+    would take one more full pass over everything to go."""
+    table = getattr(conn, "_frame_dispatch_table", None)
+    if isinstance(table, dict):
+        table.clear()
 
 
 def unpack(driver: Coolable) -> None:
