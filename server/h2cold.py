@@ -1,19 +1,20 @@
 """Cold parked HTTP/2 connections: their h2 state packed into one bytes object, out of the
-garbage collector's way.
+garbage collector's way (issue 12).
 
 A parked HTTP/2 connection (server/http2.py) keeps its h2 connection (settings both ways,
-the HPACK tables, the flow-control windows, the streams it still remembers) and its frame
-meters: about 60 of its 71 objects, which the cyclic garbage collector visits at every full
-collection. The interpreter starts one each time its long-lived objects have grown by a
-quarter, and it stops every thread while it runs: with 10,000 idle HTTP/2 connections
-each such pass walked about 700,000 objects, and an active client's p99 doubled (issue 12).
+the HPACK tables, the flow-control windows, the streams it still remembers), its frame
+meters and its table of event handlers: 71 objects, which the cyclic garbage collector
+visits at every full collection. The interpreter starts one each time its long-lived
+objects have grown by a quarter, and every other thread waits while it runs: with 10,000
+idle connections one full collection walked 711,000 objects (270 ms of CPU; seconds of
+wall clock on a busy machine).
 
-So a connection parked for COLD_AFTER_S has those pickled into one bytes object
-(a few KiB, not tracked by the collector), and the first touch after that (its client
-sends, its deadline comes, a stop, a close) unpickles it. Both happen on the poller's
-thread, which alone holds a parked connection. A client that comes back sooner (an active
-one between two requests) never pays for either. The bytes are our own, made in this
-process: loading them runs nothing a client chose.
+So a connection parked for COLD_AFTER_S has its state and meters pickled into one bytes
+object (about 4 KiB, which the collector does not visit) and its handler table dropped;
+the first touch after that (its client sends, its deadline comes, a stop, a close) makes
+them again. Both happen on the poller's thread, which alone holds a parked connection. A
+client that comes back sooner (an active one between two requests) never pays for either.
+The bytes are our own, made in this process: loading them runs nothing a client chose.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pickle
 import time
 from typing import Any, Protocol
 
+_NO_HANDLERS: dict[type, Any] = {}
 COLD_AFTER_S = 2.0  # parked this long, a connection's h2 state is packed
 
 
@@ -35,6 +37,9 @@ class Coolable(Protocol):
     deadline: float
     runtime: Any
     peer_host: str | None
+    _dispatch: dict[type, Any]  # h2 event -> its handler (bound methods), empty while packed
+
+    def event_handlers(self) -> dict[type, Any]: ...
 
 
 def plan_packing(driver: Coolable, now_s: float) -> None:
@@ -60,6 +65,7 @@ def pack_if_cold(driver: Coolable, stopping: bool) -> bool:
             return True
         _free_now(driver.conn)
         driver.conn = driver.gate = None
+        driver._dispatch = _NO_HANDLERS  # 8 bound methods and their dict: made again
     return True
 
 
@@ -78,4 +84,5 @@ def unpack(driver: Coolable) -> None:
     packed = driver.packed
     if packed is not None:
         driver.conn, driver.gate = pickle.loads(packed)  # noqa: S301 (ours, see above)
+        driver._dispatch = driver.event_handlers()
         driver.packed = None

@@ -130,7 +130,11 @@ class H2Driver(StreamEvents):
         self.read_closed = False
         self.broken = False
         self.closed = False
-        self._dispatch: dict[type, Callable[[Any], None]] = {
+        self._dispatch = self.event_handlers()
+
+    def event_handlers(self) -> dict[type, Callable[[Any], None]]:
+        """What each h2 event calls (dropped while the connection is packed: server/h2cold.py)."""
+        return {
             h2.events.RequestReceived: self._on_request,
             h2.events.DataReceived: self._on_data,
             h2.events.StreamEnded: self._on_stream_ended,

@@ -33,6 +33,10 @@ class Driver:
         self.deadline = time.monotonic() + 60.0
         self.runtime = Runtime()
         self.peer_host: str | None = "127.0.0.1"
+        self._dispatch = self.event_handlers()
+
+    def event_handlers(self) -> dict[type, Any]:
+        return {int: self.event_handlers}  # a bound method: a reference back to the driver
 
 
 def exchange(client: h2.connection.H2Connection, driver: Driver) -> int:
@@ -65,10 +69,12 @@ def test_a_cold_connection_is_packed_freed_at_once_and_unpacked_whole() -> None:
     finally:
         gc.enable()
     assert driver.conn is None and driver.gate is None and driver.packed
+    assert driver._dispatch == {}
     assert driver.deadline == own_deadline and driver.parked_until is None
 
     h2cold.unpack(driver)
     assert driver.packed is None and isinstance(driver.gate, FrameGate)
+    assert driver._dispatch == {int: driver.event_handlers}
     # the next request is encoded against the HPACK table built by the first one
     assert exchange(client, driver) == 3
 
