@@ -15,7 +15,12 @@ starts treadle (pinned to one core), measures an active client (h2load, on the o
 requests/s and p99) without the idle connections, opens them, samples the server's threads
 and descriptors, and measures the active client again:
 
-    python -m benchmarks.idle_clients --http2 h2c --idle 2000 [--duration 5] [--threads 8]
+    python -m benchmarks.idle_clients --http2 h2c --idle 2000 [--duration 5] [--threads 8] [--gc]
+
+With `--gc` the server counts its garbage collections (benchmarks/gcwatch.py) and each
+active run reports those that ran meanwhile, per generation: how many, their total and the
+longest in milliseconds, wall clock and CPU (a full collection stops every thread), and
+one full collection is timed without and with the idle connections.
 """
 from __future__ import annotations
 
@@ -290,12 +295,37 @@ def server_threads_and_fds(pid: int) -> tuple[int, int]:
     return len(os.listdir(f"/proc/{pid}/task")), len(os.listdir(f"/proc/{pid}/fd"))
 
 
+def gc_stats(port: int, tls: bool, path: str = "/gc-stats") -> dict[str, Any]:
+    """The server's garbage collections since the last call (benchmarks/gcwatch.py), or
+    with `/gc-full` the cost of one full collection, asked over HTTP/1.1 on a connection of
+    its own."""
+    import http.client
+
+    conn: http.client.HTTPConnection
+    if tls:
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=context)
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        return dict(json.loads(conn.getresponse().read()))
+    finally:
+        conn.close()
+
+
 def active_h2load(h2load: str, url: str, args: argparse.Namespace, scratch: Path,
                   ) -> dict[str, Any]:
-    """The active client: h2load for `args.duration` s; requests/s, p99 and failures."""
+    """The active client: h2load for `args.duration` s; requests/s, p99 and failures (and,
+    with --gc, the server's collections meanwhile: generation -> [count, total ms, longest
+    ms, total CPU ms, longest CPU ms])."""
     from benchmarks.h2peers import p99_ms, parse_h2load
     from benchmarks.peers import pin_to
 
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    if args.gc:
+        gc_stats(port, url.startswith("https"))
     request_log = scratch / "requests.log"
     completed = subprocess.run(
         [h2load, "-D", str(args.duration), "-c", str(args.active_connections), "-m",
@@ -303,7 +333,10 @@ def active_h2load(h2load: str, url: str, args: argparse.Namespace, scratch: Path
         capture_output=True, text=True, timeout=args.duration + 30,
         preexec_fn=pin_to(args.client_cpu))
     figures = parse_h2load(completed.stdout)
-    return {"rps": figures["rps"], "p99_ms": p99_ms(request_log), "failed": figures["failed"]}
+    result = {"rps": figures["rps"], "p99_ms": p99_ms(request_log), "failed": figures["failed"]}
+    if args.gc:
+        result["gc"] = gc_stats(port, url.startswith("https"))
+    return result
 
 
 def run_http2(args: argparse.Namespace, h2load: str) -> dict[str, Any]:
@@ -315,7 +348,8 @@ def run_http2(args: argparse.Namespace, h2load: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as scratch_name:
         scratch = Path(scratch_name)
         cert, key = make_certificate(scratch)
-        command = [sys.executable, "-m", "treadle", "benchmarks.apps:hello", "--bind",
+        app = "benchmarks.gcwatch:hello" if args.gc else "benchmarks.apps:hello"
+        command = [sys.executable, "-m", "treadle", app, "--bind",
                    f"127.0.0.1:{port}", "--threads", str(args.threads), "--keep-alive",
                    "3600", "--header-timeout", "3600", "--worker-connections",
                    str(args.idle + 100)]
@@ -335,6 +369,8 @@ def run_http2(args: argparse.Namespace, h2load: str) -> dict[str, Any]:
             result: dict[str, Any] = {"mode": args.http2, "idle": args.idle}
             result["threads_fds_before"] = server_threads_and_fds(server.pid)
             result["without_idle"] = active_h2load(h2load, url, args, scratch)
+            if args.gc:
+                result["full_collection"] = gc_stats(port, tls, "/gc-full")
             context = None
             if tls:
                 context = ssl.create_default_context()
@@ -344,9 +380,11 @@ def run_http2(args: argparse.Namespace, h2load: str) -> dict[str, Any]:
             started = time.monotonic()
             result["idle_served"] = idle.open()
             result["idle_open_s"] = round(time.monotonic() - started, 1)
-            time.sleep(1.0)  # let the last ones park
+            time.sleep(3.0)  # let the last ones park (and be packed: server/h2cold.py)
             result["threads_fds_idle"] = server_threads_and_fds(server.pid)
             result["with_idle"] = active_h2load(h2load, url, args, scratch)
+            if args.gc:
+                result["full_collection_idle"] = gc_stats(port, tls, "/gc-full")
             result["threads_fds_after"] = server_threads_and_fds(server.pid)
             result["idle_still_open"] = idle.still_open()
             idle.close()
@@ -365,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8, help="worker threads (8)")
     parser.add_argument("--active-connections", type=int, default=1)
     parser.add_argument("--active-streams", type=int, default=1)
+    parser.add_argument("--gc", action="store_true",
+                        help="record the server's garbage collections during each active "
+                             "run (benchmarks/gcwatch.py)")
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     args = parser.parse_args(argv)

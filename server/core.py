@@ -32,7 +32,7 @@ from .http1 import open_connection
 from .joining import join_threads
 from .listeners import Listener
 from .metrics import BUSY, CONNECTIONS, CONNECTIONS_OPEN, DURATION, THREADS, Snapshot
-from .parking import Parkable, Phase
+from .parking import Parkable
 from .poller import LIVENESS_TICK_S, Poller
 from .runtime import Job, Runtime, Wakeable, build_runtime
 from .wakeup import Wakeup
@@ -193,9 +193,7 @@ class Server:
 
     def park(self, conn: Parkable) -> None:
         """A worker gives a connection back to the poller (one wake-up write per poller
-        wake-up, however many connections come back meanwhile)."""
-        if conn.phase == Phase.IDLE:
-            conn.deadline = time.monotonic() + self.runtime.keepalive_s
+        wake-up, however many connections come back meanwhile). Each has set its deadline."""
         with self._lock:
             self._handbacks.append(conn)
             if self._wake_pending:

@@ -37,7 +37,7 @@ from .parking import Action, Phase
 from .proxyheader import new_reader, take_proxy_header
 from .rates import RateClock
 from .runtime import Host, Runtime
-from .sockio import lingering_ok
+from .sockio import lingering_ok, recv_copy
 from .wsgi import build_environ
 
 LINGER_S = 2.0  # how long a rejected connection is read (and discarded) before the close
@@ -155,7 +155,7 @@ class HTTP1Connection(RequestBody):
         if self.phase == HANDSHAKE:  # a worker takes the next handshake step
             return DISPATCH
         try:
-            data = lead + self.sock.recv(RECV_SIZE)
+            data = lead + recv_copy(self.sock, RECV_SIZE)
         except BlockingIOError:
             if not lead:
                 return WAIT
@@ -181,7 +181,7 @@ class HTTP1Connection(RequestBody):
                 self.body_paused_s = time.monotonic()
                 return DISPATCH
             try:
-                data = self.sock.recv(RECV_SIZE)
+                data = recv_copy(self.sock, RECV_SIZE)
             except BlockingIOError:
                 break
             except OSError:
@@ -326,7 +326,9 @@ class HTTP1Connection(RequestBody):
                         return
                     continue
                 if action == WAIT:  # stopping, the poller keeps it for a short grace:
-                    host.park(self)  # its client saw no Connection: close, may send more
+                    if self.phase == IDLE:  # its client saw no Connection: close, may send more
+                        self.deadline = time.monotonic() + runtime.keepalive_s
+                    host.park(self)
                 else:
                     self.close()
                 return
@@ -387,7 +389,7 @@ class HTTP1Connection(RequestBody):
         """One non-blocking read before parking: the next request may already be here."""
         while True:
             try:
-                data = self.sock.recv(RECV_SIZE)
+                data = recv_copy(self.sock, RECV_SIZE)
             except BlockingIOError:
                 return WAIT
             if not data:

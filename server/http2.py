@@ -51,6 +51,7 @@ from ..protocol.http2 import (
     new_server_connection,
 )
 from .h2budget import ERROR_HOLD_S, ReadBudget
+from .h2cold import pack_if_cold, plan_packing, unpack
 from .h2events import OUTPUT_HIGH_BYTES, StreamEvents
 from .h2stream import H2Stream
 from .parking import Action, Phase
@@ -116,6 +117,8 @@ class H2Driver(StreamEvents, ReadBudget):
         self.heap_deadline: float | None = None
         self.registered = False
         self.wants_write = False  # parked only to read: its output is flushed before parking
+        self.packed: bytes | None = None  # parked long: the h2 connection (server/h2cold.py)
+        self.parked_until: float | None = None
         self.lingered_bytes = 0
         self.first_turn: tuple[bytes, tuple[bytes, H2Stream | None] | None] | None = None
         self.streams: dict[int, H2Stream] = {}
@@ -131,7 +134,11 @@ class H2Driver(StreamEvents, ReadBudget):
         self.hold_until: float | None = None  # after a connection error: close then
         self.broken = False
         self.closed = False
-        self._dispatch: dict[type, Callable[[Any], None]] = {
+        self._dispatch = self.event_handlers()
+
+    def event_handlers(self) -> dict[type, Callable[[Any], None]]:
+        """What each h2 event calls (dropped while the connection is packed: server/h2cold.py)."""
+        return {
             h2.events.RequestReceived: self._on_request,
             h2.events.DataReceived: self._on_data,
             h2.events.StreamEnded: self._on_stream_ended,
@@ -169,6 +176,7 @@ class H2Driver(StreamEvents, ReadBudget):
     def on_readable(self) -> Action:
         """The client sent something: a driver thread serves the connection (HANDED_OFF).
         At a graceful stop, GOAWAY from here instead; lingering, read and discard."""
+        unpack(self)
         if self.phase == Phase.LINGER:
             return self._linger_read()
         if self.host.stopping:
@@ -176,7 +184,11 @@ class H2Driver(StreamEvents, ReadBudget):
         return self._activate()
 
     def on_deadline(self) -> Action:
-        """Idle for keepalive (header_timeout before the first request): GOAWAY, linger."""
+        """Idle for keepalive (header_timeout before the first request): GOAWAY, linger.
+        (Parked a while only: its h2 state is packed, and it waits on.)"""
+        if pack_if_cold(self, self.host.stopping):
+            return WAIT
+        unpack(self)
         if self.phase == Phase.LINGER:
             return CLOSE
         if time.monotonic() >= self._block_deadline():
@@ -192,6 +204,7 @@ class H2Driver(StreamEvents, ReadBudget):
 
     def serve(self) -> None:
         """As a pool job (the poller never dispatches one): hand it to a driver thread."""
+        unpack(self)
         if self._activate() == CLOSE:
             self.close_now()
 
@@ -381,6 +394,7 @@ class H2Driver(StreamEvents, ReadBudget):
         if self.gate.block_since is not None:  # a header block arriving: header_timeout
             self.phase = Phase.HEAD
             self.deadline = min(self.deadline, self._block_deadline())
+        plan_packing(self, time.monotonic())
         self.host.park(self)
         return True
 
@@ -599,6 +613,7 @@ class H2Driver(StreamEvents, ReadBudget):
             return
         self.closed = True
         try:
+            unpack(self)
             self._forget_all("the connection closed")
             if self.goaway_at is None and not self.broken and not self.active:
                 self._graceful_goaway()

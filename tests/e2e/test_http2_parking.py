@@ -4,6 +4,8 @@ connection, the idle timeout and a graceful stop still reach them (GOAWAY)."""
 
 from __future__ import annotations
 
+import gc
+import http.client
 import os
 import signal
 from collections.abc import Callable
@@ -45,6 +47,33 @@ def connect(server: RunningServer, certs: Certificates, over: str) -> H2Client:
 
 def threads_of(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def state_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """`/h2-states`: how many h2 connection states are alive in the server (after a full
+    collection); anything else: hello (the HTTP/2 test app's answer)."""
+    from treadle.protocol.http2 import ServerConnection
+
+    body = b"hello"
+    if environ["PATH_INFO"] == "/h2-states":
+        gc.collect()
+        body = str(sum(isinstance(o, ServerConnection) for o in gc.get_objects())).encode()
+    start_response("200 OK", [("Content-Length", str(len(body)))])
+    return [body]
+
+
+def h2_states(server: RunningServer, certs: Certificates, over: str) -> int:
+    """Asked over HTTP/1.1 (a request of its own holds no h2 state)."""
+    if over == "tls":
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            "127.0.0.1", server.port, context=certs.client_context(alpn=("http/1.1",)))
+    else:
+        conn = http.client.HTTPConnection("127.0.0.1", server.port)
+    try:
+        conn.request("GET", "/h2-states")
+        return int(conn.getresponse().read())
+    finally:
+        conn.close()
 
 
 def hello(client: H2Client) -> bytes:
@@ -118,3 +147,28 @@ def test_sigterm_says_goaway_to_parked_connections(serve: Serve,
         assert server.stop() == 0
         log = server.log()
         assert "graceful_timeout reached" not in log and "Traceback" not in log, log[-2000:]
+
+
+@pytest.mark.parametrize("over", ["h2c", "tls"])
+def test_long_parked_connections_keep_their_h2_state_packed(
+        serve: Serve, certs: Certificates, over: str) -> None:
+    """Parked a while (server/h2cold.py COLD_AFTER_S), a connection's h2 state (settings,
+    HPACK tables, windows) is one bytes object, out of the garbage collector's way: none is
+    alive while every connection waits. Each wakes whole: its next request, whose headers
+    refer to the HPACK table both sides built with the first, is answered."""
+    transport = (("--certfile", certs.server_pem) if over == "tls"
+                 else ("--http2-cleartext", "prior-knowledge"))
+    server = serve("tests.e2e.test_http2_parking:state_app", *transport, "--keep-alive",
+                   "120", "--header-timeout", "120")
+    clients = [connect(server, certs, over) for _ in range(20)]
+    for client in clients[::2]:
+        assert hello(client) == b"hello"
+    assert wait_for(lambda: h2_states(server, certs, over) == 0, timeout_s=30), \
+        h2_states(server, certs, over)
+    for client in clients:
+        assert hello(client) == b"hello"
+        assert not client.closed and client.goaway is None
+    for client in clients:
+        client.close()
+    assert server.stop() == 0
+    assert "Traceback" not in server.log()
