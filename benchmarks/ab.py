@@ -25,6 +25,8 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmarks.stopping import stop_on_sigterm
+
 REPO = Path(__file__).resolve().parent.parent
 APP = "benchmarks.apps:hello"
 
@@ -86,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--duration", type=int, default=5, help="seconds per round (5)")
     parser.add_argument("--threads", type=int, default=8)
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     base, extra = shlex.split(args.base), shlex.split(args.flags)
     variants = [("A", base), ("B", base + extra)]
     rps: dict[str, list[float]] = {"A": [], "B": []}

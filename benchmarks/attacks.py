@@ -50,6 +50,7 @@ from benchmarks.attackkit import (  # noqa: E402
     slot_check,
 )
 from benchmarks.peers import raise_fd_limit  # noqa: E402
+from benchmarks.stopping import stop_on_sigterm  # noqa: E402
 
 Attack = Any  # Holders or Flood: start() and stop() -> Counters
 FD_LIMIT = 256
@@ -375,6 +376,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    stop_on_sigterm()
     raise_fd_limit()  # the idle flood holds 2,000 sockets here
     scale = Scale(args.short)
     if args.logs:

@@ -42,7 +42,9 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 from benchmarks.attackkit import H2Conn, Target  # noqa: E402
 from benchmarks.fuzzcases import h1_case, h2_case, proxy_case, whole_frames  # noqa: E402
+from benchmarks.stopping import stop_on_sigterm  # noqa: E402
 
+PROGRESS_EVERY = 10_000  # cases between progress lines on stderr (a long run)
 CASES: dict[str, Callable[[int, int], tuple[bytes, list[int]]]] = {
     "h1": h1_case, "h2": h2_case, "proxy": proxy_case}
 
@@ -309,12 +311,20 @@ def run(seed: int, cases: int, protocols: Sequence[str], log: Path | None = None
     started = time.monotonic()
     plan = [(only.split(":")[0], int(only.split(":")[1]))] if only else [
         (protocols[i % len(protocols)], i // len(protocols)) for i in range(cases)]
-    for number, (protocol, index) in enumerate(plan):
-        fuzzer.run_case(protocol, index)
-        if number % 100 == 0:
-            fuzzer.health()
-    fuzzer.health()
-    counts = fuzzer.finish()
+    try:
+        for number, (protocol, index) in enumerate(plan):
+            fuzzer.run_case(protocol, index)
+            if number % 100 == 0:
+                fuzzer.health()
+            if number and number % PROGRESS_EVERY == 0:
+                c = fuzzer.counts
+                print(f"{number:,} cases in {time.monotonic() - started:.0f} s: "
+                      f"{c.crashes} crashes, {c.hangs} hangs, {c.canary_failures} canary "
+                      "failures", file=sys.stderr, flush=True)
+        fuzzer.health()
+        counts = fuzzer.finish()
+    finally:
+        fuzzer.target.stop()  # (again, after finish: it is only a wait then)
     counts.seconds = time.monotonic() - started
     return counts
 
@@ -330,6 +340,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the counts to this file")
     parser.add_argument("--log", type=Path, help="keep the server's log here")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     if args.only:
         protocol, index = args.only.split(":")
         print(repr(CASES[protocol](args.seed, int(index))[0]))

@@ -45,6 +45,7 @@ from benchmarks.peers import (  # noqa: E402
     stop_process_group,
     successful_runs_by_load_and_server,
 )
+from benchmarks.stopping import stop_on_sigterm  # noqa: E402
 
 APP = "benchmarks.apps:hello"
 READY_TIMEOUT_S = 30.0
@@ -321,6 +322,7 @@ def run_loads(args: argparse.Namespace, loads: Sequence[Load]) -> list[dict[str,
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    stop_on_sigterm()
     raise_fd_limit()
     started = time.time()
     runs = run_loads(args, [load for load in LOADS if load.name in args.loads])

@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from benchmarks.stopping import stop_on_sigterm
+
 REPO = Path(__file__).resolve().parent.parent
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(REPO))
@@ -409,6 +411,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     h2load = shutil.which("h2load")
     if h2load is None:
         print("needs h2load (apt-get install nghttp2-client)", file=sys.stderr)

@@ -46,6 +46,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 from benchmarks import report  # noqa: E402
 from benchmarks.idle_clients import IdleClients  # noqa: E402
+from benchmarks.stopping import stop_on_sigterm  # noqa: E402
 
 APPS_MODULE = "benchmarks.apps"
 READY_TIMEOUT_S = 30.0
@@ -439,6 +440,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks import h2peers
 
     args = parse_args(argv)
+    stop_on_sigterm()
     h2_loads = [load for load in h2peers.LOADS if load.name in args.loads]
     wrk = shutil.which("wrk")
     if wrk is None and len(h2_loads) < len(args.loads):

@@ -47,6 +47,8 @@ from pathlib import Path
 
 import psutil
 
+from benchmarks.stopping import stop_on_sigterm
+
 REPO = Path(__file__).resolve().parent.parent
 BUCKET_S = 0.1
 ANSWER_TIMEOUT_S = 5.0
@@ -309,6 +311,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    stop_on_sigterm()
     results: dict[tuple[str, str], list[dict[str, float]]] = {}
     with tempfile.TemporaryDirectory(prefix="signals-load-") as directory:
         for round_number in range(args.rounds):

@@ -35,6 +35,7 @@ from benchmarks.attackkit import (  # noqa: E402
     Target,
     probe,
 )
+from benchmarks.stopping import stop_on_sigterm  # noqa: E402
 
 UPLOAD_BYTES = 1 << 20
 RSS_GROWTH_RATIO = 1.10
@@ -136,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write the samples and verdict here")
     parser.add_argument("--log", type=Path, help="keep the server's log here")
     args = parser.parse_args(argv)
+    stop_on_sigterm()
     print(" minute   RSS MiB threads   fds  answered failures")
     result = soak(args.minutes, args.interval, args.warmup, args.log)
     judged = result["verdict"]
