@@ -2,13 +2,15 @@
 
     python -m benchmarks.ab --flags "--metrics-bind 127.0.0.1:0"           # metrics' cost
     python -m benchmarks.ab --flags "--log-format json" --base "--access-logfile /tmp/a.log"
+    python -m benchmarks.ab --flags "" --python-b /work/venvs/base/bin/python   # two trees
 
 Each round starts a fresh `python -m treadle benchmarks.apps:hello` (pinned to core 0, wrk to
 core 1), warms it for a second, then runs `wrk -t1 -c50 -d<duration>s --latency` (HTTP/1.1
 keep-alive) and reads the server's CPU time from /proc before and after. Rounds alternate
 A B B A A B ..., so a drift of the machine weighs on both. It prints each round and the
 medians of requests/s and of CPU microseconds per request, and their ratios (B / A): on a
-noisy machine the CPU per request is the steadier figure.
+noisy machine the CPU per request is the steadier figure. With --python-b the B rounds run
+that interpreter (a venv with another checkout installed): a change measured against main.
 """
 
 from __future__ import annotations
@@ -54,10 +56,11 @@ def _wait_listening(port: int, timeout_s: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-def one_round(flags: Sequence[str], duration_s: int, threads: int) -> tuple[float, float]:
+def one_round(flags: Sequence[str], duration_s: int, threads: int,
+              python: str = sys.executable) -> tuple[float, float]:
     """(requests/s, server CPU µs per request) of one fresh server with `flags`."""
     port = _free_port()
-    argv = ["taskset", "-c", "0", sys.executable, "-m", "treadle", APP, "--bind",
+    argv = ["taskset", "-c", "0", python, "-m", "treadle", APP, "--bind",
             f"127.0.0.1:{port}", "--threads", str(threads), *flags]
     server = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL)
@@ -83,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--flags", required=True, help="what B adds (one shell-quoted string)")
+    parser.add_argument("--python-b", default=sys.executable,
+                        help="the interpreter of the B rounds (another checkout's venv)")
     parser.add_argument("--base", default="", help="flags both A and B have")
     parser.add_argument("--rounds", type=int, default=8, help="rounds of each (8)")
     parser.add_argument("--duration", type=int, default=5, help="seconds per round (5)")
@@ -90,17 +95,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     stop_on_sigterm()
     base, extra = shlex.split(args.base), shlex.split(args.flags)
-    variants = [("A", base), ("B", base + extra)]
+    variants = [("A", base, sys.executable), ("B", base + extra, args.python_b)]
     rps: dict[str, list[float]] = {"A": [], "B": []}
     cpu: dict[str, list[float]] = {"A": [], "B": []}
     for index in range(args.rounds):
-        for name, flags in variants if index % 2 == 0 else variants[::-1]:
-            got_rps, got_cpu = one_round(flags, args.duration, args.threads)
+        for name, flags, python in variants if index % 2 == 0 else variants[::-1]:
+            got_rps, got_cpu = one_round(flags, args.duration, args.threads, python)
             rps[name].append(got_rps)
             cpu[name].append(got_cpu)
             print(f"{name} round {index + 1}: {got_rps:,.0f} requests/s, "
                   f"{got_cpu:.1f} µs CPU per request", flush=True)
-    print(f"A = {' '.join(base) or '(defaults)'}; B = A + {' '.join(extra)}")
+    print(f"A = {' '.join(base) or '(defaults)'}; B = A + {' '.join(extra)}"
+          + (f", run by {args.python_b}" if args.python_b != sys.executable else ""))
     for name in ("A", "B"):
         print(f"{name}: median {statistics.median(rps[name]):,.0f} requests/s, "
               f"{statistics.median(cpu[name]):.1f} µs CPU per request")
