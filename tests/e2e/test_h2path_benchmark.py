@@ -8,13 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from benchmarks.h2path import one_run
+from benchmarks.h2path import h2_floor, one_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_one_run_answers_every_request() -> None:
-    assert one_run(requests=300, streams=10) > 0  # (it loops until all 300 are answered)
+def test_both_runs_answer_every_request() -> None:
+    # (each loops until all 300 are answered)
+    assert one_run(requests=300, streams=10) > 0
+    assert h2_floor(requests=300, streams=10) > 0
 
 
 def test_the_profile_splits_h2_from_treadle() -> None:
