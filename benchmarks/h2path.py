@@ -82,6 +82,30 @@ class InlineHost:
         pass  # no driver thread: the benchmark calls the driver's steps itself
 
 
+def new_client() -> h2.connection.H2Connection:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    return client
+
+
+def ask(client: h2.connection.H2Connection, streams: int) -> bytes:
+    """`streams` requests, as the client's bytes."""
+    for _ in range(streams):
+        client.send_headers(client.get_next_available_stream_id(), REQUEST, end_stream=True)
+    return client.data_to_send()
+
+
+def answered_in(client: h2.connection.H2Connection, data: bytes) -> int:
+    """How many responses `data` completes (their DATA acknowledged, as a client does)."""
+    answered = 0
+    for event in client.receive_data(data):
+        if isinstance(event, h2.events.StreamEnded):
+            answered += 1
+        elif isinstance(event, h2.events.DataReceived):
+            client.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+    return answered
+
+
 def one_run(requests: int, streams: int, profiler: cProfile.Profile | None = None) -> float:
     """The server side's CPU microseconds per request (the client's are not counted) for
     `requests` requests, `streams` at a time."""
@@ -91,8 +115,7 @@ def one_run(requests: int, streams: int, profiler: cProfile.Profile | None = Non
     ours, theirs = socket.socketpair()
     theirs.setblocking(False)
     driver = H2Driver(runtime, host, ours, "127.0.0.1", "1", ("127.0.0.1", 1), {})
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    client.initiate_connection()
+    client = new_client()
     preface = client.data_to_send()
     driver.start()
     driver.first_turn = None
@@ -102,10 +125,7 @@ def one_run(requests: int, streams: int, profiler: cProfile.Profile | None = Non
     clock = time.thread_time  # CPU time: waiting for a busy machine's core is not counted
     spent = 0.0
     while answered < requests:
-        for _ in range(streams):
-            client.send_headers(client.get_next_available_stream_id(), REQUEST,
-                                end_stream=True)
-        data = client.data_to_send()
+        data = ask(client, streams)
         began = clock()  # the server's side only, from here
         if profiler is not None:
             profiler.enable()
@@ -121,12 +141,7 @@ def one_run(requests: int, streams: int, profiler: cProfile.Profile | None = Non
                 data = theirs.recv(1 << 20)
             except BlockingIOError:
                 break
-            for event in client.receive_data(data):
-                if isinstance(event, h2.events.StreamEnded):
-                    answered += 1
-                elif isinstance(event, h2.events.DataReceived):
-                    client.acknowledge_received_data(event.flow_controlled_length,
-                                                     event.stream_id)
+            answered += answered_in(client, data)
         pending = client.data_to_send()
         if pending:
             began = clock()
@@ -168,18 +183,14 @@ def h2_floor(requests: int, streams: int) -> float:
                             logging.getLogger("h2path"), None, False)
     server = new_server_connection(runtime.h2_limits)
     server.initiate_connection()
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    client.initiate_connection()
+    client = new_client()
     server.receive_data(client.data_to_send())
     client.receive_data(server.data_to_send())
     clock = time.thread_time
     answered = 0
     spent = 0.0
     while answered < requests:
-        for _ in range(streams):
-            client.send_headers(client.get_next_available_stream_id(), REQUEST,
-                                end_stream=True)
-        data = client.data_to_send()
+        data = ask(client, streams)
         began = clock()
         for event in server.receive_data(data):
             if isinstance(event, h2.events.RequestReceived):
@@ -187,12 +198,7 @@ def h2_floor(requests: int, streams: int) -> float:
                 server.send_data(event.stream_id, b"Hello, world!\n", end_stream=True)
         out = server.data_to_send()
         spent += clock() - began
-        for event in client.receive_data(out):
-            if isinstance(event, h2.events.StreamEnded):
-                answered += 1
-            elif isinstance(event, h2.events.DataReceived):
-                client.acknowledge_received_data(event.flow_controlled_length,
-                                                 event.stream_id)
+        answered += answered_in(client, out)
         began = clock()
         server.receive_data(client.data_to_send())
         spent += clock() - began
