@@ -235,14 +235,16 @@ class StreamEvents:
             pass
 
     def _send_head(self, stream: H2Stream, head: list[tuple[bytes, bytes]]) -> None:
-        with self.lock:
-            end = stream.out_ended and not stream.outbox
-            body = None if end else self._whole_body(stream)
+        body = None
         try:
+            with self.lock:
+                end = stream.out_ended and not stream.outbox
+                if stream.out_ended and 0 < stream.out_bytes <= SMALL_BODY_BYTES:
+                    body = self._whole_body(stream)
             self.conn.send_headers(stream.stream_id, head, end_stream=end)
             if body is not None:
                 self.conn.send_data(stream.stream_id, body, end_stream=True)
-        except h2.exceptions.H2Error as exc:
+        except h2.exceptions.H2Error as exc:  # (h2 knows the stream no more)
             self._kill(stream, f"cannot send the response head: {exc}")
             return
         stream.head_sent = True
@@ -254,11 +256,10 @@ class StreamEvents:
             self._maybe_forget(stream)
 
     def _whole_body(self, stream: H2Stream) -> bytes | None:
-        """(lock held) A complete response body that fits one DATA frame and the windows,
-        taken from the outbox to go out right behind its head (most responses): None when
-        it must go through `_pump` (more to come, a spill file, a window too small)."""
-        if not stream.out_ended or stream.out_bytes > SMALL_BODY_BYTES:
-            return None
+        """(lock held) A complete small response body, taken from the outbox to go out
+        right behind its head (most responses) when it is one piece that fits one DATA
+        frame and the windows; None when it must go through `_pump` (several pieces, a
+        spill file, a window too small)."""
         conn = self.conn
         limit = min(conn.local_flow_control_window(stream.stream_id),
                     conn.max_outbound_frame_size)
