@@ -239,11 +239,13 @@ class StreamEvents:
         try:
             with self.lock:
                 end = stream.out_ended and not stream.outbox
-                if stream.out_ended and 0 < stream.out_bytes <= SMALL_BODY_BYTES:
+                if (stream.out_ended and 0 < stream.out_bytes <= SMALL_BODY_BYTES
+                        and len(self.out) < OUTPUT_HIGH_BYTES):  # (the bound, as _pump's)
                     body = self._whole_body(stream)
             self.conn.send_headers(stream.stream_id, head, end_stream=end)
             if body is not None:
                 self.conn.send_data(stream.stream_id, body, end_stream=True)
+                self._take_output()  # keep `out` honest for the bound
         except h2.exceptions.H2Error as exc:  # (h2 knows the stream no more)
             self._kill(stream, f"cannot send the response head: {exc}")
             return
