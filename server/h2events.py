@@ -46,6 +46,7 @@ _NO_ERROR = h2.errors.ErrorCodes.NO_ERROR
 _CANCEL = h2.errors.ErrorCodes.CANCEL
 _INTERNAL_ERROR = h2.errors.ErrorCodes.INTERNAL_ERROR
 OUTPUT_HIGH_BYTES = 1 << 20  # stop reading (and framing) while this much waits for the socket
+SMALL_BODY_BYTES = 16384  # at most one DATA frame (the smallest SETTINGS_MAX_FRAME_SIZE)
 
 
 class StreamEvents:
@@ -234,17 +235,40 @@ class StreamEvents:
             pass
 
     def _send_head(self, stream: H2Stream, head: list[tuple[bytes, bytes]]) -> None:
-        with self.lock:
-            end = stream.out_ended and not stream.outbox
+        body = None
         try:
+            with self.lock:
+                end = stream.out_ended and not stream.outbox
+                if (stream.out_ended and 0 < stream.out_bytes <= SMALL_BODY_BYTES
+                        and len(self.out) < OUTPUT_HIGH_BYTES):  # (the bound, as _pump's)
+                    body = self._whole_body(stream)
             self.conn.send_headers(stream.stream_id, head, end_stream=end)
-        except h2.exceptions.H2Error as exc:
+            if body is not None:
+                self.conn.send_data(stream.stream_id, body, end_stream=True)
+                self._take_output()  # keep `out` honest for the bound
+        except h2.exceptions.H2Error as exc:  # (h2 knows the stream no more)
             self._kill(stream, f"cannot send the response head: {exc}")
             return
         stream.head_sent = True
+        if body is not None:
+            self.gate.note_data_sent(1)  # the client may acknowledge it
+            end = True
         if end:
             stream.end_sent = True
             self._maybe_forget(stream)
+
+    def _whole_body(self, stream: H2Stream) -> bytes | None:
+        """(lock held) A complete small response body, taken from the outbox to go out
+        right behind its head (most responses) when it is one piece that fits one DATA
+        frame and the windows; None when it must go through `_pump` (several pieces, a
+        spill file, a window too small)."""
+        conn = self.conn
+        limit = min(conn.local_flow_control_window(stream.stream_id),
+                    conn.max_outbound_frame_size)
+        body = stream.outbox.take_whole(limit)
+        if body is not None:
+            stream.out_bytes = 0
+        return body
 
     def _pump(self) -> None:
         """Move buffered output into DATA frames as far as the windows (and our output

@@ -172,6 +172,20 @@ class Backlog:
             return view.tobytes()
         return b""
 
+    def take_whole(self, limit: int) -> bytes | None:
+        """Everything pending, when it is one piece of bytes in memory of at most `limit`
+        bytes (an HTTP/2 stream's whole small body, sent with its head without a copy);
+        else None, and nothing is taken."""
+        segments = self.segments
+        if len(segments) != 1:
+            return None
+        piece = segments[0]
+        if type(piece) is not bytes or len(piece) > limit:
+            return None
+        segments.clear()
+        self._done()
+        return piece
+
     def _advance_region(self, region: _Region, sent: int) -> None:
         region.offset += sent
         region.count -= sent

@@ -89,6 +89,23 @@ def test_a_zero_window_response_holds_no_worker_and_arrives_whole(serve: Serve) 
     client.close()
 
 
+def test_a_small_whole_response_waits_for_a_window_smaller_than_its_body(
+        serve: Serve) -> None:
+    """A complete small body goes out right behind its head (server/h2events.py
+    _whole_body) only when the windows take all of it; here the stream's window takes 5
+    bytes, then the rest once the client opens it."""
+    server = one_thread(serve)
+    client = H2Client(server.port, settings={0x4: 5})
+    stream = client.request("/pattern?n=100")
+    client.read(lambda: len(client.bodies.get(stream, b"")) == 5)
+    assert stream not in client.ended
+    client.conn.increment_flow_control_window(95, stream)
+    client.flush()
+    client.read(lambda: client.answered(stream))
+    assert stream in client.ended and client.bodies[stream] == pattern(100)
+    client.close()
+
+
 def test_a_window_that_never_opens_resets_the_stream(serve: Serve) -> None:
     server = one_thread(serve, "--min-rate-grace", "1", "--body-timeout", "60")
     client = H2Client(server.port, settings=ZERO_WINDOW)

@@ -98,3 +98,20 @@ def test_the_clock_counts_what_the_reader_took(pair: tuple[socket.socket, socket
     backlog.flush(ours, True)
     assert backlog.clock.moved >= 100_000
     assert backlog.clock.deadline() == 1000.0 + backlog.clock.moved / 100.0
+
+
+def test_take_whole_takes_only_one_small_piece_in_memory(tmp_path: Path) -> None:
+    """An HTTP/2 stream's whole small body, taken as the application's own object, or
+    nothing when it is in several pieces, too big, or partly sent."""
+    body = b"hello, world"
+    backlog = Backlog(1024)
+    assert backlog.take_whole(100) is None  # nothing pending
+    backlog.append(body)
+    assert backlog.take_whole(len(body) - 1) is None and backlog  # too big: left as it was
+    assert backlog.take_whole(len(body)) is body and not backlog
+    backlog.append(b"two ")
+    backlog.append(b"pieces")
+    assert backlog.take_whole(100) is None
+    assert backlog.take(100) == b"two " and backlog.take(2) == b"pi"
+    assert backlog.take_whole(100) is None  # a view of the rest: goes through take()
+    assert backlog.take(100) == b"eces" and not backlog
