@@ -472,6 +472,7 @@ class Arbiter:
             os.close(worker.status_fd)
         code = os.waitstatus_to_exitcode(wait_status)
         how = f"exit status {code}" if code >= 0 else f"signal {signal_name(-code)}"
+        self.shards.exited(worker.slot)  # a released slot's socket is closed now
         if worker.leaving:
             self.error_log.info("Worker %d exited (%s)", worker.pid, how)
             return

@@ -12,8 +12,11 @@ it: the connections waiting in its backlog when a worker exits (recycled, reload
 are accepted by the replacement started on the same slot, and none is lost. A slot's socket
 goes only when the count shrinks (TTOU, a reload to fewer workers, a stop): the arbiter closes
 its copy before it stops that slot's worker, which takes the backlog and then closes the last
-copy. A connection arriving between those two steps is reset, unless Linux's
-`net.ipv4.tcp_migrate_req` is 1 (it then moves to another socket of the port).
+copy. A connection the kernel put in that socket's queue after the worker's last accept
+would be reset by the close (unless Linux's `net.ipv4.tcp_migrate_req` is 1), so while a
+slot's worker is leaving, the arbiter steers every new connection of the port to slot 0's
+socket (the first of the port's reuseport group: a classic BPF program returning index 0,
+SO_ATTACH_REUSEPORT_CBPF) and lets the kernel balance again once that worker has exited.
 
 Shared instead, said once in the log: Unix sockets, sockets handed over by systemd (`fd://`),
 and a slot that cannot be bound (after `--user` switched away from the user that bound the
@@ -22,10 +25,18 @@ first socket, or a privileged port): that worker accepts on slot 0's socket.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import socket
+import struct
 
 from .listeners import BindError, Listener, open_listener
+
+# Linux's reuseport steering (socket(7)): a classic BPF program choosing the group's socket
+SO_ATTACH_REUSEPORT_CBPF = 51
+SO_DETACH_REUSEPORT_BPF = 68
+_BPF_RET_K = 0x06  # BPF_RET | BPF_K: return the constant
+_TO_FIRST_SOCKET = struct.pack("=HBBI", _BPF_RET_K, 0, 0, 0)  # one instruction: return 0
 
 
 class PortShards:
@@ -37,6 +48,7 @@ class PortShards:
         self.backlog = backlog
         self.error_log = error_log
         self.slots: dict[int, list[Listener]] = {0: listeners}
+        self._leaving: set[int] = set()  # released slots whose worker has not exited yet
         self.sharded = [reuse_port and _can_shard(listener) for listener in listeners]
         if reuse_port:
             for listener, sharded in zip(listeners, self.sharded, strict=True):
@@ -75,19 +87,49 @@ class PortShards:
             self.error_log.warning("reuse_port: %s; this worker shares the first socket", exc)
             return base
 
-    def release(self, slot: int) -> None:
+    def release(self, slot: int, steer: bool = True) -> None:
         """No worker will use `slot` again: close the arbiter's copy of its own sockets (its
-        worker, stopping, takes their backlog and closes the last copy)."""
+        worker, stopping, takes their backlog and closes the last copy). Until `exited(slot)`,
+        new connections go to slot 0's socket, so none waits in the closing one."""
         mine = self.slots.pop(slot, None) if slot else None
-        if mine is not None:
-            for listener, base in zip(mine, self.base, strict=True):
-                if listener is not base:
-                    listener.sock.close()
+        if mine is None:
+            return
+        if steer and any(listener is not base for listener, base in zip(mine, self.base,
+                                                                         strict=True)):
+            if not self._leaving:
+                self._steer(_TO_FIRST_SOCKET)
+            self._leaving.add(slot)
+        for listener, base in zip(mine, self.base, strict=True):
+            if listener is not base:
+                listener.sock.close()
+
+    def exited(self, slot: int) -> None:
+        """The worker of a released slot has exited (its socket is closed): when no other is
+        leaving, the kernel balances new connections over the sockets again."""
+        if slot in self._leaving:
+            self._leaving.discard(slot)
+            if not self._leaving:
+                self._steer(None)
+
+    def _steer(self, program: bytes | None) -> None:
+        """Attach `program` to the port's reuseport groups (through slot 0's sockets), or
+        detach it (None). Where Linux offers no steering the close keeps its small window."""
+        for listener, sharded in zip(self.base, self.sharded, strict=True):
+            if not sharded:
+                continue
+            try:
+                if program is None:
+                    listener.sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, 0)
+                else:
+                    _attach_cbpf(listener.sock, program)
+            except OSError as exc:
+                self.error_log.debug("reuse_port: cannot steer connections on %s: %s",
+                                     listener.url(), exc)
 
     def release_all(self) -> None:
         """A stop: every sharded socket, slot 0's too, stops taking connections here."""
         for slot in list(self.slots):
-            self.release(slot)
+            self.release(slot, steer=False)
         for listener, sharded in zip(self.base, self.sharded, strict=True):
             if sharded:
                 listener.sock.close()
@@ -105,6 +147,14 @@ class PortShards:
                 if id(listener) not in keep:
                     listener.sock.close()
         return mine
+
+
+def _attach_cbpf(sock: socket.socket, program: bytes) -> None:
+    """SO_ATTACH_REUSEPORT_CBPF takes a struct sock_fprog: the instruction count and a
+    pointer to the instructions, which the kernel copies during the call."""
+    instructions = ctypes.create_string_buffer(program, len(program))
+    fprog = struct.pack("HP", len(program) // 8, ctypes.addressof(instructions))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
 
 
 def _can_shard(listener: Listener) -> bool:
