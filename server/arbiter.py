@@ -220,9 +220,11 @@ class Arbiter:
     def _release_unused_slots(self) -> None:
         """Close the sockets of slots past the count that no staying worker uses."""
         used = {w.slot for w in self.workers.values() if not w.leaving}
+        alive = {w.slot for w in self.workers.values()}
         for slot in self.shards.open_slots():
             if slot >= self.target and slot not in used:
-                self.shards.release(slot)
+                # steer new connections away while a worker still holds its socket
+                self.shards.release(slot, steer=slot in alive)
 
     def _signal(self, pid: int, sig: int) -> None:
         try:
@@ -472,7 +474,8 @@ class Arbiter:
             os.close(worker.status_fd)
         code = os.waitstatus_to_exitcode(wait_status)
         how = f"exit status {code}" if code >= 0 else f"signal {signal_name(-code)}"
-        self.shards.exited(worker.slot)  # a released slot's socket is closed now
+        if not any(other.slot == worker.slot for other in self.workers.values()):
+            self.shards.exited(worker.slot)  # a released slot's socket is closed now
         if worker.leaving:
             self.error_log.info("Worker %d exited (%s)", worker.pid, how)
             return

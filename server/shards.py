@@ -87,10 +87,11 @@ class PortShards:
             self.error_log.warning("reuse_port: %s; this worker shares the first socket", exc)
             return base
 
-    def release(self, slot: int, steer: bool = True) -> None:
+    def release(self, slot: int, steer: bool = False) -> None:
         """No worker will use `slot` again: close the arbiter's copy of its own sockets (its
-        worker, stopping, takes their backlog and closes the last copy). Until `exited(slot)`,
-        new connections go to slot 0's socket, so none waits in the closing one."""
+        worker, stopping, takes their backlog and closes the last copy). With `steer` (a
+        worker still holds them), new connections go to slot 0's socket until
+        `exited(slot)`, so none waits in the closing one."""
         mine = self.slots.pop(slot, None) if slot else None
         if mine is None:
             return
@@ -129,7 +130,7 @@ class PortShards:
     def release_all(self) -> None:
         """A stop: every sharded socket, slot 0's too, stops taking connections here."""
         for slot in list(self.slots):
-            self.release(slot, steer=False)
+            self.release(slot)
         for listener, sharded in zip(self.base, self.sharded, strict=True):
             if sharded:
                 listener.sock.close()

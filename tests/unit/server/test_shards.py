@@ -10,7 +10,6 @@ import socket
 import sys
 
 import pytest
-
 from treadle.server.listeners import open_listener
 from treadle.server.shards import PortShards
 
@@ -45,7 +44,7 @@ def test_a_leaving_slot_gets_no_new_connection_until_its_worker_exited() -> None
         port = base.sock.getsockname()[1]
         first, second = shards.listeners_for(1)[0].sock, shards.listeners_for(2)[0].sock
         second_copy = second.dup()  # the leaving worker's copy: the socket stays open
-        shards.release(2)
+        shards.release(2, steer=True)
         connect(port, 60)
         assert (accepted(base.sock), accepted(first), accepted(second_copy)) == (60, 0, 0)
         second_copy.close()  # the worker closed its socket and exited
