@@ -474,8 +474,10 @@ class Arbiter:
             os.close(worker.status_fd)
         code = os.waitstatus_to_exitcode(wait_status)
         how = f"exit status {code}" if code >= 0 else f"signal {signal_name(-code)}"
-        if not any(other.slot == worker.slot for other in self.workers.values()):
-            self.shards.exited(worker.slot)  # a released slot's socket is closed now
+        # A released slot's socket is closed once no leaving worker holds it (a worker
+        # started on that slot since, by TTIN, has a new socket of its own).
+        if not any(o.slot == worker.slot and o.leaving for o in self.workers.values()):
+            self.shards.exited(worker.slot)
         if worker.leaving:
             self.error_log.info("Worker %d exited (%s)", worker.pid, how)
             return

@@ -8,9 +8,13 @@ worker (a socket nobody accepts on would leave connections waiting for ever).
 
 from __future__ import annotations
 
+import http.client
+import json
 import os
 import signal
 import socket
+import threading
+import time
 
 import psutil
 import pytest
@@ -173,3 +177,42 @@ def test_a_socket_handed_over_is_shared_by_the_workers_and_said_so(serve):
         assert stop_and_check_no_orphans(server) == 0
     finally:
         listener.close()
+
+
+def test_a_slot_taken_again_before_its_old_worker_exits_is_balanced_afterwards(serve):
+    """TTOU, then TTIN while the slot's old worker still finishes a request: a new worker
+    starts on that slot (on a socket of its own) while new connections are steered to slot
+    0's socket. Once the old one has exited the kernel balances again: new connections
+    reach every worker, not slot 0's only."""
+    server = serve(APP, "--workers", "3", "--reuse-port")
+    old = worker_count(server, 3)
+
+    def slow_request() -> None:  # holds a worker (which one: the kernel's hash)
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+        conn.request("GET", "/sleep?s=3")
+        conn.getresponse().read()
+        conn.close()
+
+    holders = [threading.Thread(target=slow_request) for _ in range(24)]
+    for thread in holders:
+        thread.start()
+    time.sleep(0.5)  # each worker holds one now (24 connections over 3 sockets)
+    server.send_signal(signal.SIGTTOU)
+    wait_until(lambda: "SIGTTOU: 2 workers" in server.log(), "TTOU", server)
+    server.send_signal(signal.SIGTTIN)
+    wait_until(lambda: "SIGTTIN: 3 workers" in server.log(), "TTIN", server)
+    for thread in holders:
+        thread.join(30)
+    wait_until(lambda: len(workers(server)) == 3 and len(old - workers(server)) == 1,
+               "the slot's old worker to leave and a new one to serve", server)
+    assert_one_socket_each(server, 3)
+    pids = set()
+    for _ in range(200):  # a new connection each: the kernel's hash picks the socket
+        conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+        conn.request("GET", "/osenv")
+        pids.add(json.loads(conn.getresponse().read())["pid"])
+        conn.close()
+        if len(pids) == 3:
+            break
+    assert len(pids) == 3, pids
+    assert stop_and_check_no_orphans(server) == 0
