@@ -253,7 +253,10 @@ SETTINGS: tuple[Setting, ...] = (
         "the pool; it is held in memory (at most this much per connection). A larger body "
         "reaches the application as it arrives, through wsgi.input, under "
         "min_request_rate; so does one arriving fast (256 KiB at once), whose client needs "
-        "no shelter. 0 streams every body.",
+        "no shelter. Over HTTP/2 each stream's body is received so before its worker "
+        "starts, at most this much per connection across its streams (the connection waits "
+        "in the poller meanwhile too); a stream whose client expects 100-continue streams. "
+        "0 streams every body.",
         gunicorn="new (waitress receives every body before calling the application and "
         "spills past inbuf_overflow, 512 KB, to a file).",
     ),

@@ -1,9 +1,11 @@
 """The HTTP/2 driver thread's handling of each stream: what the client sends, and what the
-stream's worker produced.
+stream's worker produced (its news: output, what it read, resets).
 
 A mixin of H2Driver (server/http2.py), kept apart for size: request headers judged by the
 policy of protocol/http2.py (a malformed request resets only its stream), request bodies
-counted against content-length and handed to the stream's wsgi.input, resets, window
+counted against content-length and handed to the stream's wsgi.input (one up to
+request_buffer_size received whole before the stream's worker starts, as on HTTP/1.1, so a
+slow upload holds no worker: a body that stalls then gets 408 from here), resets, window
 updates, GOAWAY, response heads and DATA as the flow-control windows allow (at most
 OUTPUT_HIGH_BYTES waiting for the socket), and forgetting finished streams (giving back
 what they left unread).
@@ -33,8 +35,9 @@ from ..protocol.http2 import (
 )
 from .errors import ClientGone
 from .h2stream import H2Stream, StreamRunner, error_body, error_head
-from .rates import NEVER, RateClock
+from .rates import NEVER, RateClock, why_body_late
 from .runtime import Host, Runtime
+from .wakeup import Wakeup
 from .wsgi import build_environ
 
 if TYPE_CHECKING:
@@ -70,8 +73,13 @@ class StreamEvents:
     busy_runners: int
     spill_files: int
     stalled: dict[int, H2Stream]  # streams with output waiting for the client's window
+    gathering: dict[int, H2Stream]  # streams whose body arrives before their worker starts
+    gathered_bytes: int  # what those have received so far
     goaway_at: int | None
     served_any: bool
+    ready: list[H2Stream]  # (lock) streams with news from their workers
+    wake_pending: bool  # (lock)
+    wakeup: Wakeup | None  # (lock)
     idle_since: float
 
     if TYPE_CHECKING:  # H2Driver's (server/http2.py)
@@ -105,6 +113,13 @@ class StreamEvents:
         stream.in_ended = ended
         self.served_any = True
         self.streams[stream.stream_id] = stream
+        if not ended and self._may_gather(stream):
+            self._gather(stream)
+        else:
+            self._queue(stream)
+
+    def _queue(self, stream: H2Stream) -> None:
+        """The stream's turn for a worker: a runner of this connection's share takes it."""
         with self.lock:
             self.waiting_streams.append(stream)
             more = (len(self.waiting_streams) > self.runners - self.busy_runners
@@ -123,10 +138,15 @@ class StreamEvents:
             except FloodError as flood:
                 self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM, str(flood))
             return
+        self._answer_error(stream_id, exc.status)
+
+    def _answer_error(self, stream_id: int, status: int) -> None:
+        """An error response from here (the application is not called), and RST_STREAM
+        NO_ERROR when the client is still sending: its body is not wanted."""
         conn = self.conn
         try:
-            conn.send_headers(stream_id, error_head(exc.status, self.runtime))
-            conn.send_data(stream_id, error_body(exc.status), end_stream=True)
+            conn.send_headers(stream_id, error_head(status, self.runtime))
+            conn.send_data(stream_id, error_body(status), end_stream=True)
             if conn.streams.get(stream_id) is not None and not conn.streams[stream_id].closed:
                 conn.reset_stream(stream_id, _NO_ERROR)  # no need for the body
         except h2.exceptions.H2Error:
@@ -146,17 +166,23 @@ class StreamEvents:
             self._acknowledge(event.stream_id, flow)
             return
         stream.received += len(data)
+        gathering = stream.stream_id in self.gathering
+        if gathering:
+            self.gathered_bytes += len(data)
         if stream.content_length is not None and stream.received > stream.content_length:
             self._acknowledge(event.stream_id, flow)
             self._stream_error(stream, "more DATA than content-length")
             return
         with self.lock:
-            if stream.dead is None:
+            alive = stream.dead is None
+            if alive:
                 stream.inbox.append(data)
-                stream.inbox_flow.append(flow)
+                stream.inbox_flow.append(0 if gathering else flow)  # 0: acknowledged here
                 stream.notify()
-                return
-        self._acknowledge(event.stream_id, flow)
+        if not alive or gathering:
+            self._acknowledge(event.stream_id, flow)
+        if alive and gathering:
+            self._gathered(stream, len(data))
 
     def _on_stream_ended(self, event: h2.events.StreamEnded) -> None:
         stream = self.streams.get(event.stream_id)
@@ -168,6 +194,8 @@ class StreamEvents:
         with self.lock:
             stream.in_ended = True
             stream.notify()
+        if stream.stream_id in self.gathering:
+            self._release(stream)  # the whole body is here
         self._maybe_forget(stream)
 
     def _on_trailers(self, event: h2.events.TrailersReceived) -> None:
@@ -222,6 +250,41 @@ class StreamEvents:
             self.conn.acknowledge_received_data(size, stream_id)
         except h2.exceptions.H2Error:
             pass
+
+    # -- the workers' news -----------------------------------------------------------------
+
+    def _on_wake(self, drain: bool) -> None:
+        if drain and self.wakeup is not None:  # (only this thread changes it)
+            self.wakeup.drain()
+        with self.lock:
+            ready, self.ready = self.ready, []
+            self.wake_pending = False
+            news = []
+            for stream in ready:
+                stream.queued = False
+                consumed, stream.consumed = stream.consumed, 0
+                head, stream.head = stream.head, None
+                wants_continue, stream.continue_wanted = stream.continue_wanted, False
+                hints, stream.informational = stream.informational, []
+                news.append((stream, consumed, head, stream.reset_code, wants_continue, hints))
+        for stream, consumed, head, reset_code, wants_continue, hints in news:
+            if consumed:
+                self._acknowledge(stream.stream_id, consumed)
+            if stream.finished:
+                continue
+            for hint in hints:  # 103 Early Hints, before the head (queued before it)
+                if not stream.head_sent:
+                    self._send_informational(stream.stream_id, hint)
+            if wants_continue and head is None and not stream.head_sent:
+                self._send_continue(stream.stream_id)
+            if reset_code is not None:
+                self._reset(stream.stream_id, reset_code)
+                self._kill(stream, "reset by the server")
+                continue
+            if head is not None:
+                self._send_head(stream, head)
+            self.sending[stream.stream_id] = stream
+        self._pump()
 
     # -- responses -----------------------------------------------------------------------
 
@@ -374,6 +437,66 @@ class StreamEvents:
             self._reset(stream.stream_id, _CANCEL)
             self._kill(stream, "the client stopped reading")
 
+    # -- request bodies received before the worker starts (issue 14 item 5) ---------------
+
+    def _may_gather(self, stream: H2Stream) -> bool:
+        """Whether the stream's body is received before its worker starts, as HTTP/1.1
+        receives one (server/h1body.py): a body of at most request_buffer_size, while this
+        connection has gathered less than that in all; not when the client waits for
+        100 Continue (sent when the application first reads)."""
+        limit = self.runtime.request_buffer_bytes
+        length = stream.content_length
+        return (not stream.expect_continue and self.gathered_bytes < limit
+                and (length is None or length <= limit))
+
+    def _gather(self, stream: H2Stream) -> None:
+        now = time.monotonic()
+        stream.body_clock = RateClock(self.runtime.min_request_rate, now)
+        stream.gather_progress_s = now
+        self.gathering[stream.stream_id] = stream
+
+    def _gathered(self, stream: H2Stream, size: int) -> None:
+        """DATA for a gathering stream, acknowledged already (so the client may send the
+        whole body at once); past the bound (the stream's, or the connection's in all) the
+        stream goes to a worker and the rest streams as the application reads it."""
+        stream.gather_progress_s = time.monotonic()
+        clock = stream.body_clock
+        if clock is not None:
+            clock.moved += size
+        limit = self.runtime.request_buffer_bytes
+        if stream.received > limit or self.gathered_bytes > limit:
+            self._release(stream)
+
+    def _release(self, stream: H2Stream) -> None:
+        """The stream's body is here (or past the bound): its worker may start. The body's
+        rate clock goes on in the worker's reads (server/h2stream.py), paused till then."""
+        if self.gathering.pop(stream.stream_id, None) is None:
+            return
+        self.gathered_bytes -= stream.received
+        stream.body_paused_s = time.monotonic()
+        self._queue(stream)
+
+    def _gather_deadline(self, stream: H2Stream) -> float:
+        clock = stream.body_clock
+        late = NEVER if clock is None else clock.deadline()
+        return min(late, stream.gather_progress_s + self.runtime.body_timeout_s)
+
+    def _next_gather_deadline(self) -> float:
+        return min((self._gather_deadline(s) for s in self.gathering.values()), default=NEVER)
+
+    def _expire_gathering(self, now: float) -> None:
+        """A body that stopped for body_timeout, or arrives slower than min_request_rate,
+        before its worker started: 408 from here (what the application's read would have
+        led to), counted and logged as on HTTP/1.1; the application is not called."""
+        runtime = self.runtime
+        for stream in list(self.gathering.values()):
+            if self._gather_deadline(stream) > now:
+                continue
+            why = why_body_late(stream.body_clock, now, runtime.count_rejected,
+                                runtime.error_log, f"HTTP/2 request body from {self.peer_host}")
+            self._answer_error(stream.stream_id, 408)
+            self._kill(stream, why)
+
     # -- forgetting streams ----------------------------------------------------------------
 
     def _maybe_forget(self, stream: H2Stream) -> None:
@@ -401,6 +524,8 @@ class StreamEvents:
             stream.spill_released()
         self._acknowledge(stream.stream_id, unread)
         stream.finished = True
+        if self.gathering.pop(stream.stream_id, None) is not None:
+            self.gathered_bytes -= stream.received
         self.streams.pop(stream.stream_id, None)
         self.sending.pop(stream.stream_id, None)
         self.stalled.pop(stream.stream_id, None)

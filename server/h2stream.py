@@ -8,9 +8,10 @@ first has to wait, which most never do):
 
 - request body: the connection thread appends DATA to `inbox`; the worker's wsgi.input
   takes from it and records what it consumed in `consumed`, which the connection thread
-  acknowledges (WINDOW_UPDATE). Nothing is acknowledged before the application reads it,
-  so the client can never have more than one window of unread body in flight: that is the
-  back-pressure, and the bound on `inbox`.
+  acknowledges (WINDOW_UPDATE). A body up to request_buffer_size is received, and
+  acknowledged, before the worker starts (server/h2events.py); beyond that nothing is
+  acknowledged before the application reads it, so the client can never have more than
+  one window of unread body in flight: that is the back-pressure, and the bound on `inbox`.
 - response: the worker appends to `outbox`, a Backlog (server/outbuf.py): memory up to
   SEND_BUFFER_BYTES (or response_buffer_size if smaller; a larger chunk with nothing
   pending is kept as it is), then a temporary file, so the
@@ -72,7 +73,7 @@ class H2Stream:
                  "out_bytes", "head", "out_ended", "reset_code", "dead", "queued",
                  "head_sent", "end_sent", "finished", "started", "expect_continue",
                  "continue_wanted", "informational", "spilled", "body_clock",
-                 "body_paused_s", "send_clock", "send_progress_s")
+                 "body_paused_s", "send_clock", "send_progress_s", "gather_progress_s")
 
     def __init__(self, driver: StreamOwner, stream_id: int, environ: dict[str, Any],
                  content_length: int | None) -> None:
@@ -103,10 +104,12 @@ class H2Stream:
         self.expect_continue = environ.get("HTTP_EXPECT", "").lower() == "100-continue"
         self.continue_wanted = False  # (lock) the first read waits: send 100 Continue
         self.informational: list[list[tuple[bytes, bytes]]] = []  # (lock) 103s to send
-        self.body_clock: RateClock | None = None  # worker: min_request_rate, while waiting
+        self.body_clock: RateClock | None = None  # min_request_rate (the connection thread's
+        #                                           before dispatch, then the worker's)
         self.body_paused_s = 0.0  # worker: when the last wait for the body ended
         self.send_clock: RateClock | None = None  # connection thread: min_response_rate
         self.send_progress_s = 0.0  # connection thread: when DATA last went or a wait began
+        self.gather_progress_s = 0.0  # connection thread: the last DATA before dispatch
 
     # -- worker side: wsgi.input -------------------------------------------------------------
 

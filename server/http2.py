@@ -9,7 +9,8 @@ either) while the connection has work: it reads frames, judges each request
 (server/h2stream.py), so a slow stream never delays a fast one. Workers hand output and "I
 read this much" back through per-stream state plus a wake-up descriptor (server/wakeup.py)
 that exists only while a thread serves the connection; the thread sends as the
-flow-control windows allow and acknowledges request data only as the application reads it.
+flow-control windows allow and acknowledges request data as the application reads it (a
+body up to request_buffer_size as it arrives: it is received before the worker starts).
 Then it parks the connection again. Idle timeout, graceful stop (GOAWAY) and the final
 linger of a parked connection are the poller's: no thread is woken to say goodbye.
 
@@ -61,6 +62,7 @@ from .wakeup import Wakeup
 
 RECV_BYTES = 65536
 SEND_BYTES = 256 * 1024  # at most this much per send() call
+GATHER_WAIT_MS = 20  # an idle turn with a body arriving waits this long for more, then parks
 LINGER_S = 1.0  # after our last frame, how long the client's late bytes are read (parked)
 LINGER_MAX_BYTES = 1 << 20
 NEWS_POLL_MS = 10  # out of descriptors for a wake-up: how often a thread looks for news
@@ -124,6 +126,8 @@ class H2Driver(StreamEvents, ReadBudget):
         self.streams: dict[int, H2Stream] = {}
         self.sending: dict[int, H2Stream] = {}  # streams with output not yet in frames
         self.stalled: dict[int, H2Stream] = {}  # streams with output waiting for a window
+        self.gathering: dict[int, H2Stream] = {}  # bodies arriving before their worker starts
+        self.gathered_bytes = 0
         self.out = bytearray()
         self.last_progress = time.monotonic()
         self.idle_since = time.monotonic()
@@ -179,7 +183,7 @@ class H2Driver(StreamEvents, ReadBudget):
         unpack(self)
         if self.phase == Phase.LINGER:
             return self._linger_read()
-        if self.host.stopping:
+        if self.host.stopping and not self.streams:
             return self._goodbye()
         return self._activate()
 
@@ -191,6 +195,8 @@ class H2Driver(StreamEvents, ReadBudget):
         unpack(self)
         if self.phase == Phase.LINGER:
             return CLOSE
+        if self.phase == Phase.BODY:  # a body stalled before dispatch: the thread answers
+            return self._activate()
         if time.monotonic() >= self._block_deadline():
             self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
                                   "a header block not complete within header_timeout")
@@ -359,11 +365,12 @@ class H2Driver(StreamEvents, ReadBudget):
             if news:
                 self._on_wake(False)
                 continue
-            idle = not self.streams and not self.out and reading
+            # idle: nothing to do but wait for the client (bodies arriving are the poller's)
+            idle = len(self.gathering) == len(self.streams) and not self.out and reading
             if reading and self._tls_pending():
                 ready: list[tuple[int, int]] = [(fd, select.POLLIN)]
             else:
-                timeout_ms = 0 if idle else self._timeout_ms()
+                timeout_ms = self._idle_wait_ms() if idle else self._timeout_ms()
                 if wake_fd < 0 and not 0 <= timeout_ms <= NEWS_POLL_MS:
                     timeout_ms = NEWS_POLL_MS  # no wake-up descriptor: look for news
                 ready = poller.poll(timeout_ms)
@@ -379,6 +386,14 @@ class H2Driver(StreamEvents, ReadBudget):
                 elif flags & _POLLIN and reading:
                     self._on_readable()
 
+    def _idle_wait_ms(self) -> int:
+        """How long an idle turn waits before parking: not at all, or a moment while a
+        body arrives before dispatch (a body in full flow keeps its thread; a trickle parks)."""
+        if not self.gathering:
+            return 0
+        timeout_ms = self._timeout_ms()
+        return GATHER_WAIT_MS if timeout_ms < 0 else min(timeout_ms, GATHER_WAIT_MS)
+
     def _park(self) -> bool:
         """Nothing to do: give the connection to the poller, unless news came meanwhile."""
         with self.lock:
@@ -389,6 +404,11 @@ class H2Driver(StreamEvents, ReadBudget):
         if wakeup is not None:
             wakeup.close()
         self.active = False
+        if self.streams:  # bodies arriving before dispatch (server/h2events.py)
+            self.phase = Phase.BODY
+            self.deadline = min(self._next_gather_deadline(), self._block_deadline())
+            self.host.park(self)
+            return True
         self.phase = Phase.IDLE if self.served_any else Phase.HEAD
         self.deadline = self.idle_since + self._idle_limit_s()
         if self.gate.block_since is not None:  # a header block arriving: header_timeout
@@ -428,8 +448,9 @@ class H2Driver(StreamEvents, ReadBudget):
             deadline = self.idle_since + self._idle_limit_s()
         else:
             # streams in flight: their workers keep their own time; those waiting for the
-            # client's window are timed here (min_response_rate, body_timeout)
-            deadline = self._next_stall_deadline()
+            # client's window are timed here (min_response_rate, body_timeout), and the
+            # bodies arriving before dispatch (min_request_rate, body_timeout)
+            deadline = min(self._next_stall_deadline(), self._next_gather_deadline())
         deadline = min(deadline, self._block_deadline(), self._pause_deadline())
         if deadline == math.inf:
             return -1
@@ -443,6 +464,8 @@ class H2Driver(StreamEvents, ReadBudget):
 
     def _on_timeout(self) -> None:
         now = time.monotonic()
+        if self.gathering:
+            self._expire_gathering(now)
         if now >= self._block_deadline():
             self._fail_connection(h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
                                   "a header block not complete within header_timeout")
@@ -529,41 +552,6 @@ class H2Driver(StreamEvents, ReadBudget):
         self.read_closed = True
         self.goaway_at = 0
         self._forget_all(why)
-
-    # -- the workers' news (heads and DATA go out in h2events.py) ---------------------
-
-    def _on_wake(self, drain: bool) -> None:
-        if drain and self.wakeup is not None:  # (only this thread changes it)
-            self.wakeup.drain()
-        with self.lock:
-            ready, self.ready = self.ready, []
-            self.wake_pending = False
-            news = []
-            for stream in ready:
-                stream.queued = False
-                consumed, stream.consumed = stream.consumed, 0
-                head, stream.head = stream.head, None
-                wants_continue, stream.continue_wanted = stream.continue_wanted, False
-                hints, stream.informational = stream.informational, []
-                news.append((stream, consumed, head, stream.reset_code, wants_continue, hints))
-        for stream, consumed, head, reset_code, wants_continue, hints in news:
-            if consumed:
-                self._acknowledge(stream.stream_id, consumed)
-            if stream.finished:
-                continue
-            for hint in hints:  # 103 Early Hints, before the head (queued before it)
-                if not stream.head_sent:
-                    self._send_informational(stream.stream_id, hint)
-            if wants_continue and head is None and not stream.head_sent:
-                self._send_continue(stream.stream_id)
-            if reset_code is not None:
-                self._reset(stream.stream_id, reset_code)
-                self._kill(stream, "reset by the server")
-                continue
-            if head is not None:
-                self._send_head(stream, head)
-            self.sending[stream.stream_id] = stream
-        self._pump()
 
     # -- writing -------------------------------------------------------------------------
 
