@@ -139,6 +139,7 @@ def _rapid_reset(index: int) -> bytes:
 _GET_BIG = b"GET /big HTTP/1.1\r\nHost: reader\r\n\r\n"
 _CHUNKED = b"POST /upload HTTP/1.1\r\nHost: up\r\nTransfer-Encoding: chunked\r\n\r\n"
 _LENGTH = b"POST /upload HTTP/1.1\r\nHost: up\r\nContent-Length: 1048576\r\n\r\n"
+_H2_UPLOAD = at.h2_opening() + at.frame(at.HEADERS, at.END_HEADERS, 1, at.POST_UPLOAD)
 _ZERO_WINDOW = at.h2_opening(initial_window=0) + b"".join(
     at.frame(at.HEADERS, at.END_STREAM | at.END_HEADERS, sid, at.GET_BIG)
     for sid in range(1, 17, 2))
@@ -162,6 +163,10 @@ SCENARIOS = [
     Scenario("slow-upload-length", "Content-Length 1 MiB uploads at 1 byte/s, 4 threads",
              _holders(lambda s: at.HolderPlan(s.pick(150, 16), _LENGTH,
                                               trickle=lambda step: b"x")),
+             flags=_few_threads, handled_during=True),
+    Scenario("h2-slow-upload", "h2c uploads at 1 byte/s (a DATA frame a second), 4 threads",
+             _holders(lambda s: at.HolderPlan(s.pick(150, 16), _H2_UPLOAD,
+                                              trickle=lambda step: at.frame(at.DATA, 0, 1, b"x"))),
              flags=_few_threads, handled_during=True),
     Scenario("zero-window", "h2c connections, 8 streams of 10 MiB each with a zero window, "
              "4 threads", _holders(lambda s: at.HolderPlan(s.pick(2, 1), _ZERO_WINDOW)),

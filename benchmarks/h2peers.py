@@ -38,6 +38,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(REPO))
 
 from benchmarks.peers import (  # noqa: E402
+    BEFORE_PYTHON,
+    before_python,
     cpu_seconds,
     free_port,
     pin_to,
@@ -112,6 +114,8 @@ def _granian(port: int, threads: int, cert: str, key: str, tls: bool) -> list[st
 
 SERVERS = (
     Server("treadle", "treadle", _treadle),
+    Server("treadle-before", "treadle", lambda port, threads, cert, key, tls:
+           before_python(_treadle(port, threads, cert, key, tls))),
     Server("gunicorn", "gunicorn", _gunicorn),
     Server("hypercorn", "hypercorn", _hypercorn),
     Server("granian", "granian", _granian),
@@ -119,6 +123,8 @@ SERVERS = (
 
 
 def available(server: Server) -> bool:
+    if server.name == "treadle-before":
+        return bool(BEFORE_PYTHON)
     return find_spec(server.module) is not None
 
 

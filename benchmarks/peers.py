@@ -109,8 +109,20 @@ def _treadle(app: str, port: int, threads: int, processes: int) -> list[str]:
                    str(threads), *workers)
 
 
+# --before PYTHON: treadle as another checkout installs it (its venv's python), run beside
+# today's as "treadle-before" for before/after figures in one run.
+BEFORE_PYTHON: list[str] = []
+
+
+def before_python(argv: list[str]) -> list[str]:
+    """`argv` (a treadle command line) run by the --before checkout's python."""
+    return [BEFORE_PYTHON[0], *argv[1:]]
+
+
 SERVERS = (
     Server("treadle", "treadle", True, _treadle),
+    Server("treadle-before", "treadle", True, lambda app, port, threads, processes:
+           before_python(_treadle(app, port, threads, processes))),
     # --workers N --reuse-port: the arbiter binds a SO_REUSEPORT socket per worker
     # (server/shards.py), so the kernel balances as for the hand-run processes below.
     Server("treadle-workers-reuseport", "treadle", True, lambda app, port, threads, processes:
@@ -157,6 +169,8 @@ LOADS = (
 
 
 def server_available(server: Server) -> bool:
+    if server.name == "treadle-before":
+        return bool(BEFORE_PYTHON)
     return find_spec(server.module) is not None
 
 
@@ -389,9 +403,14 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--unpinned", action="store_true",
                         help="pin neither the servers nor wrk (several processes share cores)")
     parser.add_argument("--output", type=Path, default=REPO / "benchmarks" / "results")
+    parser.add_argument("--before", metavar="PYTHON",
+                        help="also run treadle-before: treadle from this python (the venv of "
+                             "another checkout, e.g. the main before a change)")
     args = parser.parse_args(argv)
     args.servers = [name for name in args.servers.split(",") if name]
     args.loads = [name for name in args.loads.split(",") if name]
+    if args.before:
+        BEFORE_PYTHON[:] = [args.before]
     unknown = set(args.servers) - set(names) | set(args.loads) - set(loads)
     if unknown:
         parser.error(f"unknown server or load: {', '.join(sorted(unknown))}")
