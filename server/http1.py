@@ -33,7 +33,7 @@ from .h1body import RECV_SIZE, RequestBody
 from .h1sink import H1Sink, error_response
 from .metrics import rejection_of
 from .negotiate import handshake, upgrade, watch_preface
-from .parking import Action, Phase
+from .parking import Action, Phase, lingered, shut_and_linger
 from .proxyheader import new_reader, take_proxy_header
 from .rates import RateClock
 from .runtime import Host, Runtime
@@ -41,7 +41,6 @@ from .sockio import lingering_ok, recv_copy
 from .wsgi import build_environ
 
 LINGER_S = 2.0  # how long a rejected connection is read (and discarded) before the close
-LINGER_MAX_BYTES = 1 << 20
 # A body of which this much was waiting in one round of the poller streams to the
 # application at once: its client is fast (see on_readable).
 FAST_BODY_BYTES = 256 * 1024
@@ -163,8 +162,7 @@ class HTTP1Connection(RequestBody):
         except OSError:
             return CLOSE
         if self.phase == LINGER:
-            self.lingered_bytes += len(data)
-            return WAIT if data and self.lingered_bytes < LINGER_MAX_BYTES else CLOSE
+            return lingered(self, data)
         if self.h2c_watch:
             switched, data = watch_preface(self, data)
             if switched is not None:
@@ -288,12 +286,9 @@ class HTTP1Connection(RequestBody):
         runtime.count_rejected(rejection_of(code))
         try:
             self.sock.send(error_response(code, runtime.http_date(), runtime.server_header))
-            self.sock.shutdown(socket.SHUT_WR)
         except OSError:
             return CLOSE
-        self.phase = LINGER
-        self.deadline = time.monotonic() + LINGER_S
-        return WAIT
+        return shut_and_linger(self, LINGER_S)
 
     # -- in a worker --------------------------------------------------------------------
 
@@ -421,13 +416,7 @@ class HTTP1Connection(RequestBody):
         """CLOSE when closing now resets nothing; else shut our side and LINGER (WAIT)."""
         if lingering_ok(self.sock):
             return CLOSE
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            return CLOSE
-        self.phase = LINGER
-        self.deadline = time.monotonic() + LINGER_S
-        return WAIT
+        return shut_and_linger(self, LINGER_S)
 
     def abort(self, reset: bool = False) -> None:
         """Drop the connection mid-response; `reset` sends RST so no close looks complete."""

@@ -55,7 +55,7 @@ from .h2budget import ERROR_HOLD_S, ReadBudget
 from .h2cold import pack_if_cold, plan_packing, unpack
 from .h2events import OUTPUT_HIGH_BYTES, StreamEvents
 from .h2stream import H2Stream
-from .parking import Action, Phase
+from .parking import Action, Phase, lingered, shut_and_linger
 from .runtime import Host, Runtime
 from .wakeup import DESCRIPTORS as WAKEUP_DESCRIPTORS
 from .wakeup import Wakeup
@@ -64,7 +64,6 @@ RECV_BYTES = 65536
 SEND_BYTES = 256 * 1024  # at most this much per send() call
 GATHER_WAIT_MS = 20  # an idle turn with a body arriving waits this long for more, then parks
 LINGER_S = 1.0  # after our last frame, how long the client's late bytes are read (parked)
-LINGER_MAX_BYTES = 1 << 20
 NEWS_POLL_MS = 10  # out of descriptors for a wake-up: how often a thread looks for news
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
 # What a client's conduct can raise (socket and TLS errors, a state h2 refuses): one debug
@@ -249,15 +248,7 @@ class H2Driver(StreamEvents, ReadBudget):
         return self._begin_linger()
 
     def _begin_linger(self) -> Action:
-        """Half-close and read what the client still sends for a moment, parked: closing
-        with unread bytes would reset the connection and could destroy our last frames."""
-        try:
-            self.sock.shutdown(socket.SHUT_WR)
-        except OSError:
-            return CLOSE
-        self.phase = Phase.LINGER
-        self.deadline = time.monotonic() + LINGER_S
-        return WAIT
+        return shut_and_linger(self, LINGER_S)
 
     def _linger_read(self) -> Action:
         try:
@@ -266,8 +257,7 @@ class H2Driver(StreamEvents, ReadBudget):
             return WAIT
         except OSError:
             return CLOSE
-        self.lingered_bytes += len(data)
-        return WAIT if data and self.lingered_bytes < LINGER_MAX_BYTES else CLOSE
+        return lingered(self, data)
 
     # -- a driver thread's turn ---------------------------------------------------------------
 

@@ -1,7 +1,8 @@
 """What the poller parks, in one place: the phases a parked connection can be in, the
 actions it answers with, and the small Parkable interface the poller (server/poller.py) deals
-in, so that the poller knows no protocol (server/http1.py implements it today). A parked
-connection waits to read, except in phase WRITE, where it waits to write (`wants_write`).
+in, so that the poller knows no protocol (server/http1.py and server/http2.py implement it),
+and the lingering close both use. A parked connection waits to read, except in phase WRITE,
+where it waits to write (`wants_write`).
 
 Phases are ordered on purpose, and the code compares them:
 - below LINGER (HANDSHAKE, IDLE, HEAD) a connection waits for a request to begin: a graceful
@@ -14,8 +15,12 @@ Phases are ordered on purpose, and the code compares them:
 
 from __future__ import annotations
 
+import socket
+import time
 from enum import IntEnum
 from typing import Protocol
+
+LINGER_MAX_BYTES = 1 << 20  # what a lingering connection reads, at most, before the close
 
 
 class Phase(IntEnum):
@@ -68,3 +73,32 @@ class Parkable(Protocol):
 
     def serve(self) -> None:
         """Run on a pool worker after DISPATCH."""
+
+
+class Lingering(Protocol):
+    """A connection that can linger: its socket, phase, deadline and what it has read."""
+
+    sock: socket.socket
+    phase: Phase
+    deadline: float
+    lingered_bytes: int
+
+
+def shut_and_linger(conn: Lingering, linger_s: float) -> Action:
+    """Shut our side and read (and drop) what the client still sends for `linger_s`,
+    parked in phase LINGER: closing with unread bytes would reset the connection, and the
+    reset could destroy our last bytes on their way. CLOSE when the socket is gone."""
+    try:
+        conn.sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        return Action.CLOSE
+    conn.phase = Phase.LINGER
+    conn.deadline = time.monotonic() + linger_s
+    return Action.WAIT
+
+
+def lingered(conn: Lingering, data: bytes) -> Action:
+    """What a lingering connection read: WAIT for more; CLOSE at the client's end, or once
+    LINGER_MAX_BYTES have come (a client that keeps sending is not read for ever)."""
+    conn.lingered_bytes += len(data)
+    return Action.WAIT if data and conn.lingered_bytes < LINGER_MAX_BYTES else Action.CLOSE
