@@ -62,7 +62,8 @@ from .wakeup import Wakeup
 
 RECV_BYTES = 65536
 SEND_BYTES = 256 * 1024  # at most this much per send() call
-GATHER_WAIT_MS = 20  # an idle turn with a body arriving waits this long for more, then parks
+GATHER_WAIT_MS = 20  # an idle turn with a body in full flow waits this long for more, then parks
+FLOWING_BYTES = 8192  # a read at least this large: the body is in full flow
 LINGER_S = 1.0  # after our last frame, how long the client's late bytes are read (parked)
 NEWS_POLL_MS = 10  # out of descriptors for a wake-up: how often a thread looks for news
 _POLLIN = select.POLLIN | select.POLLPRI | select.POLLHUP | select.POLLERR
@@ -127,6 +128,7 @@ class H2Driver(StreamEvents, ReadBudget):
         self.stalled: dict[int, H2Stream] = {}  # streams with output waiting for a window
         self.gathering: dict[int, H2Stream] = {}  # bodies arriving before their worker starts
         self.gathered_bytes = 0
+        self.last_read_bytes = 0  # the size of the last read (a body in full flow?)
         self.out = bytearray()
         self.last_progress = time.monotonic()
         self.idle_since = time.monotonic()
@@ -378,8 +380,8 @@ class H2Driver(StreamEvents, ReadBudget):
 
     def _idle_wait_ms(self) -> int:
         """How long an idle turn waits before parking: not at all, or a moment while a
-        body arrives before dispatch (a body in full flow keeps its thread; a trickle parks)."""
-        if not self.gathering:
+        body arrives in full flow before dispatch (it keeps its thread; a trickle parks)."""
+        if not self.gathering or self.last_read_bytes < FLOWING_BYTES:
             return 0
         timeout_ms = self._timeout_ms()
         return GATHER_WAIT_MS if timeout_ms < 0 else min(timeout_ms, GATHER_WAIT_MS)
@@ -503,6 +505,7 @@ class H2Driver(StreamEvents, ReadBudget):
                 self.read_closed = True
                 self._forget_all("the client closed the connection")
                 return
+            self.last_read_bytes = len(data)
             self._receive(data)
             if self.broken or self.read_closed or self._paused() or \
                     len(self.out) >= OUTPUT_HIGH_BYTES:
