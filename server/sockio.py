@@ -49,6 +49,7 @@ def send_all(sock: socket.socket, data: bytes | bytearray | memoryview, timeout_
 
 
 _scratch = threading.local()  # each thread's receive buffer (see recv_copy)
+RECV_BUFFER_BYTES = 65536  # its first size (reads are at most this, but for larger asks)
 
 
 def recv_copy(sock: socket.socket, size: int) -> bytes:
@@ -58,12 +59,16 @@ def recv_copy(sock: socket.socket, size: int) -> bytes:
     behind it, smaller objects settle in those tails, and under steady uploads the heaps grew
     without end (free space inside them growing, about 1 MiB a minute at 600 uploads of
     1 MiB a second; issue 14 item 12). With this they stay the same size."""
-    buffer = getattr(_scratch, "buffer", None)
-    if buffer is None or len(buffer) < size:
+    try:
+        buffer = _scratch.buffer
+    except AttributeError:
+        buffer = _scratch.buffer = bytearray(RECV_BUFFER_BYTES)
+    if len(buffer) < size:
         buffer = _scratch.buffer = bytearray(size)
     count = sock.recv_into(buffer, size)
-    with memoryview(buffer) as view, view[:count] as data:
-        return data.tobytes()
+    # The views last only for this expression (the buffer is replaced, never resized, so
+    # a view alive elsewhere could not stop it either): no `with` on the request path.
+    return memoryview(buffer)[:count].tobytes()
 
 
 def recv_some(sock: socket.socket, size: int, deadline: float) -> bytes:
