@@ -21,7 +21,7 @@ from .. import protocol
 from .errors import BodyTimeout, ClientGone, RequestBodyError
 from .parking import Action, Phase
 from .rates import RateClock, why_body_late
-from .sockio import recv_some, send_all
+from .sockio import recv_copy, recv_some, send_all
 
 if TYPE_CHECKING:  # the attributes HTTP1Connection (server/http1.py) gives its mixin
     import socket
@@ -163,13 +163,29 @@ class RequestBody:
             engine.receive_data(self._recv_body())
 
     def _recv_body(self) -> bytes:
-        """The next bytes of a streamed body, waiting at most body_timeout, and no longer
-        than min_request_rate allows: only time spent waiting here counts (the clock is
-        moved on by the application's own time since the last wait)."""
+        """The next bytes of a streamed body: at once when they are here (no clock is read:
+        most reads of a fast upload), else waited for (`_wait_for_body_bytes`)."""
+        try:
+            data = recv_copy(self.sock, RECV_SIZE)
+        except BlockingIOError:
+            return self._wait_for_body_bytes()
+        except OSError as exc:
+            raise self._body_failed(f"reading the request body: {exc}", 400) from None
+        clock = self.body_clock
+        if clock is not None:
+            clock.moved += len(data)
+        return data
+
+    def _wait_for_body_bytes(self) -> bytes:
+        """Wait at most body_timeout for more of the body, and no longer than
+        min_request_rate allows: only time spent waiting counts (the clock is moved on by
+        the application's own time since the last wait; bytes that were there at once count
+        as moved)."""
         now = time.monotonic()
         clock = self.body_clock
         if clock is None:
             clock = self.body_clock = RateClock(self.runtime.min_request_rate, now)
+            clock.moved = self.body_consumed
         else:
             clock.started_s += now - self.body_paused_s
         try:
