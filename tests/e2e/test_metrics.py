@@ -110,7 +110,9 @@ def test_single_process_counts_requests_and_serves_probes(serve) -> None:
     conn.request("BREW", "/status?code=418")  # an unknown method is counted as "other"
     conn.getresponse().read()
     conn.close()
-    samples = scrape(address)
+    # A request is counted once its response is on the wire: the client may scrape first.
+    samples = wait_for(address, lambda s: value(
+        s, "treadle_http_request_duration_seconds_count") == 5)
     assert requests_of(samples) == 3
     assert requests_of(samples, "POST") == 1
     assert requests_of(samples, "other", "418") == 1
